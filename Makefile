@@ -1,0 +1,90 @@
+# KTE build, test and release targets. `make test` is what CI runs (.ci/run).
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+
+NAME     := kinesis-telemetry-extension
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS  := -s -w -X main.version=$(VERSION)
+ARCHES   := amd64 arm64
+GOTEST   ?= go test
+PKGS     := ./...
+FUZZTIME ?= 10s
+BENCHCOUNT ?= 10
+
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+export CDK_DISABLE_VERSION_CHECK := 1
+
+.PHONY: build-host all deps fmt fmt-check vet lint test test-unit test-race test-cdk fuzz bench build layer demo synth clean
+
+all: build
+
+## deps: download Go modules and the Node tools (kinesalite) the tests use.
+deps:
+	go mod download
+	cd tools/kinesalite && npm ci --no-audit --no-fund --loglevel=error
+	@if [ -f cdk/go.mod ]; then cd cdk && go mod download; fi
+
+fmt:
+	gofmt -w $$(git ls-files '*.go')
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '^cdk/' ) ); \
+	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+
+vet:
+	go vet $(PKGS)
+
+lint:
+	go tool staticcheck -checks=all,-ST1000,-ST1003 $(PKGS)
+
+## test: everything CI checks: format, vet, staticcheck, tests (shuffled), race tests, CDK tests.
+test: deps fmt-check vet lint test-unit test-race test-cdk
+
+test-unit:
+	$(GOTEST) -shuffle=on -count=1 -timeout 15m $(PKGS)
+
+test-race:
+	$(GOTEST) -race -short -count=1 -timeout 15m $(PKGS)
+
+test-cdk:
+	@if [ -f cdk/go.mod ]; then \
+		$(MAKE) layer && cd cdk && gofmt -l . | (! grep .) && go vet ./... && $(GOTEST) -count=1 -timeout 15m ./...; \
+	else echo "cdk/: not present yet"; fi
+
+## fuzz: a short run of every fuzz target (FUZZTIME each).
+fuzz:
+	@for pkg in $$(go list ./...); do \
+		for f in $$(go test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
+			echo "fuzz $$pkg $$f"; go test -run='^$$' -fuzz="^$$f$$" -fuzztime=$(FUZZTIME) $$pkg; \
+		done; \
+	done
+
+## bench: benchmarks with -count for benchstat; results in bench/results/.
+bench:
+	mkdir -p bench/results
+	go test -run='^$$' -bench=. -benchmem -count=$(BENCHCOUNT) -timeout 60m ./ring/ ./listener/ ./batch/ ./bench/... | tee bench/results/latest.txt
+	go tool benchstat bench/results/latest.txt > bench/results/latest-benchstat.txt
+	@cat bench/results/latest-benchstat.txt
+
+## build-host: the extension for this machine, used by end-to-end tests and the demo.
+build-host:
+	@mkdir -p build/host
+	CGO_ENABLED=0 go build -trimpath -ldflags "$(LDFLAGS)" -o build/host/$(NAME) .
+
+## build: static linux binaries for both Lambda architectures.
+build:
+	@for arch in $(ARCHES); do \
+		mkdir -p build/$$arch/extensions; \
+		CGO_ENABLED=0 GOOS=linux GOARCH=$$arch go build -trimpath -ldflags "$(LDFLAGS)" -o build/$$arch/extensions/$(NAME) . ; \
+	done
+
+## layer: one zip per architecture, extensions/<name> at the zip root; prints sizes.
+layer: build
+	@for arch in $(ARCHES); do \
+		rm -f build/$(NAME)-$$arch.zip; \
+		(cd build/$$arch && zip -q -X -r ../$(NAME)-$$arch.zip extensions); \
+		printf '%s\t%s bytes\n' build/$(NAME)-$$arch.zip $$(stat -c %s build/$(NAME)-$$arch.zip); \
+	done
+
+clean:
+	rm -rf build cdk/cdk.out
