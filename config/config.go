@@ -1,0 +1,690 @@
+// Package config loads every KTE_ setting, and the parts of the Lambda
+// environment the extension needs, in one call that reports every bad
+// variable at once.
+//
+// Load never falls back silently: a set variable is either valid or an error
+// naming the variable, its raw value and the accepted range. Vars documents
+// every variable and is the source of the README configuration table.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/bits"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// Names of the Lambda environment variables Load reads.
+const (
+	EnvRuntimeAPI         = "AWS_LAMBDA_RUNTIME_API"
+	EnvInitializationType = "AWS_LAMBDA_INITIALIZATION_TYPE"
+	EnvMaxConcurrency     = "AWS_LAMBDA_MAX_CONCURRENCY"
+
+	// InitializationTypeLMI is the AWS_LAMBDA_INITIALIZATION_TYPE value of
+	// Lambda Managed Instances.
+	InitializationTypeLMI = "lambda-managed-instances"
+)
+
+// Ring size bounds.
+const (
+	DefaultRingBytes = 8 * MiB
+	MaxRingBytes     = 1 * GiB
+)
+
+// ErrInvalid is wrapped by every *VarError; errors.Is(err, ErrInvalid) tells
+// a configuration error from others.
+var ErrInvalid = errors.New("config: invalid variable")
+
+// VarError is one invalid (or missing) variable.
+type VarError struct {
+	Name  string
+	Value string // raw value; empty for a missing variable
+	Unset bool   // the variable is required but not set
+	Want  string // what would be accepted, e.g. "between 1KiB and 10MiB"
+}
+
+func (e *VarError) Error() string {
+	if e.Unset {
+		return e.Name + " is not set: must be " + e.Want
+	}
+	return e.Name + "=" + strconv.Quote(e.Value) + ": must be " + e.Want
+}
+
+// Unwrap returns ErrInvalid.
+func (e *VarError) Unwrap() error { return ErrInvalid }
+
+// FlushMode says when buffered telemetry is delivered (KTE_FLUSH).
+type FlushMode uint8
+
+// Flush modes.
+const (
+	FlushInvoke   FlushMode = iota // during the next invocation (default)
+	FlushEnd                       // after this invocation's runtimeDone
+	FlushPeriodic                  // at an invocation once Period has passed
+	FlushAuto                      // end while invocations are rare, invoke once frequent
+)
+
+func (m FlushMode) String() string {
+	switch m {
+	case FlushInvoke:
+		return "invoke"
+	case FlushEnd:
+		return "end"
+	case FlushPeriodic:
+		return "periodic"
+	case FlushAuto:
+		return "auto"
+	}
+	return "FlushMode(" + strconv.Itoa(int(m)) + ")"
+}
+
+// Flush is the parsed KTE_FLUSH.
+type Flush struct {
+	Mode   FlushMode
+	Period time.Duration // FlushPeriodic only; between 1s and 1h
+}
+
+func (f Flush) String() string {
+	if f.Mode == FlushPeriodic {
+		return "periodic:" + f.Period.String()
+	}
+	return f.Mode.String()
+}
+
+// PartitionKeyMode says how records get their partition key
+// (KTE_PARTITION_KEY).
+type PartitionKeyMode uint8
+
+// Partition key modes.
+const (
+	PartitionKeyEnvironment PartitionKeyMode = iota // one random key per execution environment
+	PartitionKeyRandom                              // a random key per batch
+	PartitionKeyFunction                            // the function name
+	PartitionKeyFixed                               // PartitionKey.Fixed
+)
+
+func (m PartitionKeyMode) String() string {
+	switch m {
+	case PartitionKeyEnvironment:
+		return "environment"
+	case PartitionKeyRandom:
+		return "random"
+	case PartitionKeyFunction:
+		return "function"
+	case PartitionKeyFixed:
+		return "fixed"
+	}
+	return "PartitionKeyMode(" + strconv.Itoa(int(m)) + ")"
+}
+
+// PartitionKey is the parsed KTE_PARTITION_KEY.
+type PartitionKey struct {
+	Mode  PartitionKeyMode
+	Fixed string // PartitionKeyFixed only: 1–256 characters of valid UTF-8
+}
+
+// Telemetry API event types (KTE_TYPES).
+const (
+	TypePlatform  = "platform"
+	TypeFunction  = "function"
+	TypeExtension = "extension"
+)
+
+// Metric dimensions (KTE_METRICS_DIMENSIONS).
+const (
+	DimensionFunction = "function"
+	DimensionVersion  = "version"
+	DimensionStream   = "stream"
+)
+
+// Config is the validated configuration. Load returns it by value; it is
+// read-only afterwards and safe to share between goroutines.
+type Config struct {
+	// StreamName is always set: the name given, or the name part of the ARN.
+	// Requests always carry it (kinesalite rejects ARN-only requests).
+	StreamName string
+	// StreamARN is set when KTE_STREAM was an ARN; requests then carry it too.
+	StreamARN string
+
+	RingBytes  int
+	ListenPort int
+	Enrich     bool
+	Types      []string // subset of TypePlatform, TypeFunction, TypeExtension, in the order given
+
+	BufferMaxItems  int
+	BufferMaxBytes  int
+	BufferTimeoutMs int
+
+	BatchMaxRecords int
+	BatchMaxBytes   int
+	RecordMaxBytes  int
+
+	PartitionKey    PartitionKey
+	Flush           Flush
+	FlushEndMaxWait time.Duration
+	SendTimeout     time.Duration
+	ShutdownMargin  time.Duration
+
+	Metrics           bool
+	MetricsNamespace  string
+	MetricsDimensions []string // subset of Dimension*, in the order given; empty for "none"
+
+	LogLevel slog.Level
+
+	// Lambda environment.
+	RuntimeAPI      string // host:port of the Runtime API
+	Region          string // AWS_REGION, else AWS_DEFAULT_REGION, else the ARN's region; may be empty
+	FunctionName    string
+	FunctionVersion string
+	// LMI is true under Lambda Managed Instances (AWS_LAMBDA_INITIALIZATION_TYPE
+	// is "lambda-managed-instances", or the emulator's AWS_LAMBDA_MAX_CONCURRENCY
+	// is set): register SHUTDOWN only.
+	LMI bool
+	// SchemaVersion is the Telemetry API schema to subscribe with:
+	// SchemaVersionLMI under LMI, else SchemaVersionDefault.
+	SchemaVersion string
+}
+
+// MaxPostReservation returns the most ring bytes one Telemetry API delivery
+// can need: 2 x BufferMaxBytes + PostSlackBytes for the body, a frame header
+// (plus EnrichPrefixMaxBytes when enriching) per event for up to
+// BufferMaxItems events, and one block header, rounded up to 8. The listener
+// sizes its body limit and the ring its minimum from this one figure.
+func (c Config) MaxPostReservation() int {
+	return maxPostReservation(c.BufferMaxBytes, c.BufferMaxItems, c.Enrich)
+}
+
+func maxPostReservation(maxBytes, maxItems int, enrich bool) int {
+	perEvent := FrameHeaderBytes
+	if enrich {
+		perEvent += EnrichPrefixMaxBytes
+	}
+	n := 2*maxBytes + PostSlackBytes + maxItems*perEvent + BlockHeaderBytes
+	return (n + 7) &^ 7
+}
+
+// MinRingBytes returns the smallest ring the configuration allows: the power
+// of two at or above 2 x MaxPostReservation.
+func (c Config) MinRingBytes() int {
+	return minRingBytes(c.MaxPostReservation())
+}
+
+func minRingBytes(reservation int) int {
+	return 1 << bits.Len(uint(2*reservation-1))
+}
+
+// Load reads and validates the configuration through lookup (os.LookupEnv in
+// production, a map in tests). It returns every problem at once, joined with
+// errors.Join; each is a *VarError naming the variable, its raw value and
+// what is accepted. Unset optional variables take their documented default.
+func Load(lookup func(string) (string, bool)) (Config, error) {
+	l := loader{lookup: lookup}
+	var c Config
+
+	c.StreamName, c.StreamARN = l.stream("KTE_STREAM")
+	c.ListenPort = l.port("KTE_LISTEN_PORT")
+	c.Enrich = l.boolean("KTE_ENRICH")
+	c.Types = l.list("KTE_TYPES", []string{TypePlatform, TypeFunction, TypeExtension}, false)
+
+	bufItems, okItems := l.intIn("KTE_BUFFER_MAX_ITEMS", TelemetryMinMaxItems, TelemetryMaxMaxItems)
+	bufBytes, okBytes := l.sizeIn("KTE_BUFFER_MAX_BYTES", TelemetryMinMaxBytes, TelemetryMaxMaxBytes)
+	c.BufferMaxItems, c.BufferMaxBytes = bufItems, bufBytes
+	c.BufferTimeoutMs, _ = l.intIn("KTE_BUFFER_TIMEOUT_MS", TelemetryMinTimeoutMs, TelemetryMaxTimeoutMs)
+
+	c.BatchMaxRecords, _ = l.intIn("KTE_BATCH_MAX_RECORDS", 1, KinesisMaxRecordsPerRequest)
+	batchBytes, okBatch := l.sizeIn("KTE_BATCH_MAX_BYTES", KiB, KinesisLargeRecordMaxBytes)
+	recBytes, okRec := l.sizeIn("KTE_RECORD_MAX_BYTES", KiB, KinesisLargeRecordMaxBytes)
+	c.BatchMaxBytes, c.RecordMaxBytes = batchBytes, recBytes
+	if okBatch && okRec && recBytes > batchBytes {
+		// Blame the variable the user set; if only the batch limit was set,
+		// the record limit is still at its default.
+		if raw, set := l.raw("KTE_RECORD_MAX_BYTES"); set {
+			l.fail("KTE_RECORD_MAX_BYTES", raw, fmt.Sprintf("≤ KTE_BATCH_MAX_BYTES=%s", FormatBytes(int64(batchBytes))))
+		} else {
+			raw, _ = l.raw("KTE_BATCH_MAX_BYTES")
+			l.fail("KTE_BATCH_MAX_BYTES", raw, fmt.Sprintf("≥ KTE_RECORD_MAX_BYTES=%s (its default; lower KTE_RECORD_MAX_BYTES too)", FormatBytes(int64(recBytes))))
+		}
+	}
+
+	c.PartitionKey = l.partitionKey("KTE_PARTITION_KEY")
+	c.Flush = l.flush("KTE_FLUSH")
+	c.FlushEndMaxWait = l.millis("KTE_FLUSH_END_MAX_WAIT_MS", 0, 60000)
+	c.SendTimeout = l.millis("KTE_SEND_TIMEOUT_MS", 100, 60000)
+	c.ShutdownMargin = l.millis("KTE_SHUTDOWN_MARGIN_MS", 0, 1000)
+
+	c.Metrics = l.boolean("KTE_METRICS")
+	c.MetricsNamespace = l.namespace("KTE_METRICS_NAMESPACE")
+	c.MetricsDimensions = l.list("KTE_METRICS_DIMENSIONS", []string{DimensionFunction, DimensionVersion, DimensionStream}, true)
+	c.LogLevel = l.logLevel("KTE_LOG_LEVEL")
+
+	// The ring is checked last: its minimum depends on the buffer settings
+	// and KTE_ENRICH, so it is only judged when those are valid.
+	okEnrich := l.okBool("KTE_ENRICH")
+	c.RingBytes = l.ring("KTE_RING_BYTES", okItems && okBytes && okEnrich, bufBytes, bufItems, c.Enrich)
+
+	l.lambda(&c)
+
+	if len(l.errs) > 0 {
+		return Config{}, errors.Join(l.errs...)
+	}
+	return c, nil
+}
+
+// loader collects errors while parsing; not safe for concurrent use.
+type loader struct {
+	lookup func(string) (string, bool)
+	errs   []error
+}
+
+// raw returns the variable's value, or its documented default when unset.
+func (l *loader) raw(name string) (string, bool) {
+	if v, ok := l.lookup(name); ok {
+		return v, true
+	}
+	d := lookupDoc(name)
+	if d == nil {
+		panic("BUG: config: variable " + name + " missing from Vars")
+	}
+	return d.value, false
+}
+
+func (l *loader) fail(name, raw, want string) {
+	l.errs = append(l.errs, &VarError{Name: name, Value: raw, Want: want})
+}
+
+func (l *loader) stream(name string) (streamName, arn string) {
+	const want = "a stream name (1–128 characters of a-z A-Z 0-9 _ . -) or a stream ARN (arn:<partition>:kinesis:<region>:<12-digit account>:stream/<name>)"
+	v, set := l.raw(name)
+	if !set {
+		l.errs = append(l.errs, &VarError{Name: name, Unset: true, Want: want})
+		return "", ""
+	}
+	if validStreamName(v) {
+		return v, ""
+	}
+	if n, ok := parseStreamARN(v); ok {
+		return n, v
+	}
+	l.fail(name, v, want)
+	return "", ""
+}
+
+func validStreamName(s string) bool {
+	if len(s) == 0 || len(s) > KinesisMaxStreamNameLen {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '.' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// parseStreamARN checks arn:<partition>:kinesis:<region>:<account>:stream/<name>
+// and returns the name.
+func parseStreamARN(s string) (string, bool) {
+	parts := strings.SplitN(s, ":", 6)
+	if len(parts) != 6 || parts[0] != "arn" || parts[2] != "kinesis" {
+		return "", false
+	}
+	if !validPartition(parts[1]) || !validRegion(parts[3]) || !validAccount(parts[4]) {
+		return "", false
+	}
+	name, ok := strings.CutPrefix(parts[5], "stream/")
+	if !ok || !validStreamName(name) {
+		return "", false
+	}
+	return name, true
+}
+
+// validPartition accepts aws and aws-<suffix>... (aws-cn, aws-us-gov, aws-iso-b).
+func validPartition(p string) bool {
+	rest, ok := strings.CutPrefix(p, "aws")
+	if !ok {
+		return false
+	}
+	for rest != "" {
+		var word string
+		word, ok = strings.CutPrefix(rest, "-")
+		if !ok {
+			return false
+		}
+		i := 0
+		for i < len(word) && word[i] >= 'a' && word[i] <= 'z' {
+			i++
+		}
+		if i == 0 {
+			return false
+		}
+		rest = word[i:]
+	}
+	return true
+}
+
+// validRegion accepts lower-case words joined by '-' and ending in a number
+// (us-east-1, us-gov-west-1, eusc-de-east-1).
+func validRegion(r string) bool {
+	words := strings.Split(r, "-")
+	if len(words) < 2 {
+		return false
+	}
+	for i, w := range words {
+		if w == "" {
+			return false
+		}
+		last := i == len(words)-1
+		for j := 0; j < len(w); j++ {
+			c := w[j]
+			if last && !(c >= '0' && c <= '9') || !last && !(c >= 'a' && c <= 'z') {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+func validAccount(a string) bool {
+	if len(a) != 12 {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		if a[i] < '0' || a[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// parseUint accepts plain decimal digits only (no sign, no spaces), up to 9
+// digits.
+func parseUint(s string) (int, bool) {
+	if len(s) == 0 || len(s) > 9 {
+		return 0, false
+	}
+	n := 0
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return 0, false
+		}
+		n = n*10 + int(s[i]-'0')
+	}
+	return n, true
+}
+
+func (l *loader) intIn(name string, lo, hi int) (int, bool) {
+	v, _ := l.raw(name)
+	n, ok := parseUint(v)
+	if !ok || n < lo || n > hi {
+		l.fail(name, v, fmt.Sprintf("an integer between %d and %d", lo, hi))
+		return 0, false
+	}
+	return n, true
+}
+
+func (l *loader) millis(name string, lo, hi int) time.Duration {
+	n, _ := l.intIn(name, lo, hi)
+	return time.Duration(n) * time.Millisecond
+}
+
+func (l *loader) sizeIn(name string, lo, hi int) (int, bool) {
+	v, _ := l.raw(name)
+	n, err := ParseBytes(v)
+	if err != nil || n < int64(lo) || n > int64(hi) {
+		want := fmt.Sprintf("a size between %s and %s", FormatBytes(int64(lo)), FormatBytes(int64(hi)))
+		want += sizeHint(err)
+		l.fail(name, v, want)
+		return 0, false
+	}
+	return int(n), true
+}
+
+func sizeHint(err error) string {
+	switch {
+	case errors.Is(err, ErrAmbiguousUnit):
+		return ` (decimal units are ambiguous: use B, KiB, MiB or GiB, e.g. "1MiB" = 1048576 bytes)`
+	case err != nil:
+		return ` (bytes, or a whole number with unit B, KiB, MiB or GiB, e.g. "512KiB")`
+	}
+	return ""
+}
+
+func (l *loader) port(name string) int {
+	v, _ := l.raw(name)
+	n, ok := parseUint(v)
+	if !ok || n < 1 || n > 65535 || n == 9001 {
+		l.fail(name, v, "a port between 1 and 65535 other than 9001 (reserved by Lambda)")
+		return 0
+	}
+	return n
+}
+
+func parseBool(v string) (val, ok bool) {
+	switch strings.ToLower(v) {
+	case "true", "1", "on":
+		return true, true
+	case "false", "0", "off":
+		return false, true
+	}
+	return false, false
+}
+
+func (l *loader) boolean(name string) bool {
+	v, _ := l.raw(name)
+	b, ok := parseBool(v)
+	if !ok {
+		l.fail(name, v, "one of true, false, 1, 0, on, off")
+	}
+	return b
+}
+
+// okBool reports whether the variable holds a valid boolean (without adding
+// an error; boolean already did).
+func (l *loader) okBool(name string) bool {
+	v, _ := l.raw(name)
+	_, ok := parseBool(v)
+	return ok
+}
+
+// list parses a comma list of distinct items from allowed (case-insensitive,
+// spaces around items ignored). With allowNone, "none" means an empty list.
+func (l *loader) list(name string, allowed []string, allowNone bool) []string {
+	v, _ := l.raw(name)
+	want := "a comma list of " + strings.Join(allowed, ", ") + " without duplicates"
+	if allowNone {
+		want += `, or "none"`
+	}
+	if allowNone && strings.EqualFold(strings.TrimSpace(v), "none") {
+		return []string{}
+	}
+	items := strings.Split(v, ",")
+	out := make([]string, 0, len(items))
+	for _, it := range items {
+		it = strings.ToLower(strings.TrimSpace(it))
+		found := ""
+		for _, a := range allowed {
+			if it == a {
+				found = a
+			}
+		}
+		if found == "" || contains(out, found) {
+			l.fail(name, v, want)
+			return nil
+		}
+		out = append(out, found)
+	}
+	return out
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func (l *loader) partitionKey(name string) PartitionKey {
+	v, _ := l.raw(name)
+	switch v {
+	case "environment":
+		return PartitionKey{Mode: PartitionKeyEnvironment}
+	case "random":
+		return PartitionKey{Mode: PartitionKeyRandom}
+	case "function":
+		return PartitionKey{Mode: PartitionKeyFunction}
+	}
+	const want = "environment, random, function, or a fixed key of 1–256 characters"
+	for _, kw := range []string{"environment", "random", "function"} {
+		// A keyword in other case is almost certainly meant as the keyword;
+		// refuse rather than silently use it as a fixed key.
+		if strings.EqualFold(v, kw) {
+			l.fail(name, v, want+` (keywords are lower-case: did you mean "`+kw+`"?)`)
+			return PartitionKey{}
+		}
+	}
+	if v == "" || !utf8.ValidString(v) || utf8.RuneCountInString(v) > KinesisMaxPartitionKeyChars {
+		l.fail(name, v, want+" of valid UTF-8")
+		return PartitionKey{}
+	}
+	return PartitionKey{Mode: PartitionKeyFixed, Fixed: v}
+}
+
+func (l *loader) flush(name string) Flush {
+	v, _ := l.raw(name)
+	switch v {
+	case "invoke":
+		return Flush{Mode: FlushInvoke}
+	case "end":
+		return Flush{Mode: FlushEnd}
+	case "auto":
+		return Flush{Mode: FlushAuto}
+	}
+	if p, ok := strings.CutPrefix(v, "periodic:"); ok {
+		d, err := time.ParseDuration(p)
+		if err == nil && d >= time.Second && d <= time.Hour {
+			return Flush{Mode: FlushPeriodic, Period: d}
+		}
+	}
+	l.fail(name, v, `one of invoke, end, auto, or periodic:<duration between 1s and 1h> (e.g. "periodic:30s")`)
+	return Flush{}
+}
+
+// namespace checks a CloudWatch metric namespace: 1–255 ASCII characters
+// from A-Z a-z 0-9 . - _ / # : and space, with a non-space character, not
+// starting with ':' and not in the reserved "AWS/" space.
+func (l *loader) namespace(name string) string {
+	v, _ := l.raw(name)
+	ok := len(v) >= 1 && len(v) <= 255 && v[0] != ':' && strings.TrimSpace(v) != "" && !strings.HasPrefix(v, "AWS/")
+	for i := 0; ok && i < len(v); i++ {
+		c := v[i]
+		ok = c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte(".-_/#: ", c) >= 0
+	}
+	if !ok {
+		l.fail(name, v, `1–255 characters of A-Z a-z 0-9 . - _ / # : and space, not starting with ":" or "AWS/"`)
+		return ""
+	}
+	return v
+}
+
+func (l *loader) logLevel(name string) slog.Level {
+	v, _ := l.raw(name)
+	switch strings.ToLower(v) {
+	case "error":
+		return slog.LevelError
+	case "warn":
+		return slog.LevelWarn
+	case "info":
+		return slog.LevelInfo
+	case "debug":
+		return slog.LevelDebug
+	}
+	l.fail(name, v, "one of error, warn, info, debug")
+	return slog.LevelInfo
+}
+
+// ring validates KTE_RING_BYTES against the reservation that the buffer
+// settings imply; depsOK says whether those settings parsed.
+func (l *loader) ring(name string, depsOK bool, bufBytes, bufItems int, enrich bool) int {
+	v, set := l.lookup(name)
+	if !depsOK {
+		if set {
+			// Still check what can be checked alone.
+			n, err := ParseBytes(v)
+			if err != nil || n <= 0 || n&(n-1) != 0 || n > MaxRingBytes {
+				l.fail(name, v, "a power of two ≤ 1GiB"+sizeHint(err))
+			}
+		}
+		return 0
+	}
+	res := maxPostReservation(bufBytes, bufItems, enrich)
+	minimum := minRingBytes(res)
+	if !set {
+		return max(DefaultRingBytes, minimum)
+	}
+	n, err := ParseBytes(v)
+	if err != nil || n < int64(minimum) || n&(n-1) != 0 || n > MaxRingBytes {
+		l.fail(name, v, fmt.Sprintf(
+			"a power of two between %s and %s; the minimum is 2 × the largest delivery reservation for KTE_BUFFER_MAX_BYTES=%s, KTE_BUFFER_MAX_ITEMS=%d and KTE_ENRICH=%t (2 × %s + %s + %d × %d B per event + %d B = %d B)%s",
+			FormatBytes(int64(minimum)), FormatBytes(MaxRingBytes),
+			FormatBytes(int64(bufBytes)), bufItems, enrich,
+			FormatBytes(int64(bufBytes)), FormatBytes(PostSlackBytes), bufItems, perEventBytes(enrich), BlockHeaderBytes, res,
+			sizeHint(err)))
+		return 0
+	}
+	return int(n)
+}
+
+func perEventBytes(enrich bool) int {
+	if enrich {
+		return FrameHeaderBytes + EnrichPrefixMaxBytes
+	}
+	return FrameHeaderBytes
+}
+
+// lambda reads the Lambda environment.
+func (l *loader) lambda(c *Config) {
+	api, ok := l.lookup(EnvRuntimeAPI)
+	switch {
+	case !ok:
+		l.errs = append(l.errs, &VarError{Name: EnvRuntimeAPI, Unset: true, Want: "host:port of the Lambda Runtime API (set by Lambda; is this running as a Lambda extension?)"})
+	case !validHostPort(api):
+		l.fail(EnvRuntimeAPI, api, "host:port of the Lambda Runtime API")
+	default:
+		c.RuntimeAPI = api
+	}
+
+	c.Region, _ = l.lookup("AWS_REGION")
+	if c.Region == "" {
+		c.Region, _ = l.lookup("AWS_DEFAULT_REGION")
+	}
+	if c.Region == "" && c.StreamARN != "" {
+		c.Region = strings.SplitN(c.StreamARN, ":", 5)[3]
+	}
+	c.FunctionName, _ = l.lookup("AWS_LAMBDA_FUNCTION_NAME")
+	c.FunctionVersion, _ = l.lookup("AWS_LAMBDA_FUNCTION_VERSION")
+
+	initType, _ := l.lookup(EnvInitializationType)
+	maxConc, _ := l.lookup(EnvMaxConcurrency)
+	c.LMI = initType == InitializationTypeLMI || maxConc != ""
+	c.SchemaVersion = SchemaVersionDefault
+	if c.LMI {
+		c.SchemaVersion = SchemaVersionLMI
+	}
+}
+
+func validHostPort(s string) bool {
+	host, port, err := net.SplitHostPort(s)
+	if err != nil || host == "" {
+		return false
+	}
+	p, ok := parseUint(port)
+	return ok && p >= 1 && p <= 65535
+}

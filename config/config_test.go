@@ -1,0 +1,563 @@
+package config
+
+import (
+	"errors"
+	"log/slog"
+	"reflect"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// baseEnv is the smallest valid environment.
+func baseEnv() map[string]string {
+	return map[string]string{
+		"KTE_STREAM":             "telemetry",
+		"AWS_LAMBDA_RUNTIME_API": "127.0.0.1:9001",
+	}
+}
+
+func mapLookup(m map[string]string) func(string) (string, bool) {
+	return func(k string) (string, bool) {
+		v, ok := m[k]
+		return v, ok
+	}
+}
+
+// loadWith loads baseEnv with kv (name, value pairs) applied on top.
+func loadWith(kv ...string) (Config, error) {
+	env := baseEnv()
+	for i := 0; i+1 < len(kv); i += 2 {
+		env[kv[i]] = kv[i+1]
+	}
+	return Load(mapLookup(env))
+}
+
+func TestLoadDefaults(t *testing.T) {
+	c, err := Load(mapLookup(baseEnv()))
+	if err != nil {
+		t.Fatalf("unexpected error: %v", err)
+	}
+	want := Config{
+		StreamName:        "telemetry",
+		RingBytes:         8 << 20,
+		ListenPort:        4243,
+		Enrich:            true,
+		Types:             []string{"platform", "function", "extension"},
+		BufferMaxItems:    1000,
+		BufferMaxBytes:    1 << 20,
+		BufferTimeoutMs:   100,
+		BatchMaxRecords:   500,
+		BatchMaxBytes:     5 << 20,
+		RecordMaxBytes:    1 << 20,
+		PartitionKey:      PartitionKey{Mode: PartitionKeyEnvironment},
+		Flush:             Flush{Mode: FlushInvoke},
+		FlushEndMaxWait:   2 * time.Second,
+		SendTimeout:       2 * time.Second,
+		ShutdownMargin:    200 * time.Millisecond,
+		Metrics:           true,
+		MetricsNamespace:  "KTE",
+		MetricsDimensions: []string{"function"},
+		LogLevel:          slog.LevelInfo,
+		RuntimeAPI:        "127.0.0.1:9001",
+		SchemaVersion:     "2022-12-13",
+	}
+	if !reflect.DeepEqual(c, want) {
+		t.Fatalf("unexpected defaults;\ngot  %+v\nwant %+v", c, want)
+	}
+}
+
+// TestLoadValid checks that each valid value is accepted and parsed.
+func TestLoadValid(t *testing.T) {
+	f := func(name, value string, field func(Config) any, want any) {
+		t.Helper()
+		c, err := loadWith(name, value)
+		if err != nil {
+			t.Fatalf("unexpected error for %s=%q: %v", name, value, err)
+		}
+		if got := field(c); !reflect.DeepEqual(got, want) {
+			t.Fatalf("unexpected value for %s=%q; got %#v; want %#v", name, value, got, want)
+		}
+	}
+	streamName := func(c Config) any { return c.StreamName }
+	streamARN := func(c Config) any { return c.StreamARN }
+	f("KTE_STREAM", "a", streamName, "a")
+	f("KTE_STREAM", "My_stream.v2-x", streamName, "My_stream.v2-x")
+	f("KTE_STREAM", strings.Repeat("s", 128), streamName, strings.Repeat("s", 128))
+	f("KTE_STREAM", "arn:aws:kinesis:eu-west-1:111122223333:stream/orders", streamName, "orders")
+	f("KTE_STREAM", "arn:aws:kinesis:eu-west-1:111122223333:stream/orders", streamARN, "arn:aws:kinesis:eu-west-1:111122223333:stream/orders")
+	f("KTE_STREAM", "arn:aws-us-gov:kinesis:us-gov-west-1:111122223333:stream/s", streamName, "s")
+	f("KTE_STREAM", "arn:aws-cn:kinesis:cn-north-1:111122223333:stream/s", streamName, "s")
+	f("KTE_STREAM", "telemetry", streamARN, "")
+
+	port := func(c Config) any { return c.ListenPort }
+	f("KTE_LISTEN_PORT", "1", port, 1)
+	f("KTE_LISTEN_PORT", "9000", port, 9000)
+	f("KTE_LISTEN_PORT", "9002", port, 9002)
+	f("KTE_LISTEN_PORT", "65535", port, 65535)
+
+	enrich := func(c Config) any { return c.Enrich }
+	for _, v := range []string{"true", "TRUE", "True", "1", "on", "ON"} {
+		f("KTE_ENRICH", v, enrich, true)
+	}
+	for _, v := range []string{"false", "FALSE", "0", "off", "Off"} {
+		f("KTE_ENRICH", v, enrich, false)
+	}
+
+	types := func(c Config) any { return c.Types }
+	f("KTE_TYPES", "platform", types, []string{"platform"})
+	f("KTE_TYPES", "function,platform", types, []string{"function", "platform"})
+	f("KTE_TYPES", " extension , Function ", types, []string{"extension", "function"})
+	f("KTE_TYPES", "platform,function,extension", types, []string{"platform", "function", "extension"})
+
+	items := func(c Config) any { return c.BufferMaxItems }
+	f("KTE_BUFFER_MAX_ITEMS", "1000", items, 1000)
+	f("KTE_BUFFER_MAX_ITEMS", "10000", items, 10000)
+	bufBytes := func(c Config) any { return c.BufferMaxBytes }
+	f("KTE_BUFFER_MAX_BYTES", "256KiB", bufBytes, 256<<10)
+	f("KTE_BUFFER_MAX_BYTES", "262144", bufBytes, 256<<10)
+	f("KTE_BUFFER_MAX_BYTES", "1MiB", bufBytes, 1<<20)
+	f("KTE_BUFFER_MAX_BYTES", "1048576", bufBytes, 1<<20)
+	timeout := func(c Config) any { return c.BufferTimeoutMs }
+	f("KTE_BUFFER_TIMEOUT_MS", "25", timeout, 25)
+	f("KTE_BUFFER_TIMEOUT_MS", "30000", timeout, 30000)
+
+	records := func(c Config) any { return c.BatchMaxRecords }
+	f("KTE_BATCH_MAX_RECORDS", "1", records, 1)
+	f("KTE_BATCH_MAX_RECORDS", "500", records, 500)
+	batchBytes := func(c Config) any { return c.BatchMaxBytes }
+	f("KTE_BATCH_MAX_BYTES", "1MiB", batchBytes, 1<<20)
+	f("KTE_BATCH_MAX_BYTES", "10MiB", batchBytes, 10<<20)
+	recBytes := func(c Config) any { return c.RecordMaxBytes }
+	f("KTE_RECORD_MAX_BYTES", "1KiB", recBytes, 1<<10)
+	f("KTE_RECORD_MAX_BYTES", "5MiB", recBytes, 5<<20)
+
+	pk := func(c Config) any { return c.PartitionKey }
+	f("KTE_PARTITION_KEY", "environment", pk, PartitionKey{Mode: PartitionKeyEnvironment})
+	f("KTE_PARTITION_KEY", "random", pk, PartitionKey{Mode: PartitionKeyRandom})
+	f("KTE_PARTITION_KEY", "function", pk, PartitionKey{Mode: PartitionKeyFunction})
+	f("KTE_PARTITION_KEY", "orders", pk, PartitionKey{Mode: PartitionKeyFixed, Fixed: "orders"})
+	f("KTE_PARTITION_KEY", "x", pk, PartitionKey{Mode: PartitionKeyFixed, Fixed: "x"})
+	f("KTE_PARTITION_KEY", strings.Repeat("é", 256), pk, PartitionKey{Mode: PartitionKeyFixed, Fixed: strings.Repeat("é", 256)})
+
+	flush := func(c Config) any { return c.Flush }
+	f("KTE_FLUSH", "invoke", flush, Flush{Mode: FlushInvoke})
+	f("KTE_FLUSH", "end", flush, Flush{Mode: FlushEnd})
+	f("KTE_FLUSH", "auto", flush, Flush{Mode: FlushAuto})
+	f("KTE_FLUSH", "periodic:1s", flush, Flush{Mode: FlushPeriodic, Period: time.Second})
+	f("KTE_FLUSH", "periodic:1m30s", flush, Flush{Mode: FlushPeriodic, Period: 90 * time.Second})
+	f("KTE_FLUSH", "periodic:1h", flush, Flush{Mode: FlushPeriodic, Period: time.Hour})
+
+	endWait := func(c Config) any { return c.FlushEndMaxWait }
+	f("KTE_FLUSH_END_MAX_WAIT_MS", "0", endWait, time.Duration(0))
+	f("KTE_FLUSH_END_MAX_WAIT_MS", "60000", endWait, time.Minute)
+	send := func(c Config) any { return c.SendTimeout }
+	f("KTE_SEND_TIMEOUT_MS", "100", send, 100*time.Millisecond)
+	f("KTE_SEND_TIMEOUT_MS", "60000", send, time.Minute)
+	margin := func(c Config) any { return c.ShutdownMargin }
+	f("KTE_SHUTDOWN_MARGIN_MS", "0", margin, time.Duration(0))
+	f("KTE_SHUTDOWN_MARGIN_MS", "1000", margin, time.Second)
+
+	metrics := func(c Config) any { return c.Metrics }
+	f("KTE_METRICS", "off", metrics, false)
+	f("KTE_METRICS", "on", metrics, true)
+	ns := func(c Config) any { return c.MetricsNamespace }
+	f("KTE_METRICS_NAMESPACE", "A", ns, "A")
+	f("KTE_METRICS_NAMESPACE", "My App/telemetry#1:x_y-z.w", ns, "My App/telemetry#1:x_y-z.w")
+	f("KTE_METRICS_NAMESPACE", strings.Repeat("n", 255), ns, strings.Repeat("n", 255))
+	dims := func(c Config) any { return c.MetricsDimensions }
+	f("KTE_METRICS_DIMENSIONS", "function", dims, []string{"function"})
+	f("KTE_METRICS_DIMENSIONS", "stream,version,function", dims, []string{"stream", "version", "function"})
+	f("KTE_METRICS_DIMENSIONS", "none", dims, []string{})
+
+	level := func(c Config) any { return c.LogLevel }
+	f("KTE_LOG_LEVEL", "error", level, slog.LevelError)
+	f("KTE_LOG_LEVEL", "warn", level, slog.LevelWarn)
+	f("KTE_LOG_LEVEL", "INFO", level, slog.LevelInfo)
+	f("KTE_LOG_LEVEL", "debug", level, slog.LevelDebug)
+
+	ring := func(c Config) any { return c.RingBytes }
+	f("KTE_RING_BYTES", "8MiB", ring, 8<<20)
+	f("KTE_RING_BYTES", "8388608", ring, 8<<20)
+	f("KTE_RING_BYTES", "1GiB", ring, 1<<30)
+}
+
+// TestLoadInvalid checks that each invalid value is reported with the
+// variable's name, raw value and accepted range, and nothing else.
+func TestLoadInvalid(t *testing.T) {
+	f := func(name, value, wantRange string) {
+		t.Helper()
+		_, err := loadWith(name, value)
+		if err == nil {
+			t.Fatalf("unexpected success for %s=%q", name, value)
+		}
+		if !errors.Is(err, ErrInvalid) {
+			t.Fatalf("unexpected error type for %s=%q; got %v; want ErrInvalid", name, value, err)
+		}
+		msg := err.Error()
+		prefix := name + "=" + strconv.Quote(value) + ": must be "
+		if !strings.HasPrefix(msg, prefix) {
+			t.Fatalf("unexpected message for %s=%q; got %q; want prefix %q", name, value, msg, prefix)
+		}
+		if !strings.Contains(msg, wantRange) {
+			t.Fatalf("unexpected message for %s=%q; got %q; want it to contain %q", name, value, msg, wantRange)
+		}
+		if strings.Contains(msg, "\n") {
+			t.Fatalf("unexpected extra errors for %s=%q: %q", name, value, msg)
+		}
+	}
+	const streamRange = "stream name (1–128 characters"
+	f("KTE_STREAM", "", streamRange)
+	f("KTE_STREAM", "has space", streamRange)
+	f("KTE_STREAM", "slash/name", streamRange)
+	f("KTE_STREAM", strings.Repeat("s", 129), streamRange)
+	f("KTE_STREAM", "arn:aws:kinesis:eu-west-1:11112222333:stream/orders", streamRange)
+	f("KTE_STREAM", "arn:aws:kinesis:eu-west-1:111122223333:orders", streamRange)
+	f("KTE_STREAM", "arn:aws:sqs:eu-west-1:111122223333:stream/orders", streamRange)
+	f("KTE_STREAM", "arn:aws:kinesis:EU-west-1:111122223333:stream/orders", streamRange)
+	f("KTE_STREAM", "arn:aws:kinesis:eu-west:111122223333:stream/orders", streamRange)
+	f("KTE_STREAM", "arn:azure:kinesis:eu-west-1:111122223333:stream/orders", streamRange)
+	f("KTE_STREAM", "arn:aws:kinesis:eu-west-1:111122223333:stream/", streamRange)
+	f("KTE_STREAM", "arn:aws:kinesis:eu-west-1:111122223333:stream/a:b", streamRange)
+
+	const portRange = "between 1 and 65535 other than 9001"
+	f("KTE_LISTEN_PORT", "", portRange)
+	f("KTE_LISTEN_PORT", "0", portRange)
+	f("KTE_LISTEN_PORT", "9001", portRange)
+	f("KTE_LISTEN_PORT", "65536", portRange)
+	f("KTE_LISTEN_PORT", "-1", portRange)
+	f("KTE_LISTEN_PORT", "80a", portRange)
+
+	const boolRange = "one of true, false, 1, 0, on, off"
+	f("KTE_ENRICH", "", boolRange)
+	f("KTE_ENRICH", "yes", boolRange)
+	f("KTE_ENRICH", "2", boolRange)
+	f("KTE_METRICS", "enabled", boolRange)
+
+	const typesRange = "a comma list of platform, function, extension without duplicates"
+	f("KTE_TYPES", "", typesRange)
+	f("KTE_TYPES", "platform,", typesRange)
+	f("KTE_TYPES", "platform,platform", typesRange)
+	f("KTE_TYPES", "logs", typesRange)
+	f("KTE_TYPES", "none", typesRange)
+
+	f("KTE_BUFFER_MAX_ITEMS", "999", "an integer between 1000 and 10000")
+	f("KTE_BUFFER_MAX_ITEMS", "10001", "an integer between 1000 and 10000")
+	f("KTE_BUFFER_MAX_ITEMS", "1e3", "an integer between 1000 and 10000")
+	f("KTE_BUFFER_MAX_BYTES", "262143", "a size between 256KiB and 1MiB")
+	f("KTE_BUFFER_MAX_BYTES", "2MiB", "a size between 256KiB and 1MiB")
+	f("KTE_BUFFER_MAX_BYTES", "1MB", `decimal units are ambiguous`)
+	f("KTE_BUFFER_MAX_BYTES", "lots", `whole number with unit B, KiB, MiB or GiB`)
+	f("KTE_BUFFER_TIMEOUT_MS", "24", "an integer between 25 and 30000")
+	f("KTE_BUFFER_TIMEOUT_MS", "30001", "an integer between 25 and 30000")
+	f("KTE_BUFFER_TIMEOUT_MS", "100ms", "an integer between 25 and 30000")
+
+	f("KTE_BATCH_MAX_RECORDS", "0", "an integer between 1 and 500")
+	f("KTE_BATCH_MAX_RECORDS", "501", "an integer between 1 and 500")
+	f("KTE_BATCH_MAX_BYTES", "1023", "a size between 1KiB and 10MiB")
+	f("KTE_BATCH_MAX_BYTES", "11MiB", "a size between 1KiB and 10MiB")
+	f("KTE_BATCH_MAX_BYTES", "512KiB", "≥ KTE_RECORD_MAX_BYTES=1MiB (its default") // record default 1MiB now too big
+	f("KTE_RECORD_MAX_BYTES", "1000", "a size between 1KiB and 10MiB")
+	f("KTE_RECORD_MAX_BYTES", "10241KiB", "a size between 1KiB and 10MiB")
+	f("KTE_RECORD_MAX_BYTES", "6MiB", "≤ KTE_BATCH_MAX_BYTES=5MiB")
+
+	const pkRange = "environment, random, function, or a fixed key of 1–256 characters"
+	f("KTE_PARTITION_KEY", "", pkRange)
+	f("KTE_PARTITION_KEY", strings.Repeat("k", 257), pkRange)
+	f("KTE_PARTITION_KEY", "\xff", pkRange)
+	f("KTE_PARTITION_KEY", "Random", `did you mean "random"?`)
+	f("KTE_PARTITION_KEY", "ENVIRONMENT", `did you mean "environment"?`)
+
+	const flushRange = "one of invoke, end, auto, or periodic:<duration between 1s and 1h>"
+	f("KTE_FLUSH", "", flushRange)
+	f("KTE_FLUSH", "Invoke", flushRange)
+	f("KTE_FLUSH", "periodic", flushRange)
+	f("KTE_FLUSH", "periodic:", flushRange)
+	f("KTE_FLUSH", "periodic:999ms", flushRange)
+	f("KTE_FLUSH", "periodic:61m", flushRange)
+	f("KTE_FLUSH", "periodic:10", flushRange)
+	f("KTE_FLUSH", "periodic:-1s", flushRange)
+
+	f("KTE_FLUSH_END_MAX_WAIT_MS", "60001", "an integer between 0 and 60000")
+	f("KTE_FLUSH_END_MAX_WAIT_MS", "-1", "an integer between 0 and 60000")
+	f("KTE_SEND_TIMEOUT_MS", "99", "an integer between 100 and 60000")
+	f("KTE_SEND_TIMEOUT_MS", "60001", "an integer between 100 and 60000")
+	f("KTE_SEND_TIMEOUT_MS", "2s", "an integer between 100 and 60000")
+	f("KTE_SHUTDOWN_MARGIN_MS", "1001", "an integer between 0 and 1000")
+	f("KTE_SHUTDOWN_MARGIN_MS", "", "an integer between 0 and 1000")
+
+	const nsRange = `1–255 characters of A-Z a-z 0-9 . - _ / # : and space, not starting with ":" or "AWS/"`
+	f("KTE_METRICS_NAMESPACE", "", nsRange)
+	f("KTE_METRICS_NAMESPACE", " ", nsRange)
+	f("KTE_METRICS_NAMESPACE", ":kte", nsRange)
+	f("KTE_METRICS_NAMESPACE", "AWS/Lambda", nsRange)
+	f("KTE_METRICS_NAMESPACE", "kte!", nsRange)
+	f("KTE_METRICS_NAMESPACE", "naïve", nsRange)
+	f("KTE_METRICS_NAMESPACE", strings.Repeat("n", 256), nsRange)
+
+	const dimRange = `a comma list of function, version, stream without duplicates, or "none"`
+	f("KTE_METRICS_DIMENSIONS", "", dimRange)
+	f("KTE_METRICS_DIMENSIONS", "region", dimRange)
+	f("KTE_METRICS_DIMENSIONS", "function,function", dimRange)
+	f("KTE_METRICS_DIMENSIONS", "none,function", dimRange)
+
+	f("KTE_LOG_LEVEL", "", "one of error, warn, info, debug")
+	f("KTE_LOG_LEVEL", "trace", "one of error, warn, info, debug")
+	f("KTE_LOG_LEVEL", "warning", "one of error, warn, info, debug")
+
+	const ringRange = "a power of two between 8MiB and 1GiB; the minimum is 2 × the largest delivery reservation for KTE_BUFFER_MAX_BYTES=1MiB, KTE_BUFFER_MAX_ITEMS=1000 and KTE_ENRICH=true"
+	f("KTE_RING_BYTES", "4MiB", ringRange)
+	f("KTE_RING_BYTES", "12MiB", ringRange)
+	f("KTE_RING_BYTES", "2GiB", ringRange)
+	f("KTE_RING_BYTES", "0", ringRange)
+	f("KTE_RING_BYTES", "", ringRange)
+	f("KTE_RING_BYTES", "8MB", "decimal units are ambiguous")
+
+	f("AWS_LAMBDA_RUNTIME_API", "", "host:port of the Lambda Runtime API")
+	f("AWS_LAMBDA_RUNTIME_API", "localhost", "host:port of the Lambda Runtime API")
+	f("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:0", "host:port of the Lambda Runtime API")
+	f("AWS_LAMBDA_RUNTIME_API", ":9001", "host:port of the Lambda Runtime API")
+}
+
+func TestLoadMissingRequired(t *testing.T) {
+	_, err := Load(mapLookup(map[string]string{}))
+	if err == nil {
+		t.Fatalf("unexpected success with an empty environment")
+	}
+	msg := err.Error()
+	for _, want := range []string{
+		"KTE_STREAM is not set: must be a stream name",
+		"AWS_LAMBDA_RUNTIME_API is not set: must be host:port",
+	} {
+		if !strings.Contains(msg, want) {
+			t.Fatalf("unexpected message; got %q; want it to contain %q", msg, want)
+		}
+	}
+	if n := strings.Count(msg, "\n") + 1; n != 2 {
+		t.Fatalf("unexpected number of errors; got %d; want 2: %q", n, msg)
+	}
+}
+
+// TestLoadAllErrorsAtOnce sets every variable to something invalid and checks
+// that each one is reported, with its value, in a single error.
+func TestLoadAllErrorsAtOnce(t *testing.T) {
+	env := map[string]string{
+		"KTE_STREAM":                "no spaces allowed",
+		"KTE_FLUSH":                 "sometimes",
+		"KTE_FLUSH_END_MAX_WAIT_MS": "61000",
+		"KTE_PARTITION_KEY":         "",
+		"KTE_TYPES":                 "platform,logs",
+		"KTE_ENRICH":                "maybe",
+		"KTE_BUFFER_MAX_ITEMS":      "5",
+		"KTE_BUFFER_MAX_BYTES":      "1MB",
+		"KTE_BUFFER_TIMEOUT_MS":     "0",
+		"KTE_BATCH_MAX_RECORDS":     "600",
+		"KTE_BATCH_MAX_BYTES":       "11MiB",
+		"KTE_RECORD_MAX_BYTES":      "0",
+		"KTE_RING_BYTES":            "3MiB",
+		"KTE_SEND_TIMEOUT_MS":       "1",
+		"KTE_SHUTDOWN_MARGIN_MS":    "5000",
+		"KTE_LISTEN_PORT":           "9001",
+		"KTE_METRICS":               "loud",
+		"KTE_METRICS_NAMESPACE":     "AWS/Mine",
+		"KTE_METRICS_DIMENSIONS":    "region",
+		"KTE_LOG_LEVEL":             "verbose",
+		"AWS_LAMBDA_RUNTIME_API":    "nowhere",
+	}
+	c, err := Load(mapLookup(env))
+	if err == nil {
+		t.Fatalf("unexpected success: %+v", c)
+	}
+	msg := err.Error()
+	lines := strings.Split(msg, "\n")
+	if len(lines) != len(env) {
+		t.Fatalf("unexpected number of errors; got %d; want %d:\n%s", len(lines), len(env), msg)
+	}
+	for name, value := range env {
+		want := name + "=" + strconv.Quote(value) + ": must be "
+		if !strings.Contains(msg, want) {
+			t.Fatalf("unexpected message; want it to contain %q:\n%s", want, msg)
+		}
+	}
+	if !reflect.DeepEqual(c, Config{}) {
+		t.Fatalf("unexpected non-zero config with errors: %+v", c)
+	}
+}
+
+func TestRingMinimumFollowsBufferSettings(t *testing.T) {
+	f := func(kv []string, wantRing, wantReservation int) {
+		t.Helper()
+		c, err := loadWith(kv...)
+		if err != nil {
+			t.Fatalf("unexpected error for %q: %v", kv, err)
+		}
+		if c.RingBytes != wantRing {
+			t.Fatalf("unexpected ring for %q; got %d; want %d", kv, c.RingBytes, wantRing)
+		}
+		if got := c.MaxPostReservation(); got != wantReservation {
+			t.Fatalf("unexpected reservation for %q; got %d; want %d", kv, got, wantReservation)
+		}
+		if c.RingBytes < 2*c.MaxPostReservation() || c.RingBytes&(c.RingBytes-1) != 0 {
+			t.Fatalf("unexpected ring %d for reservation %d", c.RingBytes, c.MaxPostReservation())
+		}
+	}
+	// 2*1MiB + 64KiB + 1000*(4+512) + 8 = 2678696.
+	f(nil, 8<<20, 2678696)
+	// 2*1MiB + 64KiB + 1000*4 + 8 = 2166696.
+	f([]string{"KTE_ENRICH", "false"}, 8<<20, 2166696)
+	// 2*1MiB + 64KiB + 10000*516 + 8 = 7322696: 2x exceeds 8MiB, so the default grows to 16MiB.
+	f([]string{"KTE_BUFFER_MAX_ITEMS", "10000"}, 16<<20, 7322696)
+	f([]string{"KTE_BUFFER_MAX_ITEMS", "10000", "KTE_RING_BYTES", "32MiB"}, 32<<20, 7322696)
+	// 2*256KiB + 64KiB + 1000*4 + 8 = 593832.
+	f([]string{"KTE_BUFFER_MAX_BYTES", "256KiB", "KTE_ENRICH", "off", "KTE_RING_BYTES", "2MiB"}, 2<<20, 593832)
+
+	_, err := loadWith("KTE_BUFFER_MAX_ITEMS", "10000", "KTE_RING_BYTES", "8MiB")
+	want := `KTE_RING_BYTES="8MiB": must be a power of two between 16MiB and 1GiB; the minimum is 2 × the largest delivery reservation for KTE_BUFFER_MAX_BYTES=1MiB, KTE_BUFFER_MAX_ITEMS=10000 and KTE_ENRICH=true (2 × 1MiB + 64KiB + 10000 × 516 B per event + 8 B = 7322696 B)`
+	if err == nil || err.Error() != want {
+		t.Fatalf("unexpected error;\ngot  %v\nwant %s", err, want)
+	}
+}
+
+// TestRingIndependentChecksWhenBufferInvalid checks that a bad ring value is
+// still reported when the buffer settings it depends on are invalid too.
+func TestRingIndependentChecksWhenBufferInvalid(t *testing.T) {
+	_, err := loadWith("KTE_BUFFER_MAX_ITEMS", "1", "KTE_RING_BYTES", "3MiB")
+	if err == nil || !strings.Contains(err.Error(), `KTE_RING_BYTES="3MiB": must be a power of two`) {
+		t.Fatalf("unexpected error; got %v; want KTE_RING_BYTES reported", err)
+	}
+	_, err = loadWith("KTE_BUFFER_MAX_ITEMS", "1", "KTE_RING_BYTES", "4MiB")
+	if err == nil || strings.Contains(err.Error(), "KTE_RING_BYTES") {
+		t.Fatalf("unexpected error; got %v; want only KTE_BUFFER_MAX_ITEMS", err)
+	}
+}
+
+func TestLambdaEnvironment(t *testing.T) {
+	f := func(kv []string, want Config) {
+		t.Helper()
+		c, err := loadWith(kv...)
+		if err != nil {
+			t.Fatalf("unexpected error for %q: %v", kv, err)
+		}
+		got := Config{Region: c.Region, FunctionName: c.FunctionName, FunctionVersion: c.FunctionVersion, LMI: c.LMI, SchemaVersion: c.SchemaVersion}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("unexpected Lambda settings for %q;\ngot  %+v\nwant %+v", kv, got, want)
+		}
+	}
+	f(nil, Config{SchemaVersion: "2022-12-13"})
+	f([]string{"AWS_REGION", "eu-west-1", "AWS_DEFAULT_REGION", "us-east-1", "AWS_LAMBDA_FUNCTION_NAME", "orders", "AWS_LAMBDA_FUNCTION_VERSION", "$LATEST"},
+		Config{Region: "eu-west-1", FunctionName: "orders", FunctionVersion: "$LATEST", SchemaVersion: "2022-12-13"})
+	f([]string{"AWS_DEFAULT_REGION", "us-east-1"}, Config{Region: "us-east-1", SchemaVersion: "2022-12-13"})
+	f([]string{"KTE_STREAM", "arn:aws:kinesis:ap-south-2:111122223333:stream/s"}, Config{Region: "ap-south-2", SchemaVersion: "2022-12-13"})
+	f([]string{"AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand"}, Config{SchemaVersion: "2022-12-13"})
+	f([]string{"AWS_LAMBDA_INITIALIZATION_TYPE", "lambda-managed-instances"}, Config{LMI: true, SchemaVersion: "2025-01-29"})
+	f([]string{"AWS_LAMBDA_MAX_CONCURRENCY", "4"}, Config{LMI: true, SchemaVersion: "2025-01-29"})
+	f([]string{"AWS_LAMBDA_MAX_CONCURRENCY", ""}, Config{SchemaVersion: "2022-12-13"})
+}
+
+// TestVarsCoverLoad checks that Vars documents exactly the KTE_ variables
+// Load reads, and PlatformVars exactly the others.
+func TestVarsCoverLoad(t *testing.T) {
+	f := func(env map[string]string) {
+		t.Helper()
+		var read []string
+		_, _ = Load(func(k string) (string, bool) {
+			read = append(read, k)
+			v, ok := env[k]
+			return v, ok
+		})
+		var kte, other []string
+		for _, k := range read {
+			if strings.HasPrefix(k, "KTE_") {
+				kte = append(kte, k)
+			} else {
+				other = append(other, k)
+			}
+		}
+		slices.Sort(kte)
+		kte = slices.Compact(kte)
+		slices.Sort(other)
+		other = slices.Compact(other)
+		var docs, platform []string
+		for _, v := range Vars {
+			docs = append(docs, v.Name)
+		}
+		for _, v := range PlatformVars {
+			platform = append(platform, v.Name)
+		}
+		slices.Sort(docs)
+		slices.Sort(platform)
+		if !slices.Equal(kte, docs) {
+			t.Fatalf("unexpected KTE_ variables read; got %q; want (Vars) %q", kte, docs)
+		}
+		if !slices.Equal(other, platform) {
+			t.Fatalf("unexpected platform variables read; got %q; want (PlatformVars) %q", other, platform)
+		}
+	}
+	f(map[string]string{})
+	f(baseEnv())
+}
+
+// TestVarsDefaults checks that each documented default is what Load uses and
+// that every row is filled in.
+func TestVarsDefaults(t *testing.T) {
+	for _, v := range Vars {
+		if v.Name == "" || v.Default == "" || v.Range == "" || v.Meaning == "" {
+			t.Fatalf("unexpected incomplete row: %+v", v)
+		}
+		if v.value == "" {
+			continue // required or computed
+		}
+		if v.Default != v.value {
+			t.Fatalf("unexpected documented default for %s; got %q; want %q", v.Name, v.Default, v.value)
+		}
+		def, err := loadWith()
+		if err != nil {
+			t.Fatalf("unexpected error: %v", err)
+		}
+		explicit, err := loadWith(v.Name, v.value)
+		if err != nil {
+			t.Fatalf("unexpected error for %s=%q: %v", v.Name, v.value, err)
+		}
+		if !reflect.DeepEqual(def, explicit) {
+			t.Fatalf("unexpected difference between unset and %s=%q;\ngot  %+v\nwant %+v", v.Name, v.value, explicit, def)
+		}
+	}
+}
+
+func TestMarkdownTable(t *testing.T) {
+	table := MarkdownTable()
+	lines := strings.Split(strings.TrimSuffix(table, "\n"), "\n")
+	if len(lines) != len(Vars)+2 {
+		t.Fatalf("unexpected number of lines; got %d; want %d", len(lines), len(Vars)+2)
+	}
+	for i, v := range Vars {
+		line := lines[i+2]
+		if !strings.HasPrefix(line, "| `"+v.Name+"` | ") {
+			t.Fatalf("unexpected line %d; got %q; want it to start with %s", i+2, line, v.Name)
+		}
+		if n := strings.Count(strings.ReplaceAll(line, `\|`, ""), "|"); n != 5 {
+			t.Fatalf("unexpected column separators in %q; got %d; want 5", line, n)
+		}
+	}
+}
+
+func TestStringers(t *testing.T) {
+	f := func(got, want string) {
+		t.Helper()
+		if got != want {
+			t.Fatalf("unexpected text; got %q; want %q", got, want)
+		}
+	}
+	f(Flush{Mode: FlushInvoke}.String(), "invoke")
+	f(Flush{Mode: FlushEnd}.String(), "end")
+	f(Flush{Mode: FlushAuto}.String(), "auto")
+	f(Flush{Mode: FlushPeriodic, Period: 90 * time.Second}.String(), "periodic:1m30s")
+	f(FlushMode(9).String(), "FlushMode(9)")
+	f(PartitionKeyEnvironment.String(), "environment")
+	f(PartitionKeyRandom.String(), "random")
+	f(PartitionKeyFunction.String(), "function")
+	f(PartitionKeyFixed.String(), "fixed")
+	f(PartitionKeyMode(7).String(), "PartitionKeyMode(7)")
+}

@@ -1,0 +1,155 @@
+package config
+
+import (
+	"strings"
+)
+
+// VarDoc documents one environment variable that Load reads. Vars is the
+// single source of the README configuration table (see MarkdownTable).
+type VarDoc struct {
+	Name    string
+	Default string // as shown to users
+	Range   string // accepted values
+	Meaning string
+
+	// value is the literal Load parses when the variable is unset; empty
+	// means "required" or "computed" (handled by Load).
+	value string
+}
+
+// Vars lists every KTE_ variable Load reads, in README order. A test checks
+// that Load reads nothing else with the KTE_ prefix and reads all of these.
+var Vars = []VarDoc{
+	{
+		Name: "KTE_STREAM", Default: "(required)",
+		Range:   "stream name (1–128 of a-z A-Z 0-9 _ . -) or ARN arn:<partition>:kinesis:<region>:<account>:stream/<name>",
+		Meaning: "Kinesis data stream that receives the telemetry. With an ARN, requests carry both StreamName and StreamARN.",
+	},
+	{
+		Name: "KTE_FLUSH", Default: "invoke", value: "invoke",
+		Range:   "invoke, end, periodic:<duration 1s–1h>, auto",
+		Meaning: "When buffered telemetry is delivered: during the next invocation (invoke), after this invocation's runtimeDone (end, adds billed time), at an invocation once the period has passed (periodic), or end while invocations are rare and invoke once they are frequent (auto). A full batch is always sent at once.",
+	},
+	{
+		Name: "KTE_FLUSH_END_MAX_WAIT_MS", Default: "2000", value: "2000",
+		Range:   "0–60000",
+		Meaning: "With end/auto: the longest wait for platform.runtimeDone after an INVOKE, in ms (never past the invoke deadline).",
+	},
+	{
+		Name: "KTE_PARTITION_KEY", Default: "environment", value: "environment",
+		Range:   "environment, random, function, or a fixed key of 1–256 characters",
+		Meaning: "Partition key: one random key per execution environment (per-environment order, spread over shards), a random key per batch (most spread, no order), the function name, or a fixed string (one shard).",
+	},
+	{
+		Name: "KTE_TYPES", Default: "platform,function,extension", value: "platform,function,extension",
+		Range:   "comma list of platform, function, extension (no duplicates)",
+		Meaning: "Telemetry API event types to subscribe to.",
+	},
+	{
+		Name: "KTE_ENRICH", Default: "true", value: "true",
+		Range:   "true/false, 1/0, on/off",
+		Meaning: `Add {"lambda":{function, version, region, account, environment}} as the first field of every event.`,
+	},
+	{
+		Name: "KTE_BUFFER_MAX_ITEMS", Default: "1000", value: "1000",
+		Range:   "1000–10000",
+		Meaning: "Telemetry API buffering: most events per delivery.",
+	},
+	{
+		Name: "KTE_BUFFER_MAX_BYTES", Default: "1MiB", value: "1MiB",
+		Range:   "256KiB–1MiB",
+		Meaning: "Telemetry API buffering: most bytes per delivery (Lambda may send up to twice this).",
+	},
+	{
+		Name: "KTE_BUFFER_TIMEOUT_MS", Default: "100", value: "100",
+		Range:   "25–30000",
+		Meaning: "Telemetry API buffering: longest time Lambda holds events before delivering them, in ms.",
+	},
+	{
+		Name: "KTE_BATCH_MAX_RECORDS", Default: "500", value: "500",
+		Range:   "1–500",
+		Meaning: "Most records per PutRecords request.",
+	},
+	{
+		Name: "KTE_BATCH_MAX_BYTES", Default: "5MiB", value: "5MiB",
+		Range:   "1KiB–10MiB",
+		Meaning: "Most bytes (data + partition keys) per PutRecords request. AWS allows 5MiB; above that only for streams whose maximum record size was raised (up to 10MiB).",
+	},
+	{
+		Name: "KTE_RECORD_MAX_BYTES", Default: "1MiB", value: "1MiB",
+		Range:   "1KiB–10MiB, ≤ KTE_BATCH_MAX_BYTES",
+		Meaning: "Most bytes (data + partition key) per record; larger events are handled as documented. AWS allows 1MiB; above that only for streams whose maximum record size was raised (up to 10MiB).",
+	},
+	{
+		Name: "KTE_RING_BYTES", Default: "8MiB (more if the buffer settings need it)",
+		Range:   "power of two ≤ 1GiB, ≥ 2 × the largest delivery reservation",
+		Meaning: "Memory for buffered events. The minimum follows from KTE_BUFFER_MAX_BYTES, KTE_BUFFER_MAX_ITEMS and KTE_ENRICH: 2 × (2 × max bytes + 64KiB + max items × (4 + 512 if enriched) + 8), rounded up to a power of two; when unset, the larger of 8MiB and that minimum.",
+	},
+	{
+		Name: "KTE_SEND_TIMEOUT_MS", Default: "2000", value: "2000",
+		Range:   "100–60000",
+		Meaning: "Timeout of one PutRecords attempt, in ms.",
+	},
+	{
+		Name: "KTE_SHUTDOWN_MARGIN_MS", Default: "200", value: "200",
+		Range:   "0–1000",
+		Meaning: "At SHUTDOWN, finish this many ms before the deadline.",
+	},
+	{
+		Name: "KTE_LISTEN_PORT", Default: "4243", value: "4243",
+		Range:   "1–65535 except 9001",
+		Meaning: "Port of the telemetry listener on sandbox.localdomain (9001 is reserved by Lambda).",
+	},
+	{
+		Name: "KTE_METRICS", Default: "true", value: "true",
+		Range:   "true/false, 1/0, on/off",
+		Meaning: "Write counters as a CloudWatch Embedded Metric Format line on stdout (at most once a minute, and at shutdown).",
+	},
+	{
+		Name: "KTE_METRICS_NAMESPACE", Default: "KTE", value: "KTE",
+		Range:   "1–255 of A-Z a-z 0-9 . - _ / # : space; not starting with : or AWS/",
+		Meaning: "CloudWatch namespace of the metrics.",
+	},
+	{
+		Name: "KTE_METRICS_DIMENSIONS", Default: "function", value: "function",
+		Range:   "comma list of function, version, stream (no duplicates), or none",
+		Meaning: "Dimensions of the metrics.",
+	},
+	{
+		Name: "KTE_LOG_LEVEL", Default: "info", value: "info",
+		Range:   "error, warn, info, debug",
+		Meaning: "Least severe level the extension logs.",
+	},
+}
+
+// PlatformVars lists the variables Load reads from the Lambda environment.
+var PlatformVars = []VarDoc{
+	{Name: EnvRuntimeAPI, Default: "(set by Lambda)", Range: "host:port", Meaning: "Runtime API address; required."},
+	{Name: "AWS_REGION", Default: "(set by Lambda)", Range: "region", Meaning: "Region of the function (AWS_DEFAULT_REGION is used when unset)."},
+	{Name: "AWS_DEFAULT_REGION", Default: "", Range: "region", Meaning: "Fallback for AWS_REGION."},
+	{Name: "AWS_LAMBDA_FUNCTION_NAME", Default: "(set by Lambda)", Range: "", Meaning: "Function name (enrichment, metrics, KTE_PARTITION_KEY=function)."},
+	{Name: "AWS_LAMBDA_FUNCTION_VERSION", Default: "(set by Lambda)", Range: "", Meaning: "Function version (enrichment, metrics)."},
+	{Name: "AWS_LAMBDA_INITIALIZATION_TYPE", Default: "(set by Lambda)", Range: "", Meaning: `"lambda-managed-instances" selects Lambda Managed Instances mode: SHUTDOWN-only registration, schema 2025-01-29.`},
+	{Name: "AWS_LAMBDA_MAX_CONCURRENCY", Default: "", Range: "", Meaning: "Set by the Runtime Interface Emulator's managed-instances mode; also selects that mode."},
+}
+
+func lookupDoc(name string) *VarDoc {
+	for i := range Vars {
+		if Vars[i].Name == name {
+			return &Vars[i]
+		}
+	}
+	return nil
+}
+
+// MarkdownTable renders Vars as the README configuration table.
+func MarkdownTable() string {
+	var b strings.Builder
+	b.WriteString("| Variable | Default | Accepted values | Meaning |\n|---|---|---|---|\n")
+	for _, v := range Vars {
+		b.WriteString("| `" + v.Name + "` | " + esc(v.Default) + " | " + esc(v.Range) + " | " + esc(v.Meaning) + " |\n")
+	}
+	return b.String()
+}
+
+func esc(s string) string { return strings.ReplaceAll(s, "|", `\|`) }
