@@ -176,9 +176,15 @@ type Config struct {
 
 	LogLevel slog.Level
 
-	// Lambda environment.
+	Lambda
+}
+
+// Lambda is what the extension reads from the Lambda environment. LoadLambda
+// returns it alone, so that the lifecycle can register (and then report a
+// configuration error through /init/error) even when Load fails.
+type Lambda struct {
 	RuntimeAPI      string // host:port of the Runtime API
-	Region          string // AWS_REGION, else AWS_DEFAULT_REGION, else the ARN's region; may be empty
+	Region          string // AWS_REGION, else AWS_DEFAULT_REGION, else the stream ARN's region; may be empty
 	FunctionName    string
 	FunctionVersion string
 	// LMI is true under Lambda Managed Instances (AWS_LAMBDA_INITIALIZATION_TYPE
@@ -267,12 +273,26 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 	okEnrich := l.okBool("KTE_ENRICH")
 	c.RingBytes = l.ring("KTE_RING_BYTES", okItems && okBytes && okEnrich, bufBytes, bufItems, c.Enrich)
 
-	l.lambda(&c)
+	l.lambda(&c.Lambda)
+	if c.Region == "" && c.StreamARN != "" {
+		c.Region = strings.SplitN(c.StreamARN, ":", 5)[3]
+	}
 
 	if len(l.errs) > 0 {
 		return Config{}, errors.Join(l.errs...)
 	}
 	return c, nil
+}
+
+// LoadLambda reads only the Lambda environment (the part of Load that the
+// lifecycle needs before it can report other configuration errors). The
+// error, if any, is a *VarError for AWS_LAMBDA_RUNTIME_API; the other fields
+// are filled in either way.
+func LoadLambda(lookup func(string) (string, bool)) (Lambda, error) {
+	l := loader{lookup: lookup}
+	var lam Lambda
+	l.lambda(&lam)
+	return lam, errors.Join(l.errs...)
 }
 
 // loader collects errors while parsing; not safe for concurrent use.
@@ -650,7 +670,7 @@ func perEventBytes(enrich bool) int {
 }
 
 // lambda reads the Lambda environment.
-func (l *loader) lambda(c *Config) {
+func (l *loader) lambda(c *Lambda) {
 	api, ok := l.lookup(EnvRuntimeAPI)
 	switch {
 	case !ok:
@@ -664,9 +684,6 @@ func (l *loader) lambda(c *Config) {
 	c.Region, _ = l.lookup("AWS_REGION")
 	if c.Region == "" {
 		c.Region, _ = l.lookup("AWS_DEFAULT_REGION")
-	}
-	if c.Region == "" && c.StreamARN != "" {
-		c.Region = strings.SplitN(c.StreamARN, ":", 5)[3]
 	}
 	c.FunctionName, _ = l.lookup("AWS_LAMBDA_FUNCTION_NAME")
 	c.FunctionVersion, _ = l.lookup("AWS_LAMBDA_FUNCTION_VERSION")

@@ -61,8 +61,7 @@ func TestLoadDefaults(t *testing.T) {
 		MetricsNamespace:  "KTE",
 		MetricsDimensions: []string{"function"},
 		LogLevel:          slog.LevelInfo,
-		RuntimeAPI:        "127.0.0.1:9001",
-		SchemaVersion:     "2022-12-13",
+		Lambda:            Lambda{RuntimeAPI: "127.0.0.1:9001", SchemaVersion: "2022-12-13"},
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Fatalf("unexpected defaults;\ngot  %+v\nwant %+v", c, want)
@@ -434,26 +433,48 @@ func TestRingIndependentChecksWhenBufferInvalid(t *testing.T) {
 }
 
 func TestLambdaEnvironment(t *testing.T) {
-	f := func(kv []string, want Config) {
+	f := func(kv []string, want Lambda) {
 		t.Helper()
 		c, err := loadWith(kv...)
 		if err != nil {
 			t.Fatalf("unexpected error for %q: %v", kv, err)
 		}
-		got := Config{Region: c.Region, FunctionName: c.FunctionName, FunctionVersion: c.FunctionVersion, LMI: c.LMI, SchemaVersion: c.SchemaVersion}
-		if !reflect.DeepEqual(got, want) {
+		want.RuntimeAPI = "127.0.0.1:9001"
+		if got := c.Lambda; got != want {
 			t.Fatalf("unexpected Lambda settings for %q;\ngot  %+v\nwant %+v", kv, got, want)
 		}
 	}
-	f(nil, Config{SchemaVersion: "2022-12-13"})
+	f(nil, Lambda{SchemaVersion: "2022-12-13"})
 	f([]string{"AWS_REGION", "eu-west-1", "AWS_DEFAULT_REGION", "us-east-1", "AWS_LAMBDA_FUNCTION_NAME", "orders", "AWS_LAMBDA_FUNCTION_VERSION", "$LATEST"},
-		Config{Region: "eu-west-1", FunctionName: "orders", FunctionVersion: "$LATEST", SchemaVersion: "2022-12-13"})
-	f([]string{"AWS_DEFAULT_REGION", "us-east-1"}, Config{Region: "us-east-1", SchemaVersion: "2022-12-13"})
-	f([]string{"KTE_STREAM", "arn:aws:kinesis:ap-south-2:111122223333:stream/s"}, Config{Region: "ap-south-2", SchemaVersion: "2022-12-13"})
-	f([]string{"AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand"}, Config{SchemaVersion: "2022-12-13"})
-	f([]string{"AWS_LAMBDA_INITIALIZATION_TYPE", "lambda-managed-instances"}, Config{LMI: true, SchemaVersion: "2025-01-29"})
-	f([]string{"AWS_LAMBDA_MAX_CONCURRENCY", "4"}, Config{LMI: true, SchemaVersion: "2025-01-29"})
-	f([]string{"AWS_LAMBDA_MAX_CONCURRENCY", ""}, Config{SchemaVersion: "2022-12-13"})
+		Lambda{Region: "eu-west-1", FunctionName: "orders", FunctionVersion: "$LATEST", SchemaVersion: "2022-12-13"})
+	f([]string{"AWS_DEFAULT_REGION", "us-east-1"}, Lambda{Region: "us-east-1", SchemaVersion: "2022-12-13"})
+	f([]string{"KTE_STREAM", "arn:aws:kinesis:ap-south-2:111122223333:stream/s"}, Lambda{Region: "ap-south-2", SchemaVersion: "2022-12-13"})
+	f([]string{"AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand"}, Lambda{SchemaVersion: "2022-12-13"})
+	f([]string{"AWS_LAMBDA_INITIALIZATION_TYPE", "lambda-managed-instances"}, Lambda{LMI: true, SchemaVersion: "2025-01-29"})
+	f([]string{"AWS_LAMBDA_MAX_CONCURRENCY", "4"}, Lambda{LMI: true, SchemaVersion: "2025-01-29"})
+	f([]string{"AWS_LAMBDA_MAX_CONCURRENCY", ""}, Lambda{SchemaVersion: "2022-12-13"})
+}
+
+func TestLoadLambda(t *testing.T) {
+	lam, err := LoadLambda(mapLookup(map[string]string{
+		"AWS_LAMBDA_RUNTIME_API":         "127.0.0.1:9001",
+		"AWS_LAMBDA_INITIALIZATION_TYPE": "lambda-managed-instances",
+		"KTE_STREAM":                     "not valid",
+	}))
+	if err != nil {
+		t.Fatalf("unexpected error: %v", err)
+	}
+	want := Lambda{RuntimeAPI: "127.0.0.1:9001", LMI: true, SchemaVersion: "2025-01-29"}
+	if lam != want {
+		t.Fatalf("unexpected result; got %+v; want %+v", lam, want)
+	}
+	lam, err = LoadLambda(mapLookup(map[string]string{"AWS_LAMBDA_MAX_CONCURRENCY": "2"}))
+	if err == nil || !errors.Is(err, ErrInvalid) || !strings.HasPrefix(err.Error(), "AWS_LAMBDA_RUNTIME_API is not set") {
+		t.Fatalf("unexpected error; got %v; want AWS_LAMBDA_RUNTIME_API is not set", err)
+	}
+	if !lam.LMI {
+		t.Fatalf("unexpected LMI false with AWS_LAMBDA_MAX_CONCURRENCY set and an error")
+	}
 }
 
 // TestVarsCoverLoad checks that Vars documents exactly the KTE_ variables
