@@ -1,0 +1,523 @@
+package extapi
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"reflect"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/goccy/go-json"
+)
+
+// request is what the fake Runtime API received.
+type request struct {
+	Method string
+	Path   string
+	Header http.Header
+	Body   []byte
+}
+
+// fakeAPI is an httptest Runtime API: answer decides the response, every
+// request is recorded.
+type fakeAPI struct {
+	srv    *httptest.Server
+	mu     sync.Mutex
+	reqs   []request
+	answer func(w http.ResponseWriter, r *http.Request)
+}
+
+func newFakeAPI(t *testing.T, answer func(w http.ResponseWriter, r *http.Request)) *fakeAPI {
+	t.Helper()
+	f := &fakeAPI{answer: answer}
+	f.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, err := io.ReadAll(r.Body)
+		if err != nil {
+			t.Errorf("unexpected error reading request body: %v", err)
+		}
+		f.mu.Lock()
+		f.reqs = append(f.reqs, request{Method: r.Method, Path: r.URL.Path, Header: r.Header.Clone(), Body: body})
+		f.mu.Unlock()
+		f.answer(w, r)
+	}))
+	t.Cleanup(f.srv.Close)
+	return f
+}
+
+// addr is the host:port form of AWS_LAMBDA_RUNTIME_API.
+func (f *fakeAPI) addr() string { return strings.TrimPrefix(f.srv.URL, "http://") }
+
+func (f *fakeAPI) last(t *testing.T) request {
+	t.Helper()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.reqs) == 0 {
+		t.Fatalf("unexpected: no request received")
+	}
+	return f.reqs[len(f.reqs)-1]
+}
+
+func reply(status int, body string, header ...string) func(w http.ResponseWriter, r *http.Request) {
+	return func(w http.ResponseWriter, _ *http.Request) {
+		for i := 0; i+1 < len(header); i += 2 {
+			w.Header().Set(header[i], header[i+1])
+		}
+		w.WriteHeader(status)
+		_, _ = io.WriteString(w, body)
+	}
+}
+
+func checkRequest(t *testing.T, got request, method, path string, header map[string]string) {
+	t.Helper()
+	if got.Method != method || got.Path != path {
+		t.Fatalf("unexpected request; got %s %s; want %s %s", got.Method, got.Path, method, path)
+	}
+	for k, v := range header {
+		if g := got.Header.Get(k); g != v {
+			t.Fatalf("unexpected header %s; got %q; want %q", k, g, v)
+		}
+	}
+}
+
+// checkJSON compares a JSON body with want after decoding both.
+func checkJSON(t *testing.T, body []byte, want string) {
+	t.Helper()
+	var g, w any
+	if err := json.Unmarshal(body, &g); err != nil {
+		t.Fatalf("unexpected invalid JSON body %q: %v", body, err)
+	}
+	if err := json.Unmarshal([]byte(want), &w); err != nil {
+		t.Fatalf("BUG: invalid want %q: %v", want, err)
+	}
+	if !reflect.DeepEqual(g, w) {
+		t.Fatalf("unexpected body; got %s; want %s", body, want)
+	}
+}
+
+const testID = "4c9a3d5e-1f2b-4b7e-9a61-0d7c2f8e5b13"
+
+func TestRegister(t *testing.T) {
+	api := newFakeAPI(t, reply(200, `{"functionName":"orders-api","functionVersion":"$LATEST","handler":"bootstrap","accountId":"111122223333"}`,
+		HeaderExtensionIdentifier, testID, "Content-Type", "application/json"))
+	c := New(api.addr())
+	got, err := c.Register(context.Background(), "kinesis-telemetry-extension", []EventType{Invoke, Shutdown})
+	if err != nil {
+		t.Fatalf("unexpected error: %v", err)
+	}
+	want := RegisterResponse{ExtensionID: testID, FunctionName: "orders-api", FunctionVersion: "$LATEST", Handler: "bootstrap", AccountID: "111122223333"}
+	if got != want {
+		t.Fatalf("unexpected response; got %+v; want %+v", got, want)
+	}
+	if c.ExtensionID() != testID {
+		t.Fatalf("unexpected ExtensionID; got %q; want %q", c.ExtensionID(), testID)
+	}
+	r := api.last(t)
+	checkRequest(t, r, "POST", PathRegister, map[string]string{
+		HeaderExtensionName: "kinesis-telemetry-extension",
+		HeaderAcceptFeature: "accountId",
+		"Content-Type":      "application/json",
+	})
+	checkJSON(t, r.Body, `{"events":["INVOKE","SHUTDOWN"]}`)
+
+	// Shutdown-only (Lambda Managed Instances).
+	if _, err := c.Register(context.Background(), "x", []EventType{Shutdown}); err != nil {
+		t.Fatalf("unexpected error: %v", err)
+	}
+	checkJSON(t, api.last(t).Body, `{"events":["SHUTDOWN"]}`)
+	if _, err := c.Register(context.Background(), "x", nil); err != nil {
+		t.Fatalf("unexpected error: %v", err)
+	}
+	checkJSON(t, api.last(t).Body, `{"events":[]}`)
+}
+
+func TestRegisterErrors(t *testing.T) {
+	f := func(answer func(http.ResponseWriter, *http.Request), wantIs error, wantText string) {
+		t.Helper()
+		api := newFakeAPI(t, answer)
+		c := New(api.addr())
+		_, err := c.Register(context.Background(), "kte", []EventType{Invoke, Shutdown})
+		if !errors.Is(err, wantIs) {
+			t.Fatalf("unexpected error; got %v; want %v", err, wantIs)
+		}
+		if !strings.Contains(err.Error(), wantText) {
+			t.Fatalf("unexpected message; got %q; want it to contain %q", err, wantText)
+		}
+		if c.ExtensionID() != "" {
+			t.Fatalf("unexpected ExtensionID %q after a failed register", c.ExtensionID())
+		}
+	}
+	f(reply(403, `{"errorType":"Extension.InvalidEventType","errorMessage":"internal extensions cannot register for SHUTDOWN"}`),
+		ErrStatus, "extapi: register: status 403: Extension.InvalidEventType: internal extensions cannot register for SHUTDOWN")
+	f(reply(400, `{"errorType":"Extension.RegistrationClosed","errorMessage":"registration closed"}`),
+		ErrStatus, "status 400: Extension.RegistrationClosed")
+	f(reply(500, `oops`), ErrStatus, `extapi: register: status 500: "oops"`)
+	f(reply(200, `{"functionName":"f"}`), ErrNoIdentifier, "without Lambda-Extension-Identifier")
+	f(reply(200, `{"functionName":`, HeaderExtensionIdentifier, testID), ErrBadResponse, "cannot decode register response")
+
+	var se *StatusError
+	api := newFakeAPI(t, reply(403, `{"errorType":"Extension.InvalidEventType","errorMessage":"m"}`))
+	_, err := New(api.addr()).Register(context.Background(), "kte", nil)
+	if !errors.As(err, &se) || se.Status != 403 || se.ErrorType != "Extension.InvalidEventType" || se.ErrorMessage != "m" || se.Op != "register" {
+		t.Fatalf("unexpected error; got %#v; want a *StatusError with status 403", err)
+	}
+}
+
+func TestRegisterUnreachable(t *testing.T) {
+	api := newFakeAPI(t, reply(200, ""))
+	addr := api.addr()
+	api.srv.Close()
+	_, err := New(addr).Register(context.Background(), "kte", nil)
+	if err == nil || !strings.HasPrefix(err.Error(), `extapi: cannot register "kte": `) {
+		t.Fatalf("unexpected error; got %v; want cannot register", err)
+	}
+}
+
+func TestNext(t *testing.T) {
+	events := []string{
+		`{"eventType":"INVOKE","deadlineMs":1767225603000,"requestId":"0b7e4b1e-7c55-4f0e-9a2e-3f1d2c6a8e90",
+		  "invokedFunctionArn":"arn:aws:lambda:eu-west-1:111122223333:function:orders-api",
+		  "tracing":{"type":"X-Amzn-Trace-Id","value":"Root=1-6771c3a0-3b2f1e0d9c8b7a6f5e4d3c2b;Parent=1a2b3c4d5e6f7a8b;Sampled=0"}}`,
+		`{"eventType":"SHUTDOWN","shutdownReason":"spindown","deadlineMs":1767229201800}`,
+	}
+	var n atomic.Int32
+	api := newFakeAPI(t, func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set(HeaderEventIdentifier, "e")
+		_, _ = io.WriteString(w, events[n.Add(1)-1])
+	})
+	c := New(api.addr(), WithExtensionID(testID))
+	ev, err := c.Next(context.Background())
+	if err != nil {
+		t.Fatalf("unexpected error: %v", err)
+	}
+	want := Event{
+		EventType: Invoke, DeadlineMs: 1767225603000, RequestID: "0b7e4b1e-7c55-4f0e-9a2e-3f1d2c6a8e90",
+		InvokedFunctionARN: "arn:aws:lambda:eu-west-1:111122223333:function:orders-api",
+		Tracing:            Tracing{Type: "X-Amzn-Trace-Id", Value: "Root=1-6771c3a0-3b2f1e0d9c8b7a6f5e4d3c2b;Parent=1a2b3c4d5e6f7a8b;Sampled=0"},
+	}
+	if ev != want {
+		t.Fatalf("unexpected event;\ngot  %+v\nwant %+v", ev, want)
+	}
+	checkRequest(t, api.last(t), "GET", PathNext, map[string]string{HeaderExtensionIdentifier: testID})
+
+	// The reused decode target must not leak INVOKE fields into SHUTDOWN.
+	ev, err = c.Next(context.Background())
+	if err != nil {
+		t.Fatalf("unexpected error: %v", err)
+	}
+	want = Event{EventType: Shutdown, ShutdownReason: "spindown", DeadlineMs: 1767229201800}
+	if ev != want {
+		t.Fatalf("unexpected event;\ngot  %+v\nwant %+v", ev, want)
+	}
+	if !ev.ShutdownReasonIs(ShutdownSpindown) || !ev.ShutdownReasonIs("SPINDOWN") || ev.ShutdownReasonIs(ShutdownTimeout) {
+		t.Fatalf("unexpected ShutdownReasonIs results for %q", ev.ShutdownReason)
+	}
+	if got := ev.Deadline(); !got.Equal(time.UnixMilli(1767229201800)) {
+		t.Fatalf("unexpected deadline; got %v", got)
+	}
+}
+
+func TestNextErrors(t *testing.T) {
+	f := func(answer func(http.ResponseWriter, *http.Request), wantIs error, wantText string) {
+		t.Helper()
+		api := newFakeAPI(t, answer)
+		_, err := New(api.addr(), WithExtensionID(testID)).Next(context.Background())
+		if !errors.Is(err, wantIs) {
+			t.Fatalf("unexpected error; got %v; want %v", err, wantIs)
+		}
+		if !strings.Contains(err.Error(), wantText) {
+			t.Fatalf("unexpected message; got %q; want it to contain %q", err, wantText)
+		}
+	}
+	f(reply(403, `{"errorType":"Extension.InvalidExtensionIdentifier","errorMessage":"bad id"}`), ErrStatus, "extapi: next: status 403: Extension.InvalidExtensionIdentifier: bad id")
+	f(reply(500, `{"errorType":"Extension.Unknown","errorMessage":"internal"}`), ErrStatus, "status 500")
+	f(reply(200, ``), ErrBadResponse, "cannot decode next event")
+	f(reply(200, `{"deadlineMs":1}`), ErrBadResponse, "without eventType")
+	f(reply(200, `{"eventType":"INVOKE","requestId":`+`"`+strings.Repeat("x", maxResponseBytes)+`"}`), ErrBadResponse, "over 1048576 bytes")
+
+	_, err := New("127.0.0.1:1").Next(context.Background())
+	if !errors.Is(err, ErrNotRegistered) {
+		t.Fatalf("unexpected error; got %v; want ErrNotRegistered", err)
+	}
+}
+
+func TestNextContextCancel(t *testing.T) {
+	release := make(chan struct{})
+	api := newFakeAPI(t, func(http.ResponseWriter, *http.Request) { <-release })
+	defer close(release)
+	c := New(api.addr(), WithExtensionID(testID))
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(50*time.Millisecond, cancel)
+	start := time.Now()
+	_, err := c.Next(ctx)
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("unexpected error; got %v; want context.Canceled", err)
+	}
+	if !strings.HasPrefix(err.Error(), "extapi: cannot get next event: ") {
+		t.Fatalf("unexpected message %q", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("unexpected delay before Next returned: %v", d)
+	}
+}
+
+// TestNextNoClientTimeout checks that Next waits for a slow answer with the
+// default client and even with a short call timeout (which binds only the
+// other calls).
+func TestNextNoClientTimeout(t *testing.T) {
+	const delay = 300 * time.Millisecond
+	api := newFakeAPI(t, func(w http.ResponseWriter, _ *http.Request) {
+		time.Sleep(delay)
+		_, _ = io.WriteString(w, `{"eventType":"INVOKE","requestId":"r","deadlineMs":5}`)
+	})
+	for _, c := range []*Client{
+		New(api.addr(), WithExtensionID(testID)),
+		New(api.addr(), WithExtensionID(testID), WithCallTimeout(50*time.Millisecond)),
+	} {
+		start := time.Now()
+		ev, err := c.Next(context.Background())
+		if err != nil {
+			t.Fatalf("unexpected error: %v", err)
+		}
+		if ev.RequestID != "r" {
+			t.Fatalf("unexpected request id; got %q; want %q", ev.RequestID, "r")
+		}
+		if d := time.Since(start); d < delay {
+			t.Fatalf("unexpected early answer after %v; want ≥ %v", d, delay)
+		}
+	}
+}
+
+func TestCallTimeout(t *testing.T) {
+	release := make(chan struct{})
+	api := newFakeAPI(t, func(http.ResponseWriter, *http.Request) { <-release })
+	defer close(release)
+	c := New(api.addr(), WithCallTimeout(50*time.Millisecond))
+	_, err := c.Register(context.Background(), "kte", nil)
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("unexpected error; got %v; want context.DeadlineExceeded", err)
+	}
+	c = New(api.addr(), WithCallTimeout(50*time.Millisecond), WithExtensionID(testID))
+	_, err = c.Subscribe(context.Background(), testSubscription())
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("unexpected error; got %v; want context.DeadlineExceeded", err)
+	}
+	err = c.InitError(context.Background(), "Extension.Test", errors.New("x"))
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("unexpected error; got %v; want context.DeadlineExceeded", err)
+	}
+}
+
+func TestReportErrors(t *testing.T) {
+	f := func(call func(*Client) error, path string) {
+		t.Helper()
+		api := newFakeAPI(t, reply(202, `{"status":"OK"}`))
+		if err := call(New(api.addr(), WithExtensionID(testID))); err != nil {
+			t.Fatalf("unexpected error: %v", err)
+		}
+		r := api.last(t)
+		checkRequest(t, r, "POST", path, map[string]string{
+			HeaderExtensionIdentifier: testID,
+			HeaderFunctionErrorType:   "Extension.ConfigInvalid",
+			"Content-Type":            "application/json",
+		})
+		checkJSON(t, r.Body, `{"errorMessage":"KTE_STREAM is not set: must be a stream name\nKTE_FLUSH=\"x\": must be one of invoke","errorType":"Extension.ConfigInvalid","stackTrace":[]}`)
+	}
+	cause := errors.Join(errors.New("KTE_STREAM is not set: must be a stream name"), errors.New(`KTE_FLUSH="x": must be one of invoke`))
+	f(func(c *Client) error { return c.InitError(context.Background(), "Extension.ConfigInvalid", cause) }, PathInitError)
+	f(func(c *Client) error { return c.ExitError(context.Background(), "Extension.ConfigInvalid", cause) }, PathExitError)
+
+	// Failures are returned with the status and the body's error.
+	api := newFakeAPI(t, reply(403, `{"errorType":"Extension.InvalidExtensionIdentifier","errorMessage":"unknown id"}`))
+	err := New(api.addr(), WithExtensionID(testID)).ExitError(context.Background(), "Extension.Crash", errors.New("boom"))
+	if !errors.Is(err, ErrStatus) || !strings.Contains(err.Error(), "extapi: exit error: status 403: Extension.InvalidExtensionIdentifier: unknown id") {
+		t.Fatalf("unexpected error; got %v", err)
+	}
+	// Before registration the id header is omitted, not sent empty.
+	api = newFakeAPI(t, reply(202, ``))
+	if err := New(api.addr()).InitError(context.Background(), "Extension.RegisterFailed", errors.New("x")); err != nil {
+		t.Fatalf("unexpected error: %v", err)
+	}
+	if _, ok := api.last(t).Header[HeaderExtensionIdentifier]; ok {
+		t.Fatalf("unexpected %s header before registration", HeaderExtensionIdentifier)
+	}
+}
+
+func testSubscription() Subscription {
+	return Subscription{
+		SchemaVersion: "2022-12-13",
+		Types:         []string{"platform", "function", "extension"},
+		MaxItems:      1000,
+		MaxBytes:      1 << 20,
+		TimeoutMs:     100,
+		URI:           "http://sandbox.localdomain:4243/telemetry",
+	}
+}
+
+func TestSubscribe(t *testing.T) {
+	api := newFakeAPI(t, reply(200, `"OK"`))
+	c := New(api.addr(), WithExtensionID(testID))
+	res, err := c.Subscribe(context.Background(), testSubscription())
+	if err != nil {
+		t.Fatalf("unexpected error: %v", err)
+	}
+	if res != (SubscribeResult{Status: 200, Body: `"OK"`}) {
+		t.Fatalf("unexpected result %+v", res)
+	}
+	r := api.last(t)
+	checkRequest(t, r, "PUT", PathTelemetry, map[string]string{HeaderExtensionIdentifier: testID, "Content-Type": "application/json"})
+	checkJSON(t, r.Body, `{"schemaVersion":"2022-12-13","types":["platform","function","extension"],
+		"buffering":{"maxItems":1000,"maxBytes":1048576,"timeoutMs":100},
+		"destination":{"protocol":"HTTP","URI":"http://sandbox.localdomain:4243/telemetry"}}`)
+}
+
+func TestSubscribeNotSupported(t *testing.T) {
+	// What the AWS emulator's classic mode answers.
+	api := newFakeAPI(t, reply(202, `{"errorType":"Telemetry.NotSupported","errorMessage":"Telemetry API is not supported"}`))
+	_, err := New(api.addr(), WithExtensionID(testID)).Subscribe(context.Background(), testSubscription())
+	if !errors.Is(err, ErrTelemetryNotSupported) {
+		t.Fatalf("unexpected error; got %v; want ErrTelemetryNotSupported", err)
+	}
+	if errors.Is(err, ErrStatus) {
+		t.Fatalf("unexpected ErrStatus in %v", err)
+	}
+	if !strings.Contains(err.Error(), "Telemetry.NotSupported: Telemetry API is not supported") {
+		t.Fatalf("unexpected message %q", err)
+	}
+}
+
+func TestSubscribeErrors(t *testing.T) {
+	f := func(status int, body, wantText string) {
+		t.Helper()
+		api := newFakeAPI(t, reply(status, body))
+		_, err := New(api.addr(), WithExtensionID(testID)).Subscribe(context.Background(), testSubscription())
+		if !errors.Is(err, ErrStatus) || errors.Is(err, ErrTelemetryNotSupported) {
+			t.Fatalf("unexpected error; got %v; want ErrStatus", err)
+		}
+		if !strings.Contains(err.Error(), wantText) {
+			t.Fatalf("unexpected message; got %q; want it to contain %q", err, wantText)
+		}
+		var se *StatusError
+		if !errors.As(err, &se) || se.Status != status {
+			t.Fatalf("unexpected error %#v; want a *StatusError with status %d", err, status)
+		}
+	}
+	f(400, `{"errorType":"ValidationError","errorMessage":"buffering.timeoutMs must be >= 25"}`, "extapi: subscribe: status 400: ValidationError: buffering.timeoutMs must be >= 25")
+	f(403, `{"errorType":"Telemetry.SubscriptionClosed","errorMessage":"closed"}`, "status 403: Telemetry.SubscriptionClosed: closed")
+	f(500, `{"errorType":"Telemetry.Failure","errorMessage":"internal"}`, "status 500: Telemetry.Failure: internal")
+	f(502, strings.Repeat("z", 5000), `status 502: "zzz`)
+
+	if _, err := New("127.0.0.1:1").Subscribe(context.Background(), testSubscription()); !errors.Is(err, ErrNotRegistered) {
+		t.Fatalf("unexpected error; got %v; want ErrNotRegistered", err)
+	}
+	s := testSubscription()
+	s.Types = nil
+	if _, err := New("127.0.0.1:1", WithExtensionID(testID)).Subscribe(context.Background(), s); err == nil || !strings.Contains(err.Error(), "types and URI are required") {
+		t.Fatalf("unexpected error; got %v; want a required-field error", err)
+	}
+}
+
+func TestStatusErrorBodyTruncated(t *testing.T) {
+	e := statusError("x", 500, []byte(strings.Repeat("a", 5000)))
+	if len(e.Body) != maxErrorBodyBytes {
+		t.Fatalf("unexpected body length; got %d; want %d", len(e.Body), maxErrorBodyBytes)
+	}
+}
+
+// countingTransport counts responses and how many of their bodies were closed.
+type countingTransport struct {
+	rt       http.RoundTripper
+	opened   atomic.Int32
+	closedCt atomic.Int32
+}
+
+type countingBody struct {
+	io.ReadCloser
+	t    *countingTransport
+	once sync.Once
+}
+
+func (b *countingBody) Close() error {
+	b.once.Do(func() { b.t.closedCt.Add(1) })
+	return b.ReadCloser.Close()
+}
+
+func (t *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := t.rt.RoundTrip(r)
+	if err != nil {
+		return nil, err
+	}
+	t.opened.Add(1)
+	resp.Body = &countingBody{ReadCloser: resp.Body, t: t}
+	return resp, nil
+}
+
+// TestBodiesClosed runs every call through success and failure answers and
+// checks that every response body was closed.
+func TestBodiesClosed(t *testing.T) {
+	var status atomic.Int32
+	api := newFakeAPI(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set(HeaderExtensionIdentifier, testID)
+		w.WriteHeader(int(status.Load()))
+		if r.URL.Path == PathNext {
+			_, _ = io.WriteString(w, `{"eventType":"INVOKE"}`)
+			return
+		}
+		_, _ = io.WriteString(w, `{"errorType":"E","errorMessage":"m"}`)
+	})
+	ct := &countingTransport{rt: &http.Transport{}}
+	c := New(api.addr(), WithHTTPClient(&http.Client{Transport: ct}))
+	ctx := context.Background()
+	for _, s := range []int{200, 202, 400, 403, 500} {
+		status.Store(int32(s))
+		_, _ = c.Register(ctx, "kte", nil)
+		c.id = testID
+		_, _ = c.Next(ctx)
+		_, _ = c.Subscribe(ctx, testSubscription())
+		_ = c.InitError(ctx, "E.R", errors.New("x"))
+		_ = c.ExitError(ctx, "E.R", errors.New("x"))
+	}
+	if ct.opened.Load() != 25 || ct.closedCt.Load() != ct.opened.Load() {
+		t.Fatalf("unexpected body closes; got %d closed of %d; want 25 of 25", ct.closedCt.Load(), ct.opened.Load())
+	}
+}
+
+func TestNewAddress(t *testing.T) {
+	f := func(in, want string) {
+		t.Helper()
+		if got := New(in).urlNext; got != want {
+			t.Fatalf("unexpected URL for %q; got %q; want %q", in, got, want)
+		}
+	}
+	f("127.0.0.1:9001", "http://127.0.0.1:9001/2020-01-01/extension/event/next")
+	f("http://127.0.0.1:9001", "http://127.0.0.1:9001/2020-01-01/extension/event/next")
+	f("[::1]:9001", "http://[::1]:9001/2020-01-01/extension/event/next")
+}
+
+// TestDefaultTransport checks that the default HTTP client has no timeout
+// and no proxy: an HTTP_PROXY configured for the function must not catch
+// Runtime API calls. (Go skips proxies for loopback addresses anyway, so a
+// test through a real proxy could not fail here; the Runtime API in Lambda
+// is not on loopback.)
+func TestDefaultTransport(t *testing.T) {
+	c := New("127.0.0.1:9001")
+	if c.http.Timeout != 0 {
+		t.Fatalf("unexpected client timeout %v; want none", c.http.Timeout)
+	}
+	tr, ok := c.http.Transport.(*http.Transport)
+	if !ok {
+		t.Fatalf("unexpected transport type %T", c.http.Transport)
+	}
+	if tr.Proxy != nil {
+		t.Fatalf("unexpected proxy function in the default transport")
+	}
+	if tr.ResponseHeaderTimeout != 0 || tr.IdleConnTimeout != 0 {
+		t.Fatalf("unexpected transport timeouts %v, %v; want none", tr.ResponseHeaderTimeout, tr.IdleConnTimeout)
+	}
+}
