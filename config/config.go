@@ -196,6 +196,16 @@ type Lambda struct {
 	SchemaVersion string
 }
 
+// StreamRegion returns the region the stream lives in: the ARN's region when
+// KTE_STREAM is an ARN, else Region. The SDK builds the Kinesis endpoint from
+// the client's region, not the ARN's, so the sender's client should use this.
+func (c Config) StreamRegion() string {
+	if c.StreamARN != "" {
+		return strings.SplitN(c.StreamARN, ":", 5)[3]
+	}
+	return c.Region
+}
+
 // MaxPostReservation returns the most ring bytes one Telemetry API delivery
 // can need: 2 x BufferMaxBytes + PostSlackBytes for the body, a frame header
 // (plus EnrichPrefixMaxBytes when enriching) per event for up to
@@ -274,8 +284,8 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 	c.RingBytes = l.ring("KTE_RING_BYTES", okItems && okBytes && okEnrich, bufBytes, bufItems, c.Enrich)
 
 	l.lambda(&c.Lambda)
-	if c.Region == "" && c.StreamARN != "" {
-		c.Region = strings.SplitN(c.StreamARN, ":", 5)[3]
+	if c.Region == "" {
+		c.Region = c.StreamRegion()
 	}
 
 	if len(l.errs) > 0 {
@@ -599,7 +609,10 @@ func (l *loader) flush(name string) Flush {
 
 // namespace checks a CloudWatch metric namespace: 1–255 ASCII characters
 // from A-Z a-z 0-9 . - _ / # : and space, with a non-space character, not
-// starting with ':' and not in the reserved "AWS/" space.
+// starting with ':' and not in the reserved "AWS/" space (CloudWatch API
+// reference, Metric.Namespace pattern [^:].* and length 1–255; CloudWatch
+// user guide, "Namespaces": the allowed characters; PutMetricData: "AWS/" is
+// reserved; read 2026-11).
 func (l *loader) namespace(name string) string {
 	v, _ := l.raw(name)
 	ok := len(v) >= 1 && len(v) <= 255 && v[0] != ':' && strings.TrimSpace(v) != "" && !strings.HasPrefix(v, "AWS/")

@@ -455,6 +455,22 @@ func TestLambdaEnvironment(t *testing.T) {
 	f([]string{"AWS_LAMBDA_MAX_CONCURRENCY", ""}, Lambda{SchemaVersion: "2022-12-13"})
 }
 
+func TestStreamRegion(t *testing.T) {
+	f := func(kv []string, want string) {
+		t.Helper()
+		c, err := loadWith(kv...)
+		if err != nil {
+			t.Fatalf("unexpected error: %v", err)
+		}
+		if got := c.StreamRegion(); got != want {
+			t.Fatalf("unexpected stream region for %q; got %q; want %q", kv, got, want)
+		}
+	}
+	f(nil, "")
+	f([]string{"AWS_REGION", "eu-west-1"}, "eu-west-1")
+	f([]string{"AWS_REGION", "eu-west-1", "KTE_STREAM", "arn:aws:kinesis:us-east-2:111122223333:stream/s"}, "us-east-2")
+}
+
 func TestLoadLambda(t *testing.T) {
 	lam, err := LoadLambda(mapLookup(map[string]string{
 		"AWS_LAMBDA_RUNTIME_API":         "127.0.0.1:9001",

@@ -1,6 +1,8 @@
 package config
 
 import (
+	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -47,6 +49,35 @@ func FuzzFormatBytes(f *testing.F) {
 		got, err := ParseBytes(FormatBytes(n))
 		if err != nil || got != n {
 			t.Fatalf("unexpected round trip of %d via %q; got %d, %v", n, FormatBytes(n), got, err)
+		}
+	})
+}
+
+// FuzzLoad sets one variable (picked by index) to arbitrary text and checks
+// that Load never panics, and that any error names exactly that variable with
+// its quoted value.
+func FuzzLoad(f *testing.F) {
+	for i, v := range Vars {
+		f.Add(uint8(i), v.value)
+		f.Add(uint8(i), v.value+"x")
+	}
+	f.Add(uint8(0), "arn:aws:kinesis:eu-west-1:111122223333:stream/s")
+	f.Fuzz(func(t *testing.T, idx uint8, value string) {
+		if len(value) > 512 {
+			return
+		}
+		name := Vars[int(idx)%len(Vars)].Name
+		env := map[string]string{"KTE_STREAM": "s", "AWS_LAMBDA_RUNTIME_API": "127.0.0.1:9001", name: value}
+		_, err := Load(mapLookup(env))
+		if err == nil {
+			return
+		}
+		msg := err.Error()
+		if !strings.HasPrefix(msg, name+"="+strconv.Quote(value)+": must be ") {
+			t.Fatalf("unexpected error for %s=%q: %v", name, value, err)
+		}
+		if strings.Contains(msg, "\n") {
+			t.Fatalf("unexpected several errors for one variable %s=%q: %v", name, value, err)
 		}
 	})
 }
