@@ -1,0 +1,28 @@
+package ring
+
+import "unsafe"
+
+// NewAt returns a ring whose positions start at start (rounded down to 8),
+// so tests can run the indices across the 2^64 wraparound.
+func NewAt(size int, start uint64) (*Ring, error) { return newAt(size, start) }
+
+// Positions returns head, read and release for assertions.
+func (r *Ring) Positions() (head, read, release uint64) {
+	return r.head.Load(), r.read, r.release.Load()
+}
+
+// ZeroBeyondHead reports whether every byte in [head, release+size) is zero,
+// the invariant that makes uncommitted headers read as 0.
+func (r *Ring) ZeroBeyondHead() bool {
+	head, rel := r.head.Load(), r.release.Load()
+	for p := head; p != rel+r.size; p++ {
+		if r.buf[p&r.mask] != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// OffsetHead and OffsetRelease expose the field layout for the padding test.
+func OffsetHead(r *Ring) uintptr    { return unsafe.Offsetof(r.head) }
+func OffsetRelease(r *Ring) uintptr { return unsafe.Offsetof(r.release) }

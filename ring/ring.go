@@ -1,0 +1,456 @@
+// Package ring is a preallocated, lock-free byte ring of variable-length
+// frames: many concurrent writers, exactly one reader, release in order.
+//
+// Writers reserve room for a whole block of frames at once (all or nothing),
+// copy their bytes in, and commit. The reader sees committed frames in
+// reservation order and releases them explicitly once they are no longer
+// needed, so a frame can be referenced in place (for example by a PutRecords
+// entry) until its delivery is settled. Nothing is ever overwritten before it
+// is released: a writer that finds no room gets ErrFull.
+//
+// The package imports the standard library only.
+package ring
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math/bits"
+	"sync/atomic"
+	"unsafe"
+)
+
+// Sentinel errors returned by Reserve; compare with errors.Is.
+var (
+	// ErrFull means the ring has no room for the block now; room appears as
+	// the reader releases frames.
+	ErrFull = errors.New("ring: full")
+	// ErrTooLarge means the block can never fit: it is larger than half the
+	// ring (see MaxBlock).
+	ErrTooLarge = errors.New("ring: block larger than half the ring")
+	// ErrEmptyBlock means a reservation of zero frames.
+	ErrEmptyBlock = errors.New("ring: reservation of zero frames")
+)
+
+const (
+	// MinSize is the smallest ring New accepts.
+	MinSize = 4 << 10
+	// MaxSize is the largest ring New accepts (frame lengths are 32-bit).
+	MaxSize = 1 << 32
+
+	// BlockHeaderSize is the size of the header in front of every block.
+	BlockHeaderSize = 8
+	// FrameHeaderSize is the size of the length prefix in front of every frame.
+	FrameHeaderSize = 4
+	// Block header word: the low two bits say what the block is, the rest is
+	// its length in bytes (header and frames, before rounding up to 8).
+	// Zero means "reserved, not committed yet".
+	kindBlock = 1
+	kindPad   = 2
+	kindMask  = 3
+	kindShift = 2
+
+	// cacheLine pads the indices apart, as sync.Pool does (128 bytes covers
+	// adjacent-line prefetching on amd64 and the 128-byte lines of some arm64).
+	cacheLine = 128
+)
+
+// BlockSize returns the bytes a block of n frames with payload bytes in
+// total occupies in the ring, headers and alignment included.
+func BlockSize(n, payload int) int {
+	return alignUp(BlockHeaderSize + n*FrameHeaderSize + payload)
+}
+
+func alignUp(n int) int { return (n + 7) &^ 7 }
+
+// Ring is a byte arena of framed blocks shared by many concurrent writers
+// and exactly one reader.
+//
+// Writer methods (Reserve and the Reservation methods) are safe to call from
+// any number of goroutines at once. Reader methods (Next, Release, Wait,
+// Unread) must be called from one goroutine only, the reader. Stats and Wake
+// are safe from any goroutine.
+//
+// Positions are byte offsets that only grow (uint64, wrapping modulo 2^64);
+// the arena index is pos & mask. All bytes in [head, release+size) are zero:
+// writers only write inside their reservation, and the reader zeroes what it
+// releases before publishing the release. A reserved block's header therefore
+// reads 0 until its writer commits it.
+//
+// A Ring must not be copied after first use.
+type Ring struct {
+	_ noCopy
+
+	// Read-only after New.
+	buf      []byte
+	mask     uint64
+	size     uint64
+	maxBlock int
+	wake     chan struct{} // capacity 1: a pending wake-up for the reader
+	ready    chan struct{} // closed at New: returned by Wait when data is already there
+
+	_ [cacheLine]byte
+
+	// head is the end of the last reservation. Writers CAS it forward; a
+	// successful CAS hands [old, new) to that writer. Readers load it to
+	// know how far reservations go.
+	head atomic.Uint64
+	// waiting is 1 while the reader is about to sleep or sleeping. The reader
+	// stores 1 before its last check for data; a committing writer that
+	// swaps it from 1 to 0 sends the wake-up. Sequentially consistent
+	// atomics make this a Dekker pair: either the reader's check sees the
+	// commit, or the writer sees waiting == 1.
+	waiting atomic.Uint32
+	// Counters written by writers, read by Stats.
+	framesWritten atomic.Uint64
+	blocksWritten atomic.Uint64
+	refused       atomic.Uint64
+	tooLarge      atomic.Uint64
+	highWater     atomic.Uint64
+
+	_ [cacheLine]byte
+
+	// release is the start of the oldest unreleased byte. Only the reader
+	// stores it, after zeroing [old, new); that store synchronizes before a
+	// writer's load of it, so a writer that sees the new value also sees the
+	// zeroed bytes. [release, read) belongs to the reader.
+	release atomic.Uint64
+
+	// Reader-private state (no atomics: one goroutine).
+	read     uint64 // next byte to parse
+	blockEnd uint64 // end of the current block, rounded
+	bodyEnd  uint64 // end of the current block's frames
+
+	_ [cacheLine]byte
+}
+
+// New returns a ring of size bytes, allocated once. size must be a power of
+// two between MinSize and MaxSize. The largest block it accepts is size/2
+// (MaxBlock), which guarantees that any such block fits once the ring is
+// empty, wherever the head stands.
+func New(size int) (*Ring, error) {
+	return newAt(size, 0)
+}
+
+func newAt(size int, start uint64) (*Ring, error) {
+	if size < MinSize || size > MaxSize || bits.OnesCount(uint(size)) != 1 {
+		return nil, fmt.Errorf("ring: size %d must be a power of two between %d and %d", size, MinSize, MaxSize)
+	}
+	// Allocate as []uint64 so that every 8-aligned offset is 8-aligned in
+	// memory and can hold an atomic header word.
+	words := make([]uint64, size/8)
+	r := &Ring{
+		buf:      unsafe.Slice((*byte)(unsafe.Pointer(&words[0])), size),
+		mask:     uint64(size - 1),
+		size:     uint64(size),
+		maxBlock: size / 2,
+		wake:     make(chan struct{}, 1),
+		ready:    make(chan struct{}),
+	}
+	close(r.ready)
+	start &^= 7
+	r.head.Store(start)
+	r.release.Store(start)
+	r.read, r.blockEnd, r.bodyEnd = start, start, start
+	return r, nil
+}
+
+// Size returns the arena size in bytes.
+func (r *Ring) Size() int { return int(r.size) }
+
+// MaxBlock returns the largest block size (see BlockSize) Reserve accepts.
+func (r *Ring) MaxBlock() int { return r.maxBlock }
+
+// header returns the atomic header word at arena offset off (8-aligned).
+func (r *Ring) header(pos uint64) *atomic.Uint64 {
+	return (*atomic.Uint64)(unsafe.Pointer(&r.buf[pos&r.mask]))
+}
+
+// Reservation is room for one block of frames, returned by Reserve. Fill it
+// with exactly the announced frames through Frame or Append, then Commit (or
+// Abandon) it. A Reservation is used by one goroutine; it must not be kept
+// after Commit or Abandon.
+type Reservation struct {
+	r       *Ring
+	pos     uint64 // block start
+	block   []byte // the whole block, header included
+	w       int    // next write offset in block
+	body    int    // unrounded block length
+	frames  int    // frames still to write
+	written int    // frames written
+}
+
+// Reserve reserves room for a block of n frames whose payloads add up to
+// payload bytes: all of it, or nothing. It never blocks: with no room it
+// returns ErrFull; a block that could never fit gives ErrTooLarge.
+// It does no allocation.
+func (r *Ring) Reserve(n, payload int) (Reservation, error) {
+	if n <= 0 {
+		return Reservation{}, ErrEmptyBlock
+	}
+	body := BlockHeaderSize + n*FrameHeaderSize + payload
+	need := uint64(alignUp(body))
+	if payload < 0 || need > uint64(r.maxBlock) {
+		r.tooLarge.Add(1)
+		return Reservation{}, ErrTooLarge
+	}
+	for {
+		// Load release before head: release only grows and never passes
+		// head, so rel <= head holds for the values we compare.
+		rel := r.release.Load()
+		head := r.head.Load()
+		off := head & r.mask
+		var pad uint64
+		if off+need > r.size {
+			pad = r.size - off // the block must not straddle the end
+		}
+		end := head + pad + need
+		if end-rel > r.size {
+			r.refused.Add(1)
+			return Reservation{}, ErrFull
+		}
+		if !r.head.CompareAndSwap(head, end) {
+			continue
+		}
+		// [head, end) is ours.
+		if pad > 0 {
+			r.header(head).Store(pad<<kindShift | kindPad)
+		}
+		if used := end - rel; used > r.highWater.Load() {
+			r.raiseHighWater(used)
+		}
+		pos := head + pad
+		o := pos & r.mask
+		return Reservation{
+			r:      r,
+			pos:    pos,
+			block:  r.buf[o : o+need : o+need],
+			w:      BlockHeaderSize,
+			body:   body,
+			frames: n,
+		}, nil
+	}
+}
+
+func (r *Ring) raiseHighWater(used uint64) {
+	for {
+		hw := r.highWater.Load()
+		if used <= hw || r.highWater.CompareAndSwap(hw, used) {
+			return
+		}
+	}
+}
+
+// Frame returns the payload slice of the next frame, size bytes long, for
+// the caller to fill before Commit. It panics if the reservation has no room
+// left for it (a caller bug: Reserve announced the sizes).
+func (w *Reservation) Frame(size int) []byte {
+	if w.frames == 0 || size < 0 || w.w+FrameHeaderSize+size > w.body {
+		panic(fmt.Sprintf("BUG: ring: frame of %d bytes does not fit the reservation (%d frames left, %d bytes left)",
+			size, w.frames, w.body-w.w-FrameHeaderSize))
+	}
+	binary.LittleEndian.PutUint32(w.block[w.w:], uint32(size))
+	p := w.block[w.w+FrameHeaderSize : w.w+FrameHeaderSize+size : w.w+FrameHeaderSize+size]
+	w.w += FrameHeaderSize + size
+	w.frames--
+	w.written++
+	return p
+}
+
+// Append writes p as the next frame.
+func (w *Reservation) Append(p []byte) {
+	copy(w.Frame(len(p)), p)
+}
+
+// Commit publishes the block: the reader may see its frames from now on. It
+// panics unless exactly the announced frames and bytes were written.
+func (w *Reservation) Commit() {
+	if w.frames != 0 || w.w != w.body {
+		panic(fmt.Sprintf("BUG: ring: commit with %d frames and %d bytes unwritten", w.frames, w.body-w.w))
+	}
+	r := w.r
+	r.header(w.pos).Store(uint64(w.body)<<kindShift | kindBlock)
+	r.framesWritten.Add(uint64(w.written))
+	r.blocksWritten.Add(1)
+	w.r = nil
+	r.signal()
+}
+
+// Abandon gives the reservation back unused: the reader skips it and it is
+// freed in order like any other block. Frames already written are dropped.
+func (w *Reservation) Abandon() {
+	r := w.r
+	clear(w.block[BlockHeaderSize:])
+	r.header(w.pos).Store(uint64(len(w.block))<<kindShift | kindPad)
+	w.r = nil
+	r.signal()
+}
+
+// signal wakes the reader if it is waiting. When the reader is awake it
+// costs one atomic load.
+func (r *Ring) signal() {
+	if r.waiting.Load() != 0 && r.waiting.Swap(0) != 0 {
+		r.Wake()
+	}
+}
+
+// Wake sends the reader a wake-up without data: its Wait channel becomes
+// ready once. Safe from any goroutine.
+func (r *Ring) Wake() {
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Frame is one committed frame as seen by the reader. Data points into the
+// ring and stays valid until the frame is released.
+type Frame struct {
+	Data []byte
+	end  uint64
+}
+
+// End returns the position just past the frame, for Release.
+func (f Frame) End() uint64 { return f.end }
+
+// Next returns the next committed frame in reservation order, or false when
+// the next block is not committed yet or there is none. Reader only. It
+// does no allocation.
+func (r *Ring) Next() (Frame, bool) {
+	for {
+		if r.read == r.blockEnd {
+			// At a block boundary. If read == head nothing is reserved here
+			// (the bytes may be unreleased old data when the ring is full).
+			if r.read == r.head.Load() {
+				return Frame{}, false
+			}
+			h := r.header(r.read).Load()
+			if h == 0 {
+				return Frame{}, false // reserved, not committed yet
+			}
+			n := h >> kindShift
+			switch h & kindMask {
+			case kindPad:
+				start := r.read
+				r.read += n
+				r.blockEnd, r.bodyEnd = r.read, r.read
+				if r.release.Load() == start {
+					// Nothing unreleased before the pad: free it now.
+					r.header(start).Store(0)
+					r.release.Store(r.read)
+				}
+				continue
+			case kindBlock:
+				r.bodyEnd = r.read + n
+				r.blockEnd = r.read + uint64(alignUp(int(n)))
+				r.read += BlockHeaderSize
+			default:
+				panic(fmt.Sprintf("BUG: ring: corrupt block header %#x at position %d", h, r.read))
+			}
+		}
+		off := r.read & r.mask
+		size := uint64(binary.LittleEndian.Uint32(r.buf[off:]))
+		data := r.buf[off+FrameHeaderSize : off+FrameHeaderSize+size : off+FrameHeaderSize+size]
+		r.read += FrameHeaderSize + size
+		if r.read == r.bodyEnd {
+			r.read = r.blockEnd
+		}
+		return Frame{Data: data, end: r.read}, true
+	}
+}
+
+// Release frees every frame up to and including f (everything before
+// f.End()), zeroing the bytes for reuse. Frames must be released in order;
+// releasing a frame already released is a no-op. Reader only. It does no
+// allocation.
+func (r *Ring) Release(f Frame) { r.ReleaseTo(f.end) }
+
+// ReleaseTo frees everything before position end, which must not be past
+// what Next has returned. Reader only.
+func (r *Ring) ReleaseTo(end uint64) {
+	rel := r.release.Load()
+	if int64(end-rel) <= 0 {
+		return
+	}
+	if end-rel > r.read-rel {
+		panic(fmt.Sprintf("BUG: ring: release to %d past the read position %d", end, r.read))
+	}
+	a, b := rel&r.mask, end&r.mask
+	if a < b {
+		clear(r.buf[a:b])
+	} else {
+		clear(r.buf[a:])
+		clear(r.buf[:b])
+	}
+	r.release.Store(end)
+}
+
+// Unread returns the bytes reserved but not yet returned by Next (committed
+// or not). Reader only.
+func (r *Ring) Unread() int {
+	return int(r.head.Load() - r.read)
+}
+
+// Unreleased returns the bytes returned by Next but not yet released. Reader
+// only.
+func (r *Ring) Unreleased() int {
+	return int(r.read - r.release.Load())
+}
+
+// Wait returns a channel that becomes ready when a committed frame may be
+// available or Wake was called. Reader only. If a committed block is already
+// waiting, the returned channel is ready at once. Spurious wake-ups are
+// possible; call Next to see.
+func (r *Ring) Wait() <-chan struct{} {
+	r.waiting.Store(1)
+	if r.committedAhead() {
+		r.waiting.Store(0)
+		select { // drop a stale wake-up: the reader runs now anyway
+		case <-r.wake:
+		default:
+		}
+		return r.ready
+	}
+	return r.wake
+}
+
+// committedAhead reports whether Next would return a frame or skip a pad.
+func (r *Ring) committedAhead() bool {
+	if r.read != r.blockEnd {
+		return true // inside a committed block
+	}
+	return r.read != r.head.Load() && r.header(r.read).Load() != 0
+}
+
+// Stats is a snapshot of the ring's counters. Reading them costs the writers
+// nothing beyond the atomic adds they already do per block.
+type Stats struct {
+	Size          int    // arena bytes
+	InUse         int    // reserved and not released (includes padding)
+	HighWater     int    // largest InUse seen at a reservation
+	FramesWritten uint64 // frames committed
+	BlocksWritten uint64 // blocks committed
+	Refused       uint64 // reservations refused with ErrFull
+	TooLarge      uint64 // reservations refused with ErrTooLarge
+}
+
+// Stats returns the counters. Safe from any goroutine.
+func (r *Ring) Stats() Stats {
+	rel := r.release.Load()
+	head := r.head.Load()
+	return Stats{
+		Size:          int(r.size),
+		InUse:         int(head - rel),
+		HighWater:     int(r.highWater.Load()),
+		FramesWritten: r.framesWritten.Load(),
+		BlocksWritten: r.blocksWritten.Load(),
+		Refused:       r.refused.Load(),
+		TooLarge:      r.tooLarge.Load(),
+	}
+}
+
+// noCopy lets `go vet` (copylocks) flag copies of a Ring.
+type noCopy struct{}
+
+func (*noCopy) Lock()   {}
+func (*noCopy) Unlock() {}

@@ -1,0 +1,169 @@
+package ring_test
+
+import (
+	"encoding/binary"
+	"errors"
+	"flag"
+	"math/rand/v2"
+	"runtime"
+	"sync"
+	"testing"
+
+	"github.com/kte-dev/kinesis-telemetry-extension/ring"
+)
+
+var stressFrames = flag.Int("ring.stress", 0, "frames per stress run (default 2e5, 1e4 with -short)")
+
+// stampedPayload fills p with a frame of writer w, sequence seq: the stamp
+// followed by bytes derived from both, so any corruption or mix-up shows.
+func stampedPayload(p []byte, w int, seq uint64) {
+	binary.LittleEndian.PutUint32(p, uint32(w))
+	binary.LittleEndian.PutUint64(p[4:], seq)
+	for i := 12; i < len(p); i++ {
+		p[i] = byte(uint64(i)*31 + seq*7 + uint64(w))
+	}
+}
+
+// TestStress runs several writers posting sequence-stamped frames in
+// multi-frame blocks of random sizes through a small ring started near the
+// 2^64 wraparound, while one reader checks that every frame arrives exactly
+// once, intact and in per-writer order, releasing in uneven batches.
+func TestStress(t *testing.T) {
+	total := *stressFrames
+	if total == 0 {
+		total = 200_000
+		if testing.Short() {
+			total = 10_000
+		}
+	}
+	for _, c := range []struct {
+		name    string
+		size    int
+		writers int
+		start   uint64
+	}{
+		{"small-ring-9-writers", 16 << 10, 9, nearWrap},
+		{"large-ring-3-writers", 1 << 20, 3, nearWrap - 1<<19},
+	} {
+		t.Run(c.name, func(t *testing.T) { stress(t, c.size, c.writers, c.start, total) })
+	}
+}
+
+func stress(t *testing.T, size, writers int, start uint64, total int) {
+	r, err := ring.NewAt(size, start)
+	if err != nil {
+		t.Fatal(err)
+	}
+	perWriter := total / writers
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(uint64(w), 42))
+			var sizes [8]int
+			for seq := 0; seq < perWriter; {
+				n := 1 + rng.IntN(len(sizes))
+				n = min(n, perWriter-seq)
+				payload := 0
+				for i := range n {
+					sizes[i] = 12 + rng.IntN(200)
+					if rng.IntN(50) == 0 {
+						sizes[i] = 12 + rng.IntN(size/8)
+					}
+					payload += sizes[i]
+				}
+				var res ring.Reservation
+				for {
+					var err error
+					res, err = r.Reserve(n, payload)
+					if err == nil {
+						break
+					}
+					if !errors.Is(err, ring.ErrFull) {
+						t.Errorf("writer %d: unexpected error: %v", w, err)
+						return
+					}
+					runtime.Gosched()
+				}
+				for i := range n {
+					stampedPayload(res.Frame(sizes[i]), w, uint64(seq+i))
+				}
+				res.Commit()
+				seq += n
+			}
+		}()
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+
+	next := make([]uint64, writers)
+	want := make([]byte, size)
+	seen := 0
+	rng := rand.New(rand.NewPCG(7, 7))
+	var held []ring.Frame
+	check := func(f ring.Frame) bool {
+		p := f.Data
+		if len(p) < 12 {
+			t.Errorf("frame %d too short: %d bytes", seen, len(p))
+			return false
+		}
+		w := int(binary.LittleEndian.Uint32(p))
+		seq := binary.LittleEndian.Uint64(p[4:])
+		if w >= writers || seq != next[w] {
+			t.Errorf("frame %d: writer %d seq %d; want seq %d", seen, w, seq, next[w])
+			return false
+		}
+		stampedPayload(want[:len(p)], w, seq)
+		if string(want[:len(p)]) != string(p) {
+			t.Errorf("frame %d of writer %d seq %d corrupted", seen, w, seq)
+			return false
+		}
+		next[w]++
+		return true
+	}
+	finished := false
+	for seen < perWriter*writers {
+		f, ok := r.Next()
+		if !ok {
+			if len(held) > 0 { // nothing new: release what we hold
+				r.Release(held[len(held)-1])
+				held = held[:0]
+				continue
+			}
+			if finished {
+				t.Fatalf("writers done but only %d of %d frames seen", seen, perWriter*writers)
+			}
+			select {
+			case <-r.Wait():
+			case <-done:
+				finished = true
+			}
+			continue
+		}
+		if !check(f) {
+			t.FailNow()
+		}
+		seen++
+		held = append(held, f)
+		if rng.IntN(8) == 0 { // release in uneven batches
+			r.Release(held[rng.IntN(len(held))])
+			held = held[:0]
+		}
+	}
+	if len(held) > 0 {
+		r.Release(held[len(held)-1])
+	}
+	<-done
+	if _, ok := r.Next(); ok {
+		t.Fatalf("unexpected extra frame")
+	}
+	st := r.Stats()
+	if st.InUse != 0 || st.FramesWritten != uint64(seen) {
+		t.Fatalf("unexpected stats after the run: %+v (seen %d)", st, seen)
+	}
+	if !r.ZeroBeyondHead() {
+		t.Fatalf("ring not zeroed after the run")
+	}
+	t.Logf("%d writers, %d frames, %d refused reservations, high water %d of %d", writers, seen, st.Refused, st.HighWater, st.Size)
+}
