@@ -577,6 +577,16 @@ func TestMarkdownTable(t *testing.T) {
 		if n := strings.Count(strings.ReplaceAll(line, `\|`, ""), "|"); n != 5 {
 			t.Fatalf("unexpected column separators in %q; got %d; want 5", line, n)
 		}
+		// Outside code spans, <...> would be taken for HTML.
+		parts := strings.Split(line, "`")
+		if len(parts)%2 == 0 {
+			t.Fatalf("unexpected unbalanced code span in %q", line)
+		}
+		for j := 0; j < len(parts); j += 2 {
+			if strings.ContainsAny(parts[j], "<>") {
+				t.Fatalf("unexpected angle bracket outside a code span in %q", line)
+			}
+		}
 	}
 }
 

@@ -19,15 +19,17 @@ type VarDoc struct {
 
 // Vars lists every KTE_ variable Load reads, in README order. A test checks
 // that Load reads nothing else with the KTE_ prefix and reads all of these.
+// An unset variable takes its default; a variable set to an empty value is
+// an error like any other invalid value.
 var Vars = []VarDoc{
 	{
 		Name: "KTE_STREAM", Default: "(required)",
-		Range:   "stream name (1–128 of a-z A-Z 0-9 _ . -) or ARN arn:<partition>:kinesis:<region>:<account>:stream/<name>",
+		Range:   "stream name (1–128 of `a-z A-Z 0-9 _ . -`) or ARN `arn:<partition>:kinesis:<region>:<account>:stream/<name>`",
 		Meaning: "Kinesis data stream that receives the telemetry. With an ARN, requests carry both StreamName and StreamARN.",
 	},
 	{
 		Name: "KTE_FLUSH", Default: "invoke", value: "invoke",
-		Range:   "invoke, end, periodic:<duration 1s–1h>, auto",
+		Range:   "`invoke`, `end`, `periodic:<duration>` (Go duration, 1s–1h, e.g. `periodic:30s`), `auto`",
 		Meaning: "When buffered telemetry is delivered: during the next invocation (invoke), after this invocation's runtimeDone (end, adds billed time), at an invocation once the period has passed (periodic), or end while invocations are rare and invoke once they are frequent (auto). A full batch is always sent at once.",
 	},
 	{
@@ -37,18 +39,18 @@ var Vars = []VarDoc{
 	},
 	{
 		Name: "KTE_PARTITION_KEY", Default: "environment", value: "environment",
-		Range:   "environment, random, function, or a fixed key of 1–256 characters",
+		Range:   "`environment`, `random`, `function`, or any other text of 1–256 characters (a fixed key)",
 		Meaning: "Partition key: one random key per execution environment (per-environment order, spread over shards), a random key per batch (most spread, no order), the function name, or a fixed string (one shard).",
 	},
 	{
 		Name: "KTE_TYPES", Default: "platform,function,extension", value: "platform,function,extension",
-		Range:   "comma list of platform, function, extension (no duplicates)",
+		Range:   "comma list of `platform`, `function`, `extension` (no duplicates)",
 		Meaning: "Telemetry API event types to subscribe to.",
 	},
 	{
 		Name: "KTE_ENRICH", Default: "true", value: "true",
-		Range:   "true/false, 1/0, on/off",
-		Meaning: `Add {"lambda":{function, version, region, account, environment}} as the first field of every event.`,
+		Range:   "`true`/`false`, `1`/`0`, `on`/`off` (any case)",
+		Meaning: "Add `{\"lambda\":{\"function\":…,\"version\":…,\"region\":…,\"account\":…,\"environment\":…}}` as the first field of every event, so consumers of a shared stream know where it came from. Off: the bytes are exactly what Lambda sent.",
 	},
 	{
 		Name: "KTE_BUFFER_MAX_ITEMS", Default: "1000", value: "1000",
@@ -102,22 +104,22 @@ var Vars = []VarDoc{
 	},
 	{
 		Name: "KTE_METRICS", Default: "true", value: "true",
-		Range:   "true/false, 1/0, on/off",
+		Range:   "`true`/`false`, `1`/`0`, `on`/`off` (any case)",
 		Meaning: "Write counters as a CloudWatch Embedded Metric Format line on stdout (at most once a minute, and at shutdown).",
 	},
 	{
 		Name: "KTE_METRICS_NAMESPACE", Default: "KTE", value: "KTE",
-		Range:   "1–255 of A-Z a-z 0-9 . - _ / # : space; not starting with : or AWS/",
+		Range:   "1–255 of `A-Z a-z 0-9 . - _ / # :` and space; not starting with `:` or `AWS/`",
 		Meaning: "CloudWatch namespace of the metrics.",
 	},
 	{
 		Name: "KTE_METRICS_DIMENSIONS", Default: "function", value: "function",
-		Range:   "comma list of function, version, stream (no duplicates), or none",
+		Range:   "comma list of `function`, `version`, `stream` (no duplicates), or `none`",
 		Meaning: "Dimensions of the metrics.",
 	},
 	{
 		Name: "KTE_LOG_LEVEL", Default: "info", value: "info",
-		Range:   "error, warn, info, debug",
+		Range:   "`error`, `warn`, `info`, `debug`",
 		Meaning: "Least severe level the extension logs.",
 	},
 }
@@ -146,6 +148,8 @@ func lookupDoc(name string) *VarDoc {
 func MarkdownTable() string {
 	var b strings.Builder
 	b.WriteString("| Variable | Default | Accepted values | Meaning |\n|---|---|---|---|\n")
+	// Ranges and meanings are written with code spans around anything in
+	// angle brackets, which Markdown would otherwise take for HTML.
 	for _, v := range Vars {
 		b.WriteString("| `" + v.Name + "` | " + esc(v.Default) + " | " + esc(v.Range) + " | " + esc(v.Meaning) + " |\n")
 	}
