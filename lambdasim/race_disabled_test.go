@@ -1,0 +1,5 @@
+//go:build !race
+
+package lambdasim
+
+const raceEnabled = false
