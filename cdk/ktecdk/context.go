@@ -1,0 +1,177 @@
+package ktecdk
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/constructs-go/constructs/v10"
+	"github.com/aws/jsii-runtime-go"
+)
+
+// Context keys the app reads (`-c key=value` on the CDK CLI, or "context" in
+// cdk.json). Every key is optional.
+const (
+	CtxStackName      = "stackName"      // stack id; default DefaultStackName
+	CtxStreamName     = "streamName"     // physical stream name; default generated
+	CtxShardCount     = "shardCount"     // 0 or absent: on-demand; n > 0: provisioned with n shards
+	CtxRetentionHours = "retentionHours" // 24–8760; default 24
+	// CtxEncryptionKey is "aws-managed" (default: alias/aws/kinesis),
+	// "create" (a new customer managed key) or the ARN of an existing key.
+	CtxEncryptionKey       = "encryptionKey"
+	CtxStreamRemovalPolicy = "streamRemovalPolicy" // "retain" (default) or "destroy"
+	CtxLayerZipArm64       = "layerZipArm64"       // default DefaultLayerZipArm64
+	CtxLayerZipX8664       = "layerZipX8664"       // default DefaultLayerZipX8664
+	CtxDemo                = "demo"                // "true": build and deploy the demo function
+	// CtxEnvironment is a JSON object of KTE_ tuning variables (in cdk.json,
+	// or -c 'environment={"KTE_FLUSH":"end"}').
+	CtxEnvironment = "environment"
+)
+
+// AppConfig is what the app reads from context.
+type AppConfig struct {
+	StackName string
+	Props     TelemetryStackProps
+	// Demo asks for the demo function; the app builds it and sets
+	// Props.DemoCodeDir.
+	Demo bool
+}
+
+// ConfigFromContext reads the app's context keys (Ctx*) from node, usually
+// app.Node(). Values may be strings (from -c) or JSON values (from
+// cdk.json). Keys it does not know are ignored, since the CDK keeps its own
+// settings in the same context. The error joins one error per bad key, each
+// wrapping ErrInvalidProps; the props themselves are checked later by
+// NewTelemetryStack.
+func ConfigFromContext(node constructs.Node) (AppConfig, error) {
+	cfg := AppConfig{StackName: DefaultStackName}
+	var errs []error
+	bad := func(key string, v any, want string) {
+		errs = append(errs, fmt.Errorf("%w: context %s=%v: must be %s", ErrInvalidProps, key, v, want))
+	}
+	get := func(key string) (any, bool) {
+		v := node.TryGetContext(jsii.String(key))
+		return v, v != nil
+	}
+	str := func(key string) (string, bool) {
+		v, ok := get(key)
+		if !ok {
+			return "", false
+		}
+		s, isStr := v.(string)
+		if !isStr {
+			bad(key, v, "a string")
+			return "", false
+		}
+		return s, true
+	}
+	// integer accepts a JSON number or a decimal string.
+	integer := func(key, want string) (int, bool) {
+		v, ok := get(key)
+		if !ok {
+			return 0, false
+		}
+		switch n := v.(type) {
+		case float64:
+			if n == float64(int(n)) {
+				return int(n), true
+			}
+		case string:
+			if i, err := strconv.Atoi(n); err == nil {
+				return i, true
+			}
+		}
+		bad(key, v, want)
+		return 0, false
+	}
+
+	if s, ok := str(CtxStackName); ok {
+		cfg.StackName = s
+	}
+	if s, ok := str(CtxStreamName); ok {
+		cfg.Props.StreamName = s
+	}
+	if n, ok := integer(CtxShardCount, "0 (on-demand) or a number of shards"); ok {
+		cfg.Props.ShardCount = n
+	}
+	if n, ok := integer(CtxRetentionHours, "a number of hours between 24 and 8760"); ok {
+		cfg.Props.Retention = time.Duration(n) * time.Hour
+		if n == 0 {
+			bad(CtxRetentionHours, n, "a number of hours between 24 and 8760")
+		}
+	}
+	if s, ok := str(CtxEncryptionKey); ok {
+		switch {
+		case s == "aws-managed":
+		case s == "create":
+			cfg.Props.CreateEncryptionKey = true
+		case strings.HasPrefix(s, "arn:"):
+			cfg.Props.EncryptionKeyArn = s
+		default:
+			bad(CtxEncryptionKey, s, `"aws-managed", "create" or a KMS key ARN (arn:aws:kms:<region>:<account>:key/<id>)`)
+		}
+	}
+	if s, ok := str(CtxStreamRemovalPolicy); ok {
+		switch s {
+		case "retain":
+			cfg.Props.StreamRemovalPolicy = awscdk.RemovalPolicy_RETAIN
+		case "destroy":
+			cfg.Props.StreamRemovalPolicy = awscdk.RemovalPolicy_DESTROY
+		default:
+			bad(CtxStreamRemovalPolicy, s, `"retain" or "destroy"`)
+		}
+	}
+	if s, ok := str(CtxLayerZipArm64); ok {
+		cfg.Props.LayerZipArm64 = s
+	}
+	if s, ok := str(CtxLayerZipX8664); ok {
+		cfg.Props.LayerZipX8664 = s
+	}
+	if v, ok := get(CtxDemo); ok {
+		switch v {
+		case true, "true":
+			cfg.Demo = true
+		case false, "false":
+		default:
+			bad(CtxDemo, v, "true or false")
+		}
+	}
+	if v, ok := get(CtxEnvironment); ok {
+		env, err := environmentFromContext(v)
+		if err != nil {
+			bad(CtxEnvironment, v, err.Error())
+		}
+		cfg.Props.Environment = env
+	}
+	return cfg, errors.Join(errs...)
+}
+
+// environmentFromContext accepts a JSON object of strings, given as an
+// object (cdk.json) or as its text (-c).
+func environmentFromContext(v any) (map[string]string, error) {
+	want := errors.New(`a JSON object of KTE_ variables with string values, e.g. {"KTE_FLUSH":"end"}`)
+	if s, ok := v.(string); ok {
+		if err := json.Unmarshal([]byte(s), &v); err != nil {
+			return nil, want
+		}
+	}
+	obj, ok := v.(map[string]any)
+	if !ok {
+		return nil, want
+	}
+	env := make(map[string]string, len(obj))
+	for _, k := range slices.Sorted(maps.Keys(obj)) {
+		s, ok := obj[k].(string)
+		if !ok {
+			return nil, want
+		}
+		env[k] = s
+	}
+	return env, nil
+}

@@ -1,0 +1,78 @@
+package ktecdk
+
+import (
+	"errors"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+)
+
+func TestConfigFromContext(t *testing.T) {
+	f := func(ctx map[string]any, want AppConfig) {
+		t.Helper()
+		app := awscdk.NewApp(&awscdk.AppProps{Context: &ctx})
+		got, err := ConfigFromContext(app.Node())
+		if err != nil {
+			t.Fatalf("unexpected error for %v; got %v; want nil", ctx, err)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("unexpected config for %v;\ngot  %+v\nwant %+v", ctx, got, want)
+		}
+	}
+	def := AppConfig{StackName: DefaultStackName}
+	f(map[string]any{}, def)
+	// The CDK's own settings share the context; they are ignored.
+	f(map[string]any{"@aws-cdk/core:newStyleStackSynthesis": true}, def)
+
+	// Strings, as given by -c key=value.
+	f(map[string]any{
+		CtxStackName: "Kte", CtxStreamName: "telemetry", CtxShardCount: "4", CtxRetentionHours: "48",
+		CtxEncryptionKey: "create", CtxStreamRemovalPolicy: "destroy", CtxLayerZipArm64: "/a.zip", CtxLayerZipX8664: "/x.zip",
+		CtxDemo: "true", CtxEnvironment: `{"KTE_FLUSH":"end"}`,
+	}, AppConfig{StackName: "Kte", Demo: true, Props: TelemetryStackProps{
+		StreamName: "telemetry", ShardCount: 4, Retention: 48 * time.Hour, CreateEncryptionKey: true,
+		StreamRemovalPolicy: awscdk.RemovalPolicy_DESTROY, LayerZipArm64: "/a.zip", LayerZipX8664: "/x.zip",
+		Environment: map[string]string{"KTE_FLUSH": "end"},
+	}})
+	// JSON values, as given in cdk.json.
+	f(map[string]any{
+		CtxShardCount: 2, CtxRetentionHours: 24, CtxDemo: false,
+		CtxEncryptionKey:       "arn:aws:kms:eu-west-1:111122223333:key/abc",
+		CtxStreamRemovalPolicy: "retain",
+		CtxEnvironment:         map[string]any{"KTE_PARTITION_KEY": "random"},
+	}, AppConfig{StackName: DefaultStackName, Props: TelemetryStackProps{
+		ShardCount: 2, Retention: 24 * time.Hour, EncryptionKeyArn: "arn:aws:kms:eu-west-1:111122223333:key/abc",
+		StreamRemovalPolicy: awscdk.RemovalPolicy_RETAIN, Environment: map[string]string{"KTE_PARTITION_KEY": "random"},
+	}})
+	f(map[string]any{CtxEncryptionKey: "aws-managed", CtxShardCount: "0"}, def)
+}
+
+func TestConfigFromContextErrors(t *testing.T) {
+	f := func(ctx map[string]any, wants ...string) {
+		t.Helper()
+		app := awscdk.NewApp(&awscdk.AppProps{Context: &ctx})
+		_, err := ConfigFromContext(app.Node())
+		if !errors.Is(err, ErrInvalidProps) {
+			t.Fatalf("unexpected error for %v; got %v; want one wrapping ErrInvalidProps", ctx, err)
+		}
+		for _, w := range wants {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("unexpected error for %v; got %q; want it to contain %q", ctx, err, w)
+			}
+		}
+	}
+	f(map[string]any{CtxShardCount: "two"}, "context shardCount=two: must be 0 (on-demand) or a number of shards")
+	f(map[string]any{CtxShardCount: 1.5}, "context shardCount=1.5")
+	f(map[string]any{CtxRetentionHours: "0"}, "context retentionHours=0: must be a number of hours between 24 and 8760")
+	f(map[string]any{CtxEncryptionKey: "mine"}, `context encryptionKey=mine: must be "aws-managed", "create" or a KMS key ARN`)
+	f(map[string]any{CtxStreamRemovalPolicy: "snapshot"}, `context streamRemovalPolicy=snapshot: must be "retain" or "destroy"`)
+	f(map[string]any{CtxDemo: "yes"}, "context demo=yes: must be true or false")
+	f(map[string]any{CtxStackName: 3}, "context stackName=3: must be a string")
+	f(map[string]any{CtxEnvironment: "KTE_FLUSH=end"}, "context environment=KTE_FLUSH=end: must be a JSON object of KTE_ variables")
+	f(map[string]any{CtxEnvironment: map[string]any{"KTE_BATCH_MAX_RECORDS": 500}}, "with string values")
+	// Every bad key at once.
+	f(map[string]any{CtxShardCount: "x", CtxDemo: "maybe"}, "shardCount=x", "demo=maybe")
+}

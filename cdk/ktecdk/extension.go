@@ -1,0 +1,284 @@
+package ktecdk
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awskinesis"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awslambda"
+	"github.com/aws/constructs-go/constructs/v10"
+	"github.com/aws/jsii-runtime-go"
+
+	"github.com/kte-dev/kinesis-telemetry-extension/config"
+)
+
+// ErrInvalidProps is wrapped by every error (and panic value) this package
+// reports for invalid props, context or layer zips.
+var ErrInvalidProps = errors.New("ktecdk: invalid props")
+
+// EnvStream is the variable Attach sets to the stream's ARN (or name).
+const EnvStream = "KTE_STREAM"
+
+// TelemetryExtensionProps configures NewTelemetryExtension. Only Stream is
+// required.
+type TelemetryExtensionProps struct {
+	// Stream receives the telemetry. Functions get its ARN as KTE_STREAM. Its
+	// EncryptionKey, when set (a customer managed key), is added to the
+	// policy the construct creates. Required.
+	Stream awskinesis.IStream
+	// StreamByName sets KTE_STREAM to the stream's name instead of its ARN.
+	// The extension then addresses the stream by name in the function's own
+	// region and account, through the regional endpoint
+	// (kinesis.<region>.amazonaws.com); with an ARN the SDK uses the
+	// account endpoint (<account>.data-kinesis.<region>.amazonaws.com),
+	// which matters for VPC endpoints and egress rules.
+	StreamByName bool
+
+	// LayerArm64 and LayerX8664 are the extension's layers. When nil, the
+	// construct creates a LayerVersion from LayerZipArm64 or LayerZipX8664
+	// (default DefaultLayerZipArm64, DefaultLayerZipX8664).
+	LayerArm64    awslambda.ILayerVersion
+	LayerX8664    awslambda.ILayerVersion
+	LayerZipArm64 string
+	LayerZipX8664 string
+
+	// Policy is attached to the role of every function the extension is
+	// attached to. When nil, the construct creates the least-privilege
+	// policy (see NewProducerPolicy). A given policy is used as is.
+	Policy awsiam.IManagedPolicy
+
+	// Environment holds KTE_ tuning variables (see the configuration table;
+	// not KTE_STREAM, which comes from Stream). They are validated here with
+	// the extension's own config.Load, so a value the extension would refuse
+	// fails synthesis instead of the function's cold start. Values that are
+	// unresolved CDK tokens cannot be checked and are passed through.
+	Environment map[string]string
+}
+
+// TelemetryExtension is the extension's layers, the policy functions need
+// and the environment they get. Attach adds all three to a function. It is
+// built and used on one goroutine while the app is constructed, like every
+// CDK construct.
+type TelemetryExtension struct {
+	// Construct is the scope holding what NewTelemetryExtension created.
+	Construct constructs.Construct
+	// Stream is the stream the extension writes to.
+	Stream awskinesis.IStream
+	// LayerArm64 and LayerX8664 are the layers (created or given).
+	LayerArm64 awslambda.ILayerVersion
+	LayerX8664 awslambda.ILayerVersion
+	// Policy is the managed policy attached to functions' roles.
+	Policy awsiam.IManagedPolicy
+
+	env          map[string]string
+	streamByName bool
+	attached     map[string]bool // node paths of functions already attached
+}
+
+// NewTelemetryExtension creates the layers and the policy that props do not
+// give, in a new construct scope/id. Like the CDK's own constructs, it
+// panics when props are invalid (in Go that is how a CDK construct fails
+// synthesis); the panic value is an error wrapping ErrInvalidProps whose
+// text says what to fix, e.g. a missing layer zip ("run `make layer`
+// first") or a tuning variable outside the extension's range.
+func NewTelemetryExtension(scope constructs.Construct, id *string, props *TelemetryExtensionProps) *TelemetryExtension {
+	if props == nil {
+		props = &TelemetryExtensionProps{}
+	}
+	var errs []error
+	if props.Stream == nil {
+		errs = append(errs, fmt.Errorf("%w: TelemetryExtensionProps.Stream is required", ErrInvalidProps))
+	}
+	zipArm64 := orDefault(props.LayerZipArm64, DefaultLayerZipArm64)
+	zipX8664 := orDefault(props.LayerZipX8664, DefaultLayerZipX8664)
+	if props.LayerArm64 == nil {
+		errs = append(errs, checkLayerZip(zipArm64, ArchArm64))
+	}
+	if props.LayerX8664 == nil {
+		errs = append(errs, checkLayerZip(zipX8664, ArchX8664))
+	}
+	errs = append(errs, ValidateEnvironment(props.Environment))
+	if err := errors.Join(errs...); err != nil {
+		panic(err)
+	}
+
+	c := constructs.NewConstruct(scope, id)
+	e := &TelemetryExtension{
+		Construct:    c,
+		Stream:       props.Stream,
+		LayerArm64:   props.LayerArm64,
+		LayerX8664:   props.LayerX8664,
+		Policy:       props.Policy,
+		env:          maps.Clone(props.Environment),
+		streamByName: props.StreamByName,
+		attached:     map[string]bool{},
+	}
+	if e.LayerArm64 == nil {
+		e.LayerArm64 = newLayer(c, ArchArm64, zipArm64)
+	}
+	if e.LayerX8664 == nil {
+		e.LayerX8664 = newLayer(c, ArchX8664, zipX8664)
+	}
+	if e.Policy == nil {
+		e.Policy = NewProducerPolicy(c, jsii.String("ProducerPolicy"), props.Stream)
+	}
+	return e
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+// newLayer creates the layer for arch from a checked zip. It sets no
+// CompatibleRuntimes: an external extension is a separate executable, so the
+// layer works with every runtime (and the CDK then accepts it on any
+// function).
+func newLayer(scope constructs.Construct, arch, zipPath string) awslambda.LayerVersion {
+	id, a := "LayerArm64", awslambda.Architecture_ARM_64()
+	if arch == ArchX8664 {
+		id, a = "LayerX8664", awslambda.Architecture_X86_64()
+	}
+	return awslambda.NewLayerVersion(scope, jsii.String(id), &awslambda.LayerVersionProps{
+		Code:                    awslambda.Code_FromAsset(jsii.String(zipPath), nil),
+		CompatibleArchitectures: &[]awslambda.Architecture{a},
+		Description:             jsii.String("KTE: Lambda Telemetry API to Kinesis Data Streams extension (" + arch + ")"),
+	})
+}
+
+// NewProducerPolicy creates the least-privilege managed policy for functions
+// whose extension writes to stream: kinesis:PutRecords on the stream's ARN
+// (the only Kinesis call the extension makes), plus kms:GenerateDataKey on
+// the stream's customer managed key when it has one (the permission AWS
+// documents for producers of such streams; the AWS managed key needs none).
+func NewProducerPolicy(scope constructs.Construct, id *string, stream awskinesis.IStream) awsiam.ManagedPolicy {
+	statements := []awsiam.PolicyStatement{
+		awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+			Sid:       jsii.String("PutTelemetryRecords"),
+			Effect:    awsiam.Effect_ALLOW,
+			Actions:   jsii.Strings("kinesis:PutRecords"),
+			Resources: jsii.Strings(*stream.StreamArn()),
+		}),
+	}
+	if key := stream.EncryptionKey(); key != nil {
+		statements = append(statements, awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+			Sid:       jsii.String("EncryptTelemetryRecords"),
+			Effect:    awsiam.Effect_ALLOW,
+			Actions:   jsii.Strings("kms:GenerateDataKey"),
+			Resources: jsii.Strings(*key.KeyArn()),
+		}))
+	}
+	return awsiam.NewManagedPolicy(scope, id, &awsiam.ManagedPolicyProps{
+		Description: jsii.String("KTE extension: write Lambda telemetry to one Kinesis stream"),
+		Statements:  &statements,
+	})
+}
+
+// Environment returns the variables Attach sets: KTE_STREAM and the tuning.
+// The map is a copy.
+func (e *TelemetryExtension) Environment() map[string]string {
+	env := maps.Clone(e.env)
+	if env == nil {
+		env = map[string]string{}
+	}
+	if e.streamByName {
+		env[EnvStream] = *e.Stream.StreamName()
+	} else {
+		env[EnvStream] = *e.Stream.StreamArn()
+	}
+	return env
+}
+
+// Attach adds the extension to fn: the layer for fn's architecture, the
+// KTE_ environment (KTE_STREAM = the stream's ARN or name, then the tuning in sorted
+// order; an existing variable of the same name is replaced) and the policy
+// on fn's role. Attaching a function again does nothing. It panics with an
+// ErrInvalidProps error when fn cannot take the extension: a container image
+// function (layers are not supported; put the extension into the image), an
+// architecture other than arm64 or x86_64, or no role.
+func (e *TelemetryExtension) Attach(fn awslambda.Function) {
+	path := *fn.Node().Path()
+	if e.attached[path] {
+		return
+	}
+	if *fn.Runtime().Name() == *awslambda.Runtime_FROM_IMAGE().Name() {
+		panic(fmt.Errorf("%w: %s is a container image function, which cannot use layers: copy the extension into the image at /opt/extensions/%s instead",
+			ErrInvalidProps, path, ExtensionName))
+	}
+	var layer awslambda.ILayerVersion
+	switch arch := *fn.Architecture().Name(); arch {
+	case ArchArm64:
+		layer = e.LayerArm64
+	case ArchX8664:
+		layer = e.LayerX8664
+	default:
+		panic(fmt.Errorf("%w: %s has architecture %q: the extension is built for %s and %s only", ErrInvalidProps, path, arch, ArchArm64, ArchX8664))
+	}
+	role := fn.Role()
+	if role == nil {
+		panic(fmt.Errorf("%w: %s has no role to attach the extension's policy to", ErrInvalidProps, path))
+	}
+
+	fn.AddLayers(layer)
+	env := e.Environment()
+	for _, k := range slices.Sorted(maps.Keys(env)) {
+		fn.AddEnvironment(jsii.String(k), jsii.String(env[k]), nil)
+	}
+	role.AddManagedPolicy(e.Policy)
+	e.attached[path] = true
+}
+
+// ValidateEnvironment checks KTE_ tuning variables with the extension's own
+// config.Load, so that synthesis enforces exactly the extension's ranges. It
+// also rejects names that are not KTE_ variables the extension reads, and
+// KTE_STREAM (set from the stream). Values that are unresolved CDK tokens are
+// skipped. The error joins one error per problem, each wrapping
+// ErrInvalidProps.
+func ValidateEnvironment(env map[string]string) error {
+	known := make(map[string]bool, len(config.Vars))
+	for _, v := range config.Vars {
+		known[v.Name] = true
+	}
+	var errs []error
+	lookupEnv := map[string]string{
+		// Placeholders for what Attach and Lambda provide, so that Load
+		// judges only the tuning.
+		EnvStream:                  "kte-placeholder",
+		config.EnvRuntimeAPI:       "127.0.0.1:9001",
+		"AWS_REGION":               "us-east-1",
+		"AWS_LAMBDA_FUNCTION_NAME": "kte-placeholder",
+	}
+	for _, k := range slices.Sorted(maps.Keys(env)) {
+		v := env[k]
+		switch {
+		case k == EnvStream:
+			errs = append(errs, fmt.Errorf("%w: %s is set from TelemetryExtensionProps.Stream; do not set it in Environment", ErrInvalidProps, EnvStream))
+		case !strings.HasPrefix(k, "KTE_"):
+			errs = append(errs, fmt.Errorf("%w: Environment holds %s, which is not a KTE_ variable; set other variables on the function itself", ErrInvalidProps, k))
+		case !known[k]:
+			errs = append(errs, fmt.Errorf("%w: %s is not a variable the extension reads (known: %s)", ErrInvalidProps, k, strings.Join(slices.Sorted(maps.Keys(known)), ", ")))
+		case *awscdk.Token_IsUnresolved(v):
+			// Resolved only at deploy time; the extension checks it at start.
+		default:
+			lookupEnv[k] = v
+		}
+	}
+	if _, err := config.Load(func(k string) (string, bool) { v, ok := lookupEnv[k]; return v, ok }); err != nil {
+		var joined interface{ Unwrap() []error }
+		if errors.As(err, &joined) {
+			for _, e := range joined.Unwrap() {
+				errs = append(errs, fmt.Errorf("%w: %w", ErrInvalidProps, e))
+			}
+		} else {
+			errs = append(errs, fmt.Errorf("%w: %w", ErrInvalidProps, err))
+		}
+	}
+	return errors.Join(errs...)
+}

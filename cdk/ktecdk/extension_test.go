@@ -1,0 +1,287 @@
+package ktecdk
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/assertions"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsecr"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awskinesis"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awskms"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awslambda"
+	"github.com/aws/constructs-go/constructs/v10"
+	"github.com/aws/jsii-runtime-go"
+)
+
+// nodeFunction creates a Node.js function with inline code: any runtime
+// will do, since the extension does not depend on it.
+func nodeFunction(scope constructs.Construct, id string, arch awslambda.Architecture) awslambda.Function {
+	return awslambda.NewFunction(scope, jsii.String(id), &awslambda.FunctionProps{
+		Runtime:      awslambda.Runtime_NODEJS_22_X(),
+		Architecture: arch,
+		Handler:      jsii.String("index.handler"),
+		Code:         awslambda.Code_FromInline(jsii.String("exports.handler = async () => 'ok';")),
+	})
+}
+
+// providedFunction creates a provided.al2023 function from a fake bootstrap.
+func providedFunction(t *testing.T, scope constructs.Construct, id string, arch awslambda.Architecture) awslambda.Function {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "bootstrap"), []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return awslambda.NewFunction(scope, jsii.String(id), &awslambda.FunctionProps{
+		Runtime:      awslambda.Runtime_PROVIDED_AL2023(),
+		Architecture: arch,
+		Handler:      jsii.String("bootstrap"),
+		Code:         awslambda.Code_FromAsset(jsii.String(dir), nil),
+	})
+}
+
+// functionProps returns the Properties of the function whose logical id
+// starts with prefix, and the role resource it uses.
+func functionProps(t *testing.T, tmpl assertions.Template, prefix string) (fn, role map[string]any) {
+	t.Helper()
+	for id, r := range resources(t, tmpl, "AWS::Lambda::Function") {
+		if strings.HasPrefix(id, prefix) {
+			fn = props(t, r)
+			roleID := fn["Role"].(map[string]any)["Fn::GetAtt"].([]any)[0].(string)
+			return fn, resources(t, tmpl, "AWS::IAM::Role")[roleID]
+		}
+	}
+	t.Fatalf("no function %s* in the template", prefix)
+	return nil, nil
+}
+
+func TestAttachPerArchitecture(t *testing.T) {
+	arm64, x8664 := layerZips(t)
+	app := awscdk.NewApp(nil)
+	stack := awscdk.NewStack(app, jsii.String("Users"), nil)
+	stream := awskinesis.NewStream(stack, jsii.String("Stream"), &awskinesis.StreamProps{StreamMode: awskinesis.StreamMode_ON_DEMAND})
+	ext := NewTelemetryExtension(stack, jsii.String("Kte"), &TelemetryExtensionProps{
+		Stream:        stream,
+		LayerZipArm64: arm64,
+		LayerZipX8664: x8664,
+		Environment:   map[string]string{"KTE_FLUSH": "end", "KTE_BUFFER_TIMEOUT_MS": "25"},
+	})
+	ext.Attach(providedFunction(t, stack, "Graviton", awslambda.Architecture_ARM_64()))
+	ext.Attach(nodeFunction(stack, "Intel", awslambda.Architecture_X86_64()))
+	tmpl := templateOf(t, stack)
+
+	streamID, _ := onlyResource(t, tmpl, "AWS::Kinesis::Stream")
+	policyID, _ := onlyResource(t, tmpl, "AWS::IAM::ManagedPolicy")
+	wantEnv := `{"Variables": {
+		"KTE_STREAM": {"Fn::GetAtt": ["` + streamID + `", "Arn"]},
+		"KTE_FLUSH": "end",
+		"KTE_BUFFER_TIMEOUT_MS": "25"
+	}}`
+	for _, c := range []struct{ prefix, arch string }{{"Graviton", ArchArm64}, {"Intel", ArchX8664}} {
+		fn, role := functionProps(t, tmpl, c.prefix)
+		equalJSON(t, c.prefix+" architectures", fn["Architectures"], mustMarshal([]string{c.arch}))
+		equalJSON(t, c.prefix+" layers", fn["Layers"], mustMarshal([]any{ref(layerID(t, tmpl, c.arch))}))
+		equalJSON(t, c.prefix+" environment", fn["Environment"], wantEnv)
+		assertManagedPolicy(t, role, ref(policyID))
+	}
+	// The same through the template assertions, as a user would write them.
+	check(t, "arm64 function has the arm64 layer", func() {
+		tmpl.HasResourceProperties(jsii.String("AWS::Lambda::Function"), &map[string]any{
+			"Architectures": []string{ArchArm64},
+			"Layers":        []any{ref(layerID(t, tmpl, ArchArm64))},
+		})
+	})
+	check(t, "x86_64 function has the x86_64 layer", func() {
+		tmpl.HasResourceProperties(jsii.String("AWS::Lambda::Function"), &map[string]any{
+			"Architectures": []string{ArchX8664},
+			"Layers":        []any{ref(layerID(t, tmpl, ArchX8664))},
+		})
+	})
+}
+
+func TestAttachTwiceIsNoop(t *testing.T) {
+	arm64, x8664 := layerZips(t)
+	app := awscdk.NewApp(nil)
+	stack := awscdk.NewStack(app, jsii.String("Users"), nil)
+	stream := awskinesis.NewStream(stack, jsii.String("Stream"), nil)
+	ext := NewTelemetryExtension(stack, jsii.String("Kte"), &TelemetryExtensionProps{Stream: stream, LayerZipArm64: arm64, LayerZipX8664: x8664})
+	fn := nodeFunction(stack, "Fn", awslambda.Architecture_ARM_64())
+	ext.Attach(fn)
+	ext.Attach(fn)
+	tmpl := templateOf(t, stack)
+	p, role := functionProps(t, tmpl, "Fn")
+	if layers, _ := p["Layers"].([]any); len(layers) != 1 {
+		t.Errorf("unexpected layers; got %v; want one", p["Layers"])
+	}
+	policyID, _ := onlyResource(t, tmpl, "AWS::IAM::ManagedPolicy")
+	arns := mustMarshal(props(t, role)["ManagedPolicyArns"])
+	if n := strings.Count(arns, mustMarshal(ref(policyID))); n != 1 {
+		t.Errorf("unexpected ManagedPolicyArns; got %s; want %s once", arns, policyID)
+	}
+}
+
+// TestAttachAcrossStacks: the stack's extension attached to a function in
+// another stack of the same app, through CloudFormation exports.
+func TestAttachAcrossStacks(t *testing.T) {
+	arm64, x8664 := layerZips(t)
+	app := awscdk.NewApp(nil)
+	kte := NewTelemetryStack(app, jsii.String("Kte"), &TelemetryStackProps{LayerZipArm64: arm64, LayerZipX8664: x8664})
+	users := awscdk.NewStack(app, jsii.String("Users"), nil)
+	kte.Extension.Attach(nodeFunction(users, "Fn", awslambda.Architecture_ARM_64()))
+	tmpl := templateOf(t, users)
+	fn, role := functionProps(t, tmpl, "Fn")
+	for what, v := range map[string]any{"layer": fn["Layers"], "stream": fn["Environment"], "policy": props(t, role)["ManagedPolicyArns"]} {
+		if !strings.Contains(mustMarshal(v), `"Fn::ImportValue":"Kte:ExportsOutput`) {
+			t.Errorf("unexpected %s reference; got %s; want an import from stack Kte", what, mustMarshal(v))
+		}
+	}
+	// The exporting stack still synthesises (and exports what Users imports).
+	kteTmpl := templateOf(t, kte.Stack)
+	if outputs := *kteTmpl.FindOutputs(jsii.String("*"), nil); len(outputs) < 5+3 {
+		t.Errorf("unexpected outputs of Kte; got %v; want the 5 outputs and 3 exports", keys(outputs))
+	}
+}
+
+// TestAttachImported: everything given, nothing created; the policy is then
+// the caller's, and the stream's key does not change it.
+func TestAttachImported(t *testing.T) {
+	const (
+		streamArn = "arn:aws:kinesis:eu-west-1:111122223333:stream/kte"
+		layerArn  = "arn:aws:lambda:eu-west-1:111122223333:layer:kte-arm64:3"
+		layer86   = "arn:aws:lambda:eu-west-1:111122223333:layer:kte-x86_64:3"
+		policyArn = "arn:aws:iam::111122223333:policy/kte-producer"
+	)
+	app := awscdk.NewApp(nil)
+	stack := awscdk.NewStack(app, jsii.String("Users"), nil)
+	ext := NewTelemetryExtension(stack, jsii.String("Kte"), &TelemetryExtensionProps{
+		Stream:     awskinesis.Stream_FromStreamArn(stack, jsii.String("Stream"), jsii.String(streamArn)),
+		LayerArm64: awslambda.LayerVersion_FromLayerVersionArn(stack, jsii.String("LayerArm64"), jsii.String(layerArn)),
+		LayerX8664: awslambda.LayerVersion_FromLayerVersionArn(stack, jsii.String("LayerX8664"), jsii.String(layer86)),
+		Policy:     awsiam.ManagedPolicy_FromManagedPolicyArn(stack, jsii.String("Policy"), jsii.String(policyArn)),
+	})
+	ext.Attach(nodeFunction(stack, "Fn", awslambda.Architecture_ARM_64()))
+	tmpl := templateOf(t, stack)
+	check(t, "nothing created but the function and its role", func() {
+		tmpl.ResourceCountIs(jsii.String("AWS::Lambda::LayerVersion"), jsii.Number(0))
+		tmpl.ResourceCountIs(jsii.String("AWS::IAM::ManagedPolicy"), jsii.Number(0))
+	})
+	fn, role := functionProps(t, tmpl, "Fn")
+	equalJSON(t, "layers", fn["Layers"], `["`+layerArn+`"]`)
+	equalJSON(t, "environment", fn["Environment"], `{"Variables": {"KTE_STREAM": "`+streamArn+`"}}`)
+	assertManagedPolicy(t, role, policyArn)
+}
+
+// TestProducerPolicyImportedStreamWithKey: a stream from another app with a
+// customer key gets the KMS statement on that key.
+func TestProducerPolicyImportedStreamWithKey(t *testing.T) {
+	const (
+		streamArn = "arn:aws:kinesis:eu-west-1:111122223333:stream/kte"
+		keyArn    = "arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+	)
+	app := awscdk.NewApp(nil)
+	stack := awscdk.NewStack(app, jsii.String("Users"), nil)
+	stream := awskinesis.Stream_FromStreamAttributes(stack, jsii.String("Stream"), &awskinesis.StreamAttributes{
+		StreamArn:     jsii.String(streamArn),
+		EncryptionKey: awskms.Key_FromKeyArn(stack, jsii.String("Key"), jsii.String(keyArn)),
+	})
+	NewProducerPolicy(stack, jsii.String("Policy"), stream)
+	tmpl := templateOf(t, stack)
+	check(t, "policy document", func() {
+		tmpl.HasResourceProperties(jsii.String("AWS::IAM::ManagedPolicy"), &map[string]any{
+			"PolicyDocument": assertions.Match_ObjectEquals(&map[string]any{
+				"Version": "2012-10-17",
+				"Statement": []any{
+					map[string]any{"Sid": "PutTelemetryRecords", "Effect": "Allow", "Action": "kinesis:PutRecords", "Resource": streamArn},
+					map[string]any{"Sid": "EncryptTelemetryRecords", "Effect": "Allow", "Action": "kms:GenerateDataKey", "Resource": keyArn},
+				},
+			}),
+		})
+	})
+}
+
+func TestAttachRejects(t *testing.T) {
+	arm64, x8664 := layerZips(t)
+	app := awscdk.NewApp(nil)
+	stack := awscdk.NewStack(app, jsii.String("Users"), nil)
+	stream := awskinesis.NewStream(stack, jsii.String("Stream"), nil)
+	ext := NewTelemetryExtension(stack, jsii.String("Kte"), &TelemetryExtensionProps{Stream: stream, LayerZipArm64: arm64, LayerZipX8664: x8664})
+
+	repo := awsecr.Repository_FromRepositoryName(stack, jsii.String("Repo"), jsii.String("app"))
+	image := awslambda.NewDockerImageFunction(stack, jsii.String("Image"), &awslambda.DockerImageFunctionProps{
+		Code: awslambda.DockerImageCode_FromEcr(repo, nil),
+	})
+	wantPanic(t, "container image", func() { ext.Attach(image) },
+		"Users/Image is a container image function, which cannot use layers", "/opt/extensions/"+ExtensionName)
+
+	custom := nodeFunction(stack, "Custom", awslambda.Architecture_Custom(jsii.String("riscv64"), nil))
+	wantPanic(t, "custom architecture", func() { ext.Attach(custom) }, `Users/Custom has architecture "riscv64"`)
+}
+
+func TestExtensionInvalidProps(t *testing.T) {
+	arm64, x8664 := layerZips(t)
+	f := func(p TelemetryExtensionProps, wants ...string) {
+		t.Helper()
+		app := awscdk.NewApp(nil)
+		stack := awscdk.NewStack(app, jsii.String("Users"), nil)
+		if p.Stream == nil {
+			p.Stream = awskinesis.NewStream(stack, jsii.String("Stream"), nil)
+		}
+		if p.LayerZipArm64 == "" {
+			p.LayerZipArm64, p.LayerZipX8664 = arm64, x8664
+		}
+		wantPanic(t, "NewTelemetryExtension", func() { NewTelemetryExtension(stack, jsii.String("Kte"), &p) }, wants...)
+		if p.Environment != nil {
+			if err := ValidateEnvironment(p.Environment); !errors.Is(err, ErrInvalidProps) {
+				t.Errorf("unexpected ValidateEnvironment error; got %v; want one wrapping ErrInvalidProps", err)
+			}
+		}
+	}
+	env := func(kv ...string) TelemetryExtensionProps {
+		m := map[string]string{}
+		for i := 0; i < len(kv); i += 2 {
+			m[kv[i]] = kv[i+1]
+		}
+		return TelemetryExtensionProps{Environment: m}
+	}
+	// The extension's own ranges and messages (config.Load).
+	f(env("KTE_BATCH_MAX_RECORDS", "600"), `KTE_BATCH_MAX_RECORDS="600": must be an integer between 1 and 500`)
+	f(env("KTE_BUFFER_MAX_BYTES", "2MiB"), `KTE_BUFFER_MAX_BYTES="2MiB": must be a size between 256KiB and 1MiB`)
+	f(env("KTE_LISTEN_PORT", "9001"), `KTE_LISTEN_PORT="9001"`, "reserved by Lambda")
+	f(env("KTE_PARTITION_KEY", "Random"), `did you mean "random"?`)
+	f(env("KTE_RECORD_MAX_BYTES", "2MiB", "KTE_BATCH_MAX_BYTES", "1MiB"), `KTE_RECORD_MAX_BYTES="2MiB": must be ≤ KTE_BATCH_MAX_BYTES=1MiB`)
+	// Names.
+	f(env("KTE_STREAM", "other"), "KTE_STREAM is set from TelemetryExtensionProps.Stream")
+	f(env("KTE_FLUSHH", "end"), "KTE_FLUSHH is not a variable the extension reads", "KTE_FLUSH,")
+	f(env("AWS_REGION", "eu-west-1"), "AWS_REGION, which is not a KTE_ variable")
+	// All at once.
+	f(env("KTE_FLUSH", "never", "KTE_LOG_LEVEL", "trace", "KTE_NOPE", "1"),
+		`KTE_FLUSH="never"`, `KTE_LOG_LEVEL="trace"`, "KTE_NOPE is not a variable")
+	// Stream and layers.
+	missing := filepath.Join(t.TempDir(), "none.zip")
+	f(TelemetryExtensionProps{LayerZipArm64: missing, LayerZipX8664: missing}, "layer zip for arm64 not found", "layer zip for x86_64 not found", "make layer")
+	wantPanic(t, "no stream", func() {
+		NewTelemetryExtension(awscdk.NewStack(awscdk.NewApp(nil), jsii.String("S"), nil), jsii.String("Kte"),
+			&TelemetryExtensionProps{LayerZipArm64: arm64, LayerZipX8664: x8664})
+	}, "TelemetryExtensionProps.Stream is required")
+}
+
+func TestValidateEnvironmentAccepts(t *testing.T) {
+	f := func(env map[string]string) {
+		t.Helper()
+		if err := ValidateEnvironment(env); err != nil {
+			t.Errorf("unexpected error for %v; got %v; want nil", env, err)
+		}
+	}
+	f(nil)
+	f(map[string]string{"KTE_FLUSH": "periodic:30s", "KTE_PARTITION_KEY": "function", "KTE_RING_BYTES": "16MiB"})
+	f(map[string]string{"KTE_BATCH_MAX_RECORDS": "500", "KTE_BUFFER_MAX_ITEMS": "10000", "KTE_ENRICH": "off"})
+	// A token is resolved at deploy time; the extension checks it then.
+	app := awscdk.NewApp(nil)
+	stack := awscdk.NewStack(app, jsii.String("S"), nil)
+	param := awscdk.NewCfnParameter(stack, jsii.String("Flush"), nil)
+	f(map[string]string{"KTE_FLUSH": *param.ValueAsString()})
+}
