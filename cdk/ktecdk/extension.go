@@ -63,8 +63,10 @@ type TelemetryExtensionProps struct {
 // TelemetryExtension is the extension's layers, the policy functions need
 // and the environment they get. Attach adds all three to a function. It is
 // built and used on one goroutine while the app is constructed, like every
-// CDK construct.
+// CDK construct, and must not be copied (use the pointer).
 type TelemetryExtension struct {
+	_ noCopy
+
 	// Construct is the scope holding what NewTelemetryExtension created.
 	Construct constructs.Construct
 	// Stream is the stream the extension writes to.
@@ -282,3 +284,9 @@ func ValidateEnvironment(env map[string]string) error {
 	}
 	return errors.Join(errs...)
 }
+
+// noCopy makes `go vet` (copylocks) report copies of the struct embedding it.
+type noCopy struct{}
+
+func (*noCopy) Lock()   {}
+func (*noCopy) Unlock() {}
