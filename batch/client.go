@@ -1,0 +1,84 @@
+package batch
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+
+	"github.com/kte-dev/kinesis-telemetry-extension/config"
+)
+
+// PutRecordsAPI is the one call the packer makes; *kinesis.Client
+// implements it. Tests and benchmarks pass fakes.
+type PutRecordsAPI interface {
+	PutRecords(ctx context.Context, params *kinesis.PutRecordsInput, optFns ...func(*kinesis.Options)) (*kinesis.PutRecordsOutput, error)
+}
+
+// HTTP timeouts of the Kinesis client. The per-attempt context deadline
+// (config.SendTimeout, and a flush's own deadline) bounds every call as a
+// whole; these bound the phases below it, so that a dead endpoint is found
+// out before the whole attempt budget is spent.
+const (
+	dialTimeout         = 2 * time.Second
+	tlsHandshakeTimeout = 2 * time.Second
+	keepAlive           = 30 * time.Second
+	idleConnTimeout     = 60 * time.Second
+)
+
+// NewKinesisClient builds the Kinesis client from the standard SDK
+// configuration chain: credentials from the environment (Lambda sets them),
+// region cfg.StreamRegion() (the ARN's region, else AWS_REGION), and the
+// endpoint from AWS_ENDPOINT_URL_KINESIS or AWS_ENDPOINT_URL when set (local
+// stand-ins, VPC endpoints).
+//
+// The SDK's own retries are off (aws.NopRetryer, one attempt per call): the
+// packer retries itself, so that every attempt is bounded by the packer's
+// deadlines (the SDK's standard retryer sleeps up to 20 s between attempts
+// inside one call, and its retry token bucket can refuse retries for reasons
+// of its own), so that a retried request can be repacked (only failed
+// entries, joined by new ones), and so that one place keeps the backoff and
+// the counters.
+//
+// Building it reads the environment and files only (no network; credentials
+// are fetched at the first call): a few milliseconds. The client is safe for
+// concurrent use and is meant to be built once.
+func NewKinesisClient(ctx context.Context, cfg config.Config) (*kinesis.Client, error) {
+	opts := []func(*awsconfig.LoadOptions) error{
+		awsconfig.WithRetryer(func() aws.Retryer { return aws.NopRetryer{} }),
+		awsconfig.WithHTTPClient(newHTTPClient(cfg.SendTimeout)),
+	}
+	if r := cfg.StreamRegion(); r != "" {
+		opts = append(opts, awsconfig.WithRegion(r))
+	}
+	awsCfg, err := awsconfig.LoadDefaultConfig(ctx, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("cannot load AWS configuration for Kinesis: %w", err)
+	}
+	return kinesis.NewFromConfig(awsCfg), nil
+}
+
+// newHTTPClient returns the SDK's buildable client with explicit dial, TLS
+// and response-header timeouts.
+func newHTTPClient(sendTimeout time.Duration) *awshttp.BuildableClient {
+	header := sendTimeout
+	if header <= 0 {
+		header = 10 * time.Second
+	}
+	return awshttp.NewBuildableClient().
+		WithDialerOptions(func(d *net.Dialer) {
+			d.Timeout = dialTimeout
+			d.KeepAlive = keepAlive
+		}).
+		WithTransportOptions(func(tr *http.Transport) {
+			tr.TLSHandshakeTimeout = tlsHandshakeTimeout
+			tr.ResponseHeaderTimeout = header
+			tr.IdleConnTimeout = idleConnTimeout
+		})
+}

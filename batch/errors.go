@@ -1,0 +1,118 @@
+package batch
+
+import (
+	"context"
+	"errors"
+
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
+	"github.com/aws/smithy-go"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
+)
+
+// Per-record error codes of PutRecords (the only two the API documents; see
+// protocol.md section 4). Both are transient.
+const (
+	codeThroughput = "ProvisionedThroughputExceededException"
+	codeInternal   = "InternalFailure"
+)
+
+// failKind classifies a failed PutRecords call.
+type failKind uint8
+
+const (
+	failNetwork     failKind = iota // no response: connection error, attempt timeout
+	failThrottled                   // throttling: retry with backoff
+	failServer                      // HTTP 5xx or InternalFailureException: retry
+	failCanceled                    // our own flush deadline or GiveUp cut it short
+	failNotFound                    // ResourceNotFoundException
+	failAccess                      // AccessDeniedException and friends
+	failKMS                         // KMS* except KMSThrottlingException
+	failInvalid                     // InvalidArgumentException, ValidationException
+	failCredentials                 // no credentials could be obtained
+	failRejected                    // any other 4xx: not retryable as far as we know
+	numFailKinds
+)
+
+// retryable reports whether the failure is expected to go away by itself.
+// Not-retryable failures are retried too (the data is kept while there is
+// room), but at the backoff ceiling, and they are logged.
+func (k failKind) retryable() bool {
+	return k <= failCanceled
+}
+
+func (k failKind) String() string {
+	switch k {
+	case failNetwork:
+		return "network"
+	case failThrottled:
+		return "throttled"
+	case failServer:
+		return "server"
+	case failCanceled:
+		return "canceled"
+	case failNotFound:
+		return "stream-not-found"
+	case failAccess:
+		return "access-denied"
+	case failKMS:
+		return "kms"
+	case failInvalid:
+		return "invalid"
+	case failCredentials:
+		return "credentials"
+	case failRejected:
+		return "rejected"
+	}
+	return "unknown"
+}
+
+// classify returns the kind of a PutRecords call error. canceled tells that
+// our own context was canceled (flush deadline, GiveUp, Run stopping), as
+// opposed to the per-attempt timeout.
+func classify(err error, canceled bool) failKind {
+	if canceled {
+		return failCanceled
+	}
+	var se *v4.SigningError
+	if errors.As(err, &se) {
+		return failCredentials
+	}
+	var ae smithy.APIError
+	if errors.As(err, &ae) {
+		switch ae.ErrorCode() {
+		case codeThroughput, "LimitExceededException", "KMSThrottlingException", "ThrottlingException",
+			"Throttling", "ThrottledException", "RequestThrottled", "RequestThrottledException",
+			"TooManyRequestsException", "SlowDown", "RequestLimitExceeded":
+			return failThrottled
+		case "InternalFailureException", "InternalFailure", "ServiceUnavailable", "ServiceUnavailableException":
+			return failServer
+		case "ResourceNotFoundException":
+			return failNotFound
+		case "AccessDeniedException", "AccessDenied", "UnrecognizedClientException", "InvalidSignatureException",
+			"IncompleteSignature", "MissingAuthenticationToken", "ExpiredTokenException":
+			return failAccess
+		case "KMSDisabledException", "KMSInvalidStateException", "KMSAccessDeniedException",
+			"KMSNotFoundException", "KMSOptInRequired":
+			return failKMS
+		case "InvalidArgumentException", "ValidationException", "SerializationException":
+			return failInvalid
+		}
+	}
+	var re *smithyhttp.ResponseError
+	if errors.As(err, &re) {
+		switch s := re.HTTPStatusCode(); {
+		case s == 429:
+			return failThrottled
+		case s >= 500:
+			return failServer
+		case s == 401 || s == 403:
+			return failAccess
+		case s >= 400:
+			return failRejected
+		}
+	}
+	if errors.Is(err, context.Canceled) {
+		return failCanceled
+	}
+	return failNetwork
+}

@@ -1,0 +1,105 @@
+package batch
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"unicode/utf8"
+
+	"github.com/kte-dev/kinesis-telemetry-extension/config"
+)
+
+// RandomKeys is the number of preallocated keys KTE_PARTITION_KEY=random
+// cycles through. 256 distinct MD5 hashes spread evenly over any stream of
+// up to a few dozen shards; more keys would only cost memory.
+const RandomKeys = 256
+
+// randomKeyBytes is the entropy in one generated key; it is written as hex,
+// so a generated key is 2*randomKeyBytes characters long and costs that many
+// bytes of the record and request limits.
+const randomKeyBytes = 8
+
+// Keys hands out partition keys as pointers to strings allocated once at
+// construction, so that PutRecordsRequestEntry.PartitionKey can be set
+// without allocating.
+//
+// Keys is used by one goroutine (the encoder's); it must not be copied after
+// first use.
+type Keys struct {
+	_ noCopy
+
+	keys   []string
+	next   int
+	maxLen int
+}
+
+// NewKeys returns the partition keys for pk (config.PartitionKey):
+//
+//   - environment: one random key, generated here, for every record: all of
+//     one execution environment's events go to one shard, in order, while
+//     environments spread over shards. envKey, when not empty, is used instead
+//     of a generated key (so the lifecycle can reuse an identity it already
+//     has, e.g. the one it enriches events with).
+//   - random: RandomKeys random keys used in turn, one per record: every
+//     request spreads over all shards.
+//   - function: the function name: all environments of a function share one
+//     shard.
+//   - fixed: the configured string.
+func NewKeys(pk config.PartitionKey, functionName, envKey string) (*Keys, error) {
+	switch pk.Mode {
+	case config.PartitionKeyEnvironment:
+		if envKey == "" {
+			envKey = randomKey()
+		}
+		return keysOf(envKey)
+	case config.PartitionKeyRandom:
+		keys := make([]string, RandomKeys)
+		for i := range keys {
+			keys[i] = randomKey()
+		}
+		return keysOf(keys...)
+	case config.PartitionKeyFunction:
+		if functionName == "" {
+			return nil, fmt.Errorf("batch: KTE_PARTITION_KEY=function needs the function name (%s is empty)", "AWS_LAMBDA_FUNCTION_NAME")
+		}
+		return keysOf(functionName)
+	case config.PartitionKeyFixed:
+		return keysOf(pk.Fixed)
+	}
+	return nil, fmt.Errorf("batch: unknown partition key mode %v", pk.Mode)
+}
+
+func keysOf(keys ...string) (*Keys, error) {
+	k := &Keys{keys: keys}
+	for _, s := range keys {
+		if s == "" || !utf8.ValidString(s) || utf8.RuneCountInString(s) > config.KinesisMaxPartitionKeyChars {
+			return nil, fmt.Errorf("batch: partition key %q must be 1–%d characters of valid UTF-8", s, config.KinesisMaxPartitionKeyChars)
+		}
+		k.maxLen = max(k.maxLen, len(s))
+	}
+	return k, nil
+}
+
+func randomKey() string {
+	var b [randomKeyBytes]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+)
+	return hex.EncodeToString(b[:])
+}
+
+// Next returns the key for the next record: a pointer to a string owned by
+// k, valid for k's lifetime. It does no allocation.
+func (k *Keys) Next() *string {
+	p := &k.keys[k.next]
+	if k.next++; k.next == len(k.keys) {
+		k.next = 0
+	}
+	return p
+}
+
+// MaxLen returns the length in bytes of the longest key, the figure the
+// encoder counts against the record and request limits (Kinesis counts the
+// key's UTF-8 bytes).
+func (k *Keys) MaxLen() int { return k.maxLen }
+
+// Len returns the number of distinct keys.
+func (k *Keys) Len() int { return len(k.keys) }

@@ -1,0 +1,231 @@
+package batch
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"math/rand/v2"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+)
+
+// randN returns a uniformly random int64 in [0, n); it does no allocation.
+func randN(n int64) int64 { return rand.Int64N(n) }
+
+// send makes one PutRecords call for the open request and settles its
+// events: accepted entries at once, failed ones back to wait for a retry.
+// Packer goroutine only.
+func (p *Packer) send(ctx context.Context) {
+	actx, cancel, byFlush, ok := p.startCall(ctx)
+	if !ok {
+		return // a control request is waiting: take it in first
+	}
+	entries := p.enc.Entries()
+	p.input.Records = entries
+	p.stats.calls.Add(1)
+	p.stats.callRecords.Add(uint64(len(entries)))
+	p.stats.callBytes.Add(uint64(p.enc.Bytes()))
+
+	out, err := p.client.PutRecords(actx, &p.input)
+
+	p.ctl.mu.Lock()
+	p.ctl.cancel = nil
+	cut := p.ctl.cutShort
+	p.ctl.mu.Unlock()
+	canceled := cut || ctx.Err() != nil ||
+		byFlush && errors.Is(err, context.DeadlineExceeded) ||
+		p.fl != nil && p.fl.ctx.Err() != nil
+	cancel()
+	p.input.Records = nil
+
+	now := p.now()
+	switch {
+	case err != nil:
+		p.callFailed(err, classify(err, canceled), now)
+	case len(out.Records) != len(entries):
+		if !p.loggedOdd {
+			p.loggedOdd = true
+			p.log.Warn("kte: Kinesis answered PutRecords with a different number of records than sent; resending them",
+				"sent", len(entries), "answered", len(out.Records), "stream", p.name)
+		}
+		p.callFailed(errors.New("batch: response record count mismatch"), failServer, now)
+	default:
+		p.callDone(out, now)
+	}
+	p.closeRequest()
+	p.release()
+}
+
+// startCall prepares the context of one call: the per-attempt timeout, cut
+// to the flush deadline when that is sooner. It registers the cancel
+// function so that Flush and GiveUp can cut the call short; it refuses to
+// start when a control request is waiting (so that a Flush whose deadline
+// has passed never waits for a call that started after it).
+func (p *Packer) startCall(ctx context.Context) (context.Context, context.CancelFunc, bool, bool) {
+	timeout := p.sendTimeout
+	byFlush := false
+	if p.fl != nil {
+		if dl, ok := p.fl.ctx.Deadline(); ok {
+			if rem := time.Until(dl); rem < timeout {
+				timeout, byFlush = rem, true
+			}
+		}
+	}
+	actx, cancel := context.WithTimeout(ctx, timeout)
+	p.ctl.mu.Lock()
+	if p.ctl.flush != p.fl || p.ctl.giveUp != nil || p.fl != nil && p.fl.ctx.Err() != nil ||
+		p.fl == nil && !p.ctl.resumed {
+		p.ctl.mu.Unlock()
+		cancel()
+		return nil, nil, false, false
+	}
+	p.ctl.cancel, p.ctl.cutShort = cancel, false
+	p.ctl.mu.Unlock()
+	return actx, cancel, byFlush, true
+}
+
+// callFailed handles a call that failed as a whole: every event of the
+// request waits to be resent, and further calls wait for the backoff.
+func (p *Packer) callFailed(err error, kind failKind, now int64) {
+	switch kind {
+	case failCanceled:
+		p.stats.canceled.Add(1)
+	case failThrottled:
+		p.stats.callThrottled.Add(1)
+	case failServer:
+		p.stats.callServer.Add(1)
+	case failNetwork:
+		p.stats.callNetwork.Add(1)
+	default:
+		p.stats.callRejected.Add(1)
+	}
+	for _, i := range p.req {
+		p.retryLater(&p.slots[i&p.mask], now)
+	}
+	if kind == failCanceled {
+		return // our own deadline, not the service's state: no backoff
+	}
+	p.callFails++
+	if kind.retryable() {
+		p.notBefore = now + p.backoff(p.callFails)
+		return
+	}
+	p.notBefore = now + p.cap/2 + randN(p.cap/2+1)
+	if !p.logged[kind] {
+		p.logged[kind] = true
+		p.log.Error(p.advice(kind), "stream", p.name, "error", err.Error())
+	}
+}
+
+// advice returns the log message for a kind of refusal: what it means and
+// the likely fix.
+func (p *Packer) advice(kind failKind) string {
+	const kept = " Events are kept and retried while there is room; at shutdown the rest is written to stderr as KTE_UNDELIVERED lines."
+	switch kind {
+	case failNotFound:
+		return "kte: Kinesis stream " + p.name + " does not exist in the region the client uses: check KTE_STREAM and the region (the ARN's region, else AWS_REGION)." + kept
+	case failAccess:
+		return "kte: Kinesis refused PutRecords to " + p.name + ": grant kinesis:PutRecords on " + p.arn + " to the function's execution role (or to the stream's resource policy for another account)." + kept
+	case failKMS:
+		return "kte: stream " + p.name + " is encrypted with a KMS key the function cannot use: grant kms:GenerateDataKey on the stream's key to the function's execution role, and check the key is enabled." + kept
+	case failInvalid:
+		return "kte: Kinesis refused PutRecords to " + p.name + " as invalid: if KTE_RECORD_MAX_BYTES or KTE_BATCH_MAX_BYTES are above 1MiB/5MiB, raise the stream's maximum record size (UpdateMaxRecordSize) or lower them." + kept
+	case failCredentials:
+		return "kte: no AWS credentials to call Kinesis: the extension uses the function's execution role from the environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN)." + kept
+	}
+	return "kte: Kinesis refused PutRecords to " + p.name + " with an error that retrying is not expected to fix." + kept
+}
+
+// callDone walks the response by index: accepted entries settle their
+// events, failed entries send theirs back to wait for a retry with a
+// per-event backoff. It does no allocation.
+func (p *Packer) callDone(out *kinesis.PutRecordsOutput, now int64) {
+	entries := p.enc.Entries()
+	res := out.Records
+	failed := 0
+	for e := range entries {
+		code := res[e].ErrorCode
+		if code == nil || *code == "" {
+			p.stats.records.Add(1)
+			p.stats.bytes.Add(uint64(len(entries[e].Data) + len(*entries[e].PartitionKey)))
+			continue
+		}
+		failed++
+		switch *code {
+		case codeThroughput:
+			p.stats.throttled.Add(1)
+		case codeInternal:
+			p.stats.internal.Add(1)
+		default:
+			p.stats.internal.Add(1)
+			if !p.loggedOdd {
+				p.loggedOdd = true
+				p.log.Warn("kte: unexpected per-record error code from Kinesis; retrying the record", "code", *code, "stream", p.name)
+			}
+		}
+	}
+	delivered := uint64(0)
+	for _, i := range p.req {
+		s := &p.slots[i&p.mask]
+		if code := res[s.entry].ErrorCode; code == nil || *code == "" {
+			p.settle(s)
+			delivered++
+			continue
+		}
+		s.attempts++
+		p.retryLater(s, now+p.backoff(int(s.attempts)))
+	}
+	p.stats.events.Add(delivered)
+	if failed == len(entries) {
+		// Nothing got through: treat it like a throttled call, so that new
+		// events wait too.
+		p.callFails++
+		p.notBefore = now + p.backoff(p.callFails)
+		return
+	}
+	p.callFails, p.notBefore = 0, 0
+}
+
+// giveUp writes every held event to w (see GiveUp) and releases it.
+// Packer goroutine, or the caller of GiveUp when Run is not running.
+func (p *Packer) giveUp(w io.Writer, reason string) int {
+	bw := bufio.NewWriterSize(w, 64<<10)
+	n := 0
+	write := func(data []byte) {
+		p.lineBuf = appendUndelivered(p.lineBuf[:0], reason, data)
+		_, _ = bw.Write(p.lineBuf)
+		n++
+	}
+	p.closeRequest()
+	for i := p.head; i != p.tail; i++ {
+		s := &p.slots[i&p.mask]
+		if s.state != slotSettled {
+			write(s.data)
+			p.settle(s)
+		}
+	}
+	p.retrying = 0
+	p.fresh = p.tail
+	p.release()
+	for {
+		f, ok := p.r.Next()
+		if !ok {
+			break
+		}
+		write(f.Data)
+		p.r.Release(f)
+	}
+	if err := bw.Flush(); err != nil {
+		p.log.Error("kte: cannot write undelivered events", "error", err.Error(), "events", n)
+	}
+	if u := p.r.Unread(); u > 0 {
+		p.log.Warn("kte: ring bytes reserved by a writer but never committed were not written", "bytes", u)
+	}
+	if cap(p.lineBuf) > 1<<20 {
+		p.lineBuf = make([]byte, 0, 4096)
+	}
+	p.stats.givenUp.Add(uint64(n))
+	return n
+}
