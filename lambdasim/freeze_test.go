@@ -51,29 +51,33 @@ func TestFreeze(t *testing.T) {
 				if !noFreeze && after != before {
 					t.Fatalf("unexpected heartbeat while frozen: %d -> %d bytes", before, after)
 				}
-				if noFreeze && after-before < 10 {
+				if noFreeze && after == before {
 					t.Fatalf("unexpected heartbeat with NoFreeze: %d -> %d bytes", before, after)
 				}
 				before = fileSize(t, hb)
 				invoke(t, s, Invocation{Duration: 100 * time.Millisecond, LogLines: 5})
-				if grew := fileSize(t, hb) - before; grew < 10 {
+				if grew := fileSize(t, hb) - before; grew == 0 {
 					t.Fatalf("unexpected heartbeat while thawed: %d bytes in 100ms", grew)
 				}
 			}
 			if _, err := s.Shutdown(testCtx(t), "", 0); err != nil {
 				t.Fatal(err)
 			}
-			// No POST started between a freeze and the next thaw.
-			frozen := false
+			// No POST started between a freeze and the next thaw (a POST's
+			// mark is recorded when it ends, with At its start).
+			var freezes, thaws []time.Duration
 			for _, m := range s.Timeline() {
 				switch m.Kind {
 				case MarkFreeze:
-					frozen = true
+					freezes = append(freezes, m.At)
 				case MarkThaw:
-					frozen = false
-				case MarkPost:
-					if frozen {
-						t.Fatalf("unexpected POST while frozen: %v", m)
+					thaws = append(thaws, m.At)
+				}
+			}
+			for _, m := range marks(s, MarkPost, "") {
+				for i, f := range freezes {
+					if i < len(thaws) && f <= m.At && m.At < thaws[i] {
+						t.Fatalf("unexpected POST while frozen (%s to %s): %v", f, thaws[i], m)
 					}
 				}
 			}
@@ -89,18 +93,18 @@ func TestFreeze(t *testing.T) {
 func TestShutdown(t *testing.T) {
 	hang := newTestExt(t, "hanger", "TESTEXT_SHUTDOWN_HANG=1")
 	noShut := newTestExt(t, "invokeonly", "TESTEXT_REGISTER_EVENTS=INVOKE")
-	good := newTestExt(t, "polite")
+	good := newTestExt(t, "polite", "TESTEXT_SHUTDOWN_WAIT=10ms")
 	s := newSim(t, Config{Extensions: []Extension{hang.Extension, noShut.Extension, good.Extension}})
 	startInit(t, s)
 	invoke(t, s, Invocation{LogLines: 3})
 	start := time.Now()
-	sr, err := s.Shutdown(testCtx(t), "timeout", 300*time.Millisecond)
+	sr, err := s.Shutdown(testCtx(t), "timeout", time.Second)
 	took := time.Since(start)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if took < 300*time.Millisecond || took > slow(time.Second) {
-		t.Fatalf("unexpected shutdown duration %s; want about 300ms", took)
+	if took < time.Second || took > 10*time.Second {
+		t.Fatalf("unexpected shutdown duration %s; want about 1s", took)
 	}
 	want := map[string]ExtensionExit{
 		"hanger":     {ExitCode: -1, Signal: "killed", Killed: "shutdown deadline exceeded"},
@@ -112,15 +116,15 @@ func TestShutdown(t *testing.T) {
 		if e.ExitCode != w.ExitCode || e.Signal != w.Signal || e.Killed != w.Killed {
 			t.Fatalf("unexpected exit %+v; want %+v", e, w)
 		}
-		if e.Name == "hanger" && e.After < 300*time.Millisecond {
+		if e.Name == "hanger" && e.After < time.Second {
 			t.Fatalf("unexpected early kill after %s", e.After)
 		}
-		if e.Name == "invokeonly" && e.After > 100*time.Millisecond {
-			t.Fatalf("unexpected late kill after %s", e.After)
-		}
 	}
-	if len(sr.Killed) != 2 || len(marks(s, MarkKill, "")) != 2 {
-		t.Fatalf("unexpected kills %v", sr.Killed)
+	// invokeonly was killed with the SHUTDOWN dispatch, hanger at the deadline.
+	kills := marks(s, MarkKill, "")
+	if len(sr.Killed) != 2 || len(kills) != 2 || kills[0].Ext != "invokeonly" || kills[1].Ext != "hanger" ||
+		kills[0].At > marks(s, MarkShutdown, "polite")[0].At || kills[1].At < sr.Start+time.Second {
+		t.Fatalf("unexpected kills %v: %v", sr.Killed, kills)
 	}
 	if ev := hang.events(t); ev[len(ev)-1]["eventType"] != "SHUTDOWN" || ev[len(ev)-1]["shutdownReason"] != "timeout" {
 		t.Fatalf("unexpected last event %v", ev[len(ev)-1])
@@ -200,7 +204,7 @@ func TestCrash(t *testing.T) {
 	}
 	// Flushed without waiting for the 5 s timeoutMs.
 	m, ok := postOf(s, "witness", rd.ID)
-	if !ok || m.At-rd.At > slow(500*time.Millisecond) {
+	if !ok || m.At-rd.At > 4*time.Second {
 		t.Fatalf("unexpected delivery of runtimeDone: %v %v", m, ok)
 	}
 	ev := x.events(t)
@@ -213,8 +217,8 @@ func TestCrash(t *testing.T) {
 // invocation out and resets the environment; one that crashes does too.
 func TestExtensionOverrun(t *testing.T) {
 	t.Run("deadline", func(t *testing.T) {
-		x := newTestExt(t, "busy", "TESTEXT_WORK=600ms")
-		s := newSim(t, Config{Extensions: []Extension{x.Extension}, Timeout: 250 * time.Millisecond})
+		x := newTestExt(t, "busy", "TESTEXT_WORK=1s")
+		s := newSim(t, Config{Extensions: []Extension{x.Extension}, Timeout: 200 * time.Millisecond})
 		startInit(t, s)
 		start := time.Now()
 		res, err := s.Invoke(testCtx(t), Invocation{Duration: 10 * time.Millisecond})
@@ -225,10 +229,11 @@ func TestExtensionOverrun(t *testing.T) {
 			t.Fatalf("unexpected result %+v", res)
 		}
 		// The wait ended at the deadline; the reset then waited for the extension's exit.
-		if sd := marks(s, MarkReset, ""); len(sd) != 1 || sd[0].At-res.Start < 250*time.Millisecond || sd[0].At-res.Start > slow(400*time.Millisecond) {
-			t.Fatalf("unexpected reset marks %v", sd)
+		sd, next := marks(s, MarkReset, ""), marks(s, MarkNext, "busy")
+		if len(sd) != 1 || sd[0].At-res.Start < 200*time.Millisecond || sd[0].At > next[len(next)-1].At {
+			t.Fatalf("unexpected reset marks %v (last /next %v)", sd, next[len(next)-1])
 		}
-		if e := res.Reset.Extensions[0]; e.ExitCode != 0 || time.Since(start) > slow(2*time.Second) {
+		if e := res.Reset.Extensions[0]; e.ExitCode != 0 || time.Since(start) > 10*time.Second {
 			t.Fatalf("unexpected exit %+v", e)
 		}
 	})
@@ -264,7 +269,7 @@ func TestExtensionOverrun(t *testing.T) {
 // arrives only once the environment is thawed for the next invocation.
 func TestDeliveryTiming(t *testing.T) {
 	x := newTestExt(t, "waiter", "TESTEXT_WAIT_RUNTIMEDONE=1")
-	s := newSim(t, Config{Extensions: []Extension{x.Extension}})
+	s := newSim(t, Config{Extensions: []Extension{x.Extension}, Timeout: 10 * time.Second})
 	startInit(t, s)
 	var results []InvokeResult
 	for range 3 {
@@ -293,7 +298,8 @@ func TestDeliveryTiming(t *testing.T) {
 		}
 		// The batch leaves timeoutMs (25 ms) after its oldest event, which
 		// may be a log line from before runtimeDone.
-		if res.Overhead <= 0 || res.Overhead > slow(25*time.Millisecond+100*time.Millisecond) {
+		// (the bound only tells a delivery from a wait until the 10 s deadline).
+		if res.Overhead <= 0 || res.Overhead > 5*time.Second {
 			t.Fatalf("invoke %d: unexpected overhead %s; want at most about timeoutMs (25ms)", i, res.Overhead)
 		}
 		rp, ok := postOf(s, "waiter", rep.ID)

@@ -54,6 +54,36 @@ func (p *process) signal(sig syscall.Signal) {
 	}
 }
 
+// waitStopped polls /proc until the process is stopped, so that a freeze is
+// complete when it returns (SIGSTOP is delivered asynchronously). It gives
+// up after limit, or when the process is exiting.
+func (p *process) waitStopped(limit time.Duration) {
+	deadline := time.Now().Add(limit)
+	for p.alive() {
+		switch readProcState(p.pid) {
+		case 'T', 't', 'Z', 'X', 0:
+			return
+		}
+		if time.Now().After(deadline) {
+			return
+		}
+		time.Sleep(20 * time.Microsecond)
+	}
+}
+
+// readProcState returns the state letter of /proc/<pid>/stat, or 0.
+func readProcState(pid int) byte {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0
+	}
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 || i+2 >= len(b) {
+		return 0
+	}
+	return b[i+2]
+}
+
 // sampleRSS reads VmHWM (peak resident set) while the process lives.
 func (p *process) sampleRSS() {
 	if !p.alive() {
@@ -264,8 +294,12 @@ type logWriter struct {
 	buf    []byte
 }
 
-// maxLogLine splits longer lines; Lambda's limit is not documented.
-const maxLogLine = 256 << 10
+// maxLogRecord splits longer lines into several extension events (Lambda's
+// limit is not documented); Config.Output still gets the whole line.
+const maxLogRecord = 256 << 10
+
+// maxLogLine bounds a line without a newline; longer output is cut.
+const maxLogLine = 64 << 20
 
 func (w *logWriter) Write(p []byte) (int, error) {
 	w.buf = append(w.buf, p...)
@@ -275,16 +309,13 @@ func (w *logWriter) Write(p []byte) (int, error) {
 			if len(w.buf) < maxLogLine {
 				break
 			}
-			i = maxLogLine
-			w.sim.extensionLog(w.e, w.buf[:i])
-			w.buf = w.buf[i:]
-			continue
+			i = len(w.buf)
 		}
 		w.sim.extensionLog(w.e, w.buf[:i])
-		w.buf = w.buf[i+1:]
+		w.buf = w.buf[min(i+1, len(w.buf)):]
 	}
 	if len(w.buf) == 0 {
-		w.buf = w.buf[:0:0] // release a large buffer once drained
+		w.buf = nil // release a large buffer once drained
 	}
 	return len(p), nil
 }
@@ -314,13 +345,17 @@ func (s *Sim) extensionLog(e *ext, line []byte) {
 	line = bytes.TrimSuffix(line, []byte{'\r'})
 	if out := s.cfg.Output; out != nil {
 		s.outMu.Lock()
-		fmt.Fprintf(out, "[%s] %s\n", e.name, line)
+		_, _ = fmt.Fprintf(out, "[%s] %s\n", e.name, line)
 		s.outMu.Unlock()
 	}
-	rec := appendJSONString(make([]byte, 0, len(line)+8), string(line))
-	s.mu.Lock()
-	s.emitLocked(TypeExtensionLog, "", e.name, e.gen, rec, nil)
-	s.mu.Unlock()
+	for first := true; first || len(line) > 0; first = false {
+		chunk := line[:min(len(line), maxLogRecord)]
+		line = line[len(chunk):]
+		rec := appendJSONString(make([]byte, 0, len(chunk)+8), string(chunk))
+		s.mu.Lock()
+		s.emitLocked(TypeExtensionLog, "", e.name, e.gen, rec, nil)
+		s.mu.Unlock()
+	}
 }
 
 // extensionEnv builds the environment of an extension process: what Lambda

@@ -355,10 +355,13 @@ func (s *Sim) waitFor(ctx context.Context, deadline time.Time, cond func() (bool
 	for {
 		s.mu.Lock()
 		ok, err := cond()
-		ch := s.changed
+		ch, closed := s.changed, s.closed
 		s.mu.Unlock()
 		if err != nil {
 			return err
+		}
+		if closed && !ok {
+			return ErrClosed
 		}
 		if ok {
 			return nil
@@ -412,6 +415,11 @@ func (s *Sim) freezeLocked() {
 			e.proc.signal(sigStop)
 		}
 	}
+	if !s.cfg.NoFreeze {
+		for _, e := range s.exts {
+			e.proc.waitStopped(time.Second)
+		}
+	}
 	s.markLocked(Mark{Kind: MarkFreeze})
 }
 
@@ -437,15 +445,16 @@ func (s *Sim) thawedChan() <-chan struct{} {
 }
 
 // emitLocked generates a platform or extension event and queues it for the
-// subscribers that want it (only that one, when only is set).
-func (s *Sim) emitLocked(typ, reqID, source string, gen int, record []byte, only *subscriber) {
+// subscribers that want it; a notice (platform.logsDropped) goes to its
+// subscriber only, ahead of its queue.
+func (s *Sim) emitLocked(typ, reqID, source string, gen int, record []byte, notice *subscriber) {
 	now := time.Now()
 	b := appendEnvelope(make([]byte, 0, len(record)+64), now, typ, record)
-	s.addLocked(typ, reqID, source, gen, now, b, only)
+	s.addLocked(typ, reqID, source, gen, now, b, notice)
 }
 
 // addLocked records a rendered event and routes it.
-func (s *Sim) addLocked(typ, reqID, source string, gen int, now time.Time, b []byte, only *subscriber) {
+func (s *Sim) addLocked(typ, reqID, source string, gen int, now time.Time, b []byte, notice *subscriber) {
 	id := len(s.events)
 	ev := Event{ID: id, Type: typ, Time: now, At: now.Sub(s.epoch), RequestID: reqID, Source: source, Generation: gen, Bytes: b}
 	if s.cfg.NoRetain && typ == TypeFunction {
@@ -455,8 +464,8 @@ func (s *Sim) addLocked(typ, reqID, source string, gen int, now time.Time, b []b
 	if s.index != nil && ev.Bytes != nil {
 		s.index[string(b)] = append(s.index[string(b)], id)
 	}
-	if only != nil {
-		only.pushNotice(qitem{id: id, b: b, at: now})
+	if notice != nil {
+		notice.pushNotice(qitem{id: id, b: b, at: now})
 		return
 	}
 	cat := category(typ)
@@ -503,8 +512,9 @@ func (s *Sim) handedLocked(e *ext, ev pendingEvent) {
 }
 
 // Start launches every extension in parallel and begins Init: it produces
-// platform.initStart and returns once every process has been started (or
-// failed to start). Call Init next.
+// platform.initStart and returns once every process has been started. Call
+// Init next; after a launch error (returned here) Init fails with
+// ErrInitFailed (Extension.LaunchError) and cleans up.
 func (s *Sim) Start(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err

@@ -241,14 +241,24 @@ func TestLogsDropped(t *testing.T) {
 	if len(st.Dropped) == 0 {
 		t.Fatalf("unexpected stats: nothing dropped: %+v", st)
 	}
+	// One logsDropped per overflow, counting exactly what that overflow dropped.
 	dropped := eventsOf(s, TypeLogsDropped)
+	overflows := marks(s, MarkLogsDropped, "slow")
+	if len(dropped) != len(overflows) {
+		t.Fatalf("unexpected logsDropped count %d for %d overflows", len(dropped), len(overflows))
+	}
 	total := 0
-	for _, ev := range dropped {
-		r := record(t, ev)
-		if ev.Source != "slow" || r["reason"] != LogsDroppedReason || r["droppedBytes"].(float64) < r["droppedRecords"].(float64)*200 {
-			t.Fatalf("unexpected logsDropped %s", ev.Bytes)
+	for i, ev := range dropped {
+		r, m := record(t, ev), overflows[i]
+		size := 0
+		for _, d := range s.Events(m.Events) {
+			size += len(d.Bytes)
 		}
-		total += int(r["droppedRecords"].(float64))
+		if ev.Source != "slow" || r["reason"] != LogsDroppedReason || int(r["droppedRecords"].(float64)) != len(m.Events) ||
+			int(r["droppedBytes"].(float64)) != m.Bytes || size != m.Bytes {
+			t.Fatalf("unexpected logsDropped %s for overflow %v (%d bytes)", ev.Bytes, m, size)
+		}
+		total += len(m.Events)
 	}
 	if total != len(st.Dropped) {
 		t.Fatalf("unexpected droppedRecords total; got %d; want %d", total, len(st.Dropped))

@@ -20,13 +20,15 @@
 //	TESTEXT_WORK             sleep this long after INVOKE before /event/next
 //	TESTEXT_WAIT_RUNTIMEDONE=1  after INVOKE, wait for that request's platform.runtimeDone
 //	                         (until 20 ms before deadlineMs) before /event/next
-//	TESTEXT_SHUTDOWN_WAIT    wait this long after SHUTDOWN before exiting (default 100ms)
+//	TESTEXT_SHUTDOWN_WAIT    after SHUTDOWN, wait for the last invocation's platform.report
+//	                         (if subscribed to platform), then until no POST came for this
+//	                         long (default 100ms), within deadlineMs-100ms, then exit
 //	TESTEXT_SHUTDOWN_HANG=1  never exit after SHUTDOWN
 //	TESTEXT_INIT_ERROR       report this error type to /init/error after registering, exit 1
 //	TESTEXT_EXIT_ERROR       report this error type to /exit/error at the first INVOKE, exit 1
 //	TESTEXT_CRASH_AT_INVOKE=1   exit 3 at the first INVOKE
 //	TESTEXT_NO_NEXT=1        never call /event/next
-//	TESTEXT_LOG=1            print one stdout line per event ("testext: INVOKE <requestId>")
+//	TESTEXT_LOG=1            print one stdout line per INVOKE ("testext: INVOKE <requestId>")
 package main
 
 import (
@@ -86,6 +88,8 @@ type telemetry struct {
 	mu       sync.Mutex
 	failLeft int
 	done     map[string]bool // requestIds whose platform.runtimeDone arrived
+	reported map[string]bool // requestIds whose platform.report arrived
+	lastPost time.Time
 	changed  chan struct{}
 }
 
@@ -116,10 +120,14 @@ func (t *telemetry) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	_ = json.Unmarshal(body, &events)
 	t.mu.Lock()
 	for _, ev := range events {
-		if ev.Type == "platform.runtimeDone" {
+		switch ev.Type {
+		case "platform.runtimeDone":
 			t.done[ev.Record.RequestID] = true
+		case "platform.report":
+			t.reported[ev.Record.RequestID] = true
 		}
 	}
+	t.lastPost = time.Now()
 	close(t.changed)
 	t.changed = make(chan struct{})
 	t.mu.Unlock()
@@ -128,9 +136,31 @@ func (t *telemetry) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // waitRuntimeDone waits until runtimeDone for reqID arrived or until.
 func (t *telemetry) waitRuntimeDone(reqID string, until time.Time) {
+	t.waitFor(func() bool { return t.done[reqID] }, until)
+}
+
+// waitQuiet waits, after SHUTDOWN, for the report of the last invocation
+// (when subscribed to platform events), then until no POST came for quiet.
+func (t *telemetry) waitQuiet(lastReq string, platform bool, quiet time.Duration, until time.Time) {
+	start := time.Now()
+	if platform && lastReq != "" {
+		t.waitFor(func() bool { return t.reported[lastReq] }, until)
+	}
+	t.waitFor(func() bool {
+		last := t.lastPost
+		if start.After(last) {
+			last = start
+		}
+		return time.Since(last) >= quiet
+	}, until)
+}
+
+// waitFor waits until cond (called with t.mu held) holds or until; it
+// re-checks on every POST and every 5 ms.
+func (t *telemetry) waitFor(cond func() bool, until time.Time) {
 	for {
 		t.mu.Lock()
-		ok, ch := t.done[reqID], t.changed
+		ok, ch := cond(), t.changed
 		t.mu.Unlock()
 		if ok {
 			return
@@ -141,8 +171,7 @@ func (t *telemetry) waitRuntimeDone(reqID string, until time.Time) {
 		}
 		select {
 		case <-ch:
-		case <-time.After(d):
-			return
+		case <-time.After(min(d, 5*time.Millisecond)):
 		}
 	}
 }
@@ -237,9 +266,11 @@ func run() error {
 	}
 
 	// 2. Listen and subscribe.
-	tel := &telemetry{out: out, delay: duration("TESTEXT_POST_DELAY", 0), done: map[string]bool{}, changed: make(chan struct{})}
+	tel := &telemetry{out: out, delay: duration("TESTEXT_POST_DELAY", 0), done: map[string]bool{}, reported: map[string]bool{}, changed: make(chan struct{})}
+	subscribed := os.Getenv("TESTEXT_SUBSCRIBE") != "0"
+	types := envOr("TESTEXT_TYPES", "platform,function,extension")
 	tel.failLeft, _ = strconv.Atoi(os.Getenv("TESTEXT_FAIL_POSTS"))
-	if os.Getenv("TESTEXT_SUBSCRIBE") != "0" {
+	if subscribed {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			return err
@@ -252,7 +283,7 @@ func run() error {
 		}
 		sub, _ := json.Marshal(map[string]any{
 			"schemaVersion": envOr("TESTEXT_SCHEMA", "2022-12-13"),
-			"types":         strings.Split(envOr("TESTEXT_TYPES", "platform,function,extension"), ","),
+			"types":         strings.Split(types, ","),
 			"buffering":     map[string]int{"maxItems": buffering[0], "maxBytes": buffering[1], "timeoutMs": buffering[2]},
 			"destination":   map[string]string{"protocol": "HTTP", "URI": fmt.Sprintf("http://%s:%d/telemetry", envOr("TESTEXT_HOST", "sandbox.localdomain"), port)},
 		})
@@ -261,6 +292,7 @@ func run() error {
 			return fmt.Errorf("cannot subscribe: %w", err)
 		}
 		events.line([]byte("subscribe"), []byte(strconv.Itoa(status)), b)
+		subscribed = status == http.StatusOK
 	}
 
 	if hold := os.Getenv("TESTEXT_HOLD"); hold != "" {
@@ -277,6 +309,7 @@ func run() error {
 
 	// 3. Loop on /event/next.
 	work := duration("TESTEXT_WORK", 0)
+	lastReq := ""
 	for n := 1; ; n++ {
 		status, b, err := call(http.MethodGet, "/2020-01-01/extension/event/next", "", nil)
 		if err != nil {
@@ -294,11 +327,12 @@ func run() error {
 		if err := json.Unmarshal(b, &ev); err != nil {
 			return fmt.Errorf("cannot decode event %s: %w", b, err)
 		}
-		if os.Getenv("TESTEXT_LOG") == "1" {
-			fmt.Printf("testext: %s %s\n", ev.EventType, ev.RequestID)
-		}
 		switch ev.EventType {
 		case "INVOKE":
+			lastReq = ev.RequestID
+			if os.Getenv("TESTEXT_LOG") == "1" {
+				fmt.Printf("testext: INVOKE %s\n", ev.RequestID)
+			}
 			if n == 1 && os.Getenv("TESTEXT_CRASH_AT_INVOKE") == "1" {
 				os.Exit(3)
 			}
@@ -316,7 +350,9 @@ func run() error {
 			if os.Getenv("TESTEXT_SHUTDOWN_HANG") == "1" {
 				select {}
 			}
-			time.Sleep(duration("TESTEXT_SHUTDOWN_WAIT", 100*time.Millisecond))
+			platform := subscribed && strings.Contains(types, "platform")
+			tel.waitQuiet(lastReq, platform, duration("TESTEXT_SHUTDOWN_WAIT", 100*time.Millisecond),
+				time.UnixMilli(ev.DeadlineMs).Add(-100*time.Millisecond))
 			return nil
 		}
 	}
