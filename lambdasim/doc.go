@@ -40,8 +40,9 @@
 //     failed POST (non-2xx or connection error) is retried with the same
 //     batch after an exponential backoff; later events wait behind it. When
 //     a queue exceeds Config.SubscriberBufferBytes the oldest queued events
-//     are dropped and a platform.logsDropped event is queued for that
-//     subscriber.
+//     are dropped and a platform.logsDropped event is sent to that
+//     subscriber ahead of its queue (it is never dropped itself, and is sent
+//     whatever types it subscribed to).
 //
 // Every generated event is kept byte-exact (Generated), with a unique ID
 // (its index); function log lines carry a unique sequence number ("seq=N")
@@ -53,7 +54,10 @@
 // backoff (Config.RetryMin..RetryMax), the per-subscriber memory bound, the
 // POST has no timeout (a frozen extension holds it, as a frozen microVM
 // would), an unknown Lambda-Extension-Name is refused (the simulator has no
-// internal extensions), TCP destinations and the Logs API are not modelled.
+// internal extensions), a JSON-format function log record is an object for
+// every schemaVersion, and TCP destinations, the Logs API, SnapStart
+// restore events, the runtime's own shutdown share and the vendor-reported
+// splitting of records larger than maxBytes are not modelled.
 //
 // A Sim is safe for concurrent use, but its lifecycle calls (Start, Init,
 // Invoke, Shutdown) must be made one at a time, as Lambda sends one request

@@ -311,3 +311,27 @@ func TestDeliveryTiming(t *testing.T) {
 		}
 	}
 }
+
+// TestShutdownOnlyExtension: an extension registered only for SHUTDOWN (as
+// on Lambda Managed Instances) never gets INVOKE, receives telemetry while
+// the environment is thawed, and exits at SHUTDOWN with everything delivered.
+func TestShutdownOnlyExtension(t *testing.T) {
+	x := newTestExt(t, "background", "TESTEXT_REGISTER_EVENTS=SHUTDOWN", "TESTEXT_SHUTDOWN_WAIT=300ms")
+	s := newSim(t, Config{Extensions: []Extension{x.Extension}})
+	startInit(t, s)
+	for range 3 {
+		res := invoke(t, s, Invocation{Duration: 40 * time.Millisecond, LogLines: 20})
+		if len(res.Extensions) != 0 || res.Overhead != 0 {
+			t.Fatalf("unexpected invoke result %+v", res)
+		}
+	}
+	if _, err := s.Shutdown(testCtx(t), "", 0); err != nil {
+		t.Fatal(err)
+	}
+	if ev := x.events(t); len(ev) != 1 || ev[0]["eventType"] != "SHUTDOWN" {
+		t.Fatalf("unexpected events %v", ev)
+	}
+	if d := Compare(s.Generated(), x.received(t)); !d.OK() {
+		t.Fatalf("unexpected delivery: %d missing, %d duplicated, %d unexpected", len(d.Missing), len(d.Duplicated), len(d.Unexpected))
+	}
+}

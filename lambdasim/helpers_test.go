@@ -214,19 +214,7 @@ func record(t *testing.T, ev Event) map[string]any {
 }
 
 // postOf returns the first successful POST carrying event id.
-func postOf(s *Sim, ext string, id int) (Mark, bool) {
-	for _, m := range marks(s, MarkPost, ext) {
-		if m.Status/100 != 2 {
-			continue
-		}
-		for _, e := range m.Events {
-			if e == id {
-				return m, true
-			}
-		}
-	}
-	return Mark{}, false
-}
+func postOf(s *Sim, ext string, id int) (Mark, bool) { return s.Delivery(ext, id) }
 
 // waitFile waits until path exists and returns its content.
 func waitFile(t *testing.T, path string) []byte {

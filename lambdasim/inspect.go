@@ -87,6 +87,23 @@ func (s *Sim) Subscriber(name string) (SubscriberStats, bool) {
 	return SubscriberStats{}, false
 }
 
+// Delivery returns the first POST to subscriber name that carried event id
+// and was answered 2xx: its Mark.At is when that POST started (for example
+// to assert that runtimeDone reached an extension before its /event/next).
+func (s *Sim) Delivery(name string, id int) (Mark, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, m := range s.marks {
+		if m.Kind != MarkPost || m.Ext != name || m.Status/100 != 2 {
+			continue
+		}
+		if slices.Contains(m.Events, id) {
+			return m, true
+		}
+	}
+	return Mark{}, false
+}
+
 // Diff is the result of Compare.
 type Diff struct {
 	// Want and Got count the expected events and the received records.
