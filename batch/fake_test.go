@@ -18,9 +18,12 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+	"github.com/aws/smithy-go"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
 
 	"github.com/kte-dev/kinesis-telemetry-extension/config"
 	"github.com/kte-dev/kinesis-telemetry-extension/ring"
@@ -335,4 +338,15 @@ func runPacker(tb testing.TB, p *Packer) {
 			tb.Errorf("unexpected Run result; got %v; want context.Canceled", err)
 		}
 	})
+}
+
+// errAPI is an error as the SDK returns it for a refused call: an
+// operation error wrapping the HTTP response error and the API error.
+func errAPI(code string, status int) error {
+	return &smithy.OperationError{ServiceID: "Kinesis", OperationName: "PutRecords", Err: &awshttp.ResponseError{
+		ResponseError: &smithyhttp.ResponseError{
+			Response: &smithyhttp.Response{Response: &http.Response{StatusCode: status}},
+			Err:      &smithy.GenericAPIError{Code: code, Message: "injected"},
+		},
+	}}
 }

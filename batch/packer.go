@@ -19,7 +19,7 @@ import (
 
 // Sentinel errors; compare with errors.Is.
 var (
-	// ErrNotRunning is reported by Flush when Run is not running.
+	// ErrNotRunning is reported by Flush after Run has returned.
 	ErrNotRunning = errors.New("batch: packer not running")
 	// ErrRunning is returned by Run when another Run is active.
 	ErrRunning = errors.New("batch: packer already running")
@@ -121,7 +121,8 @@ type giveUpRequest struct {
 // per loop iteration (not per event). mu guards every field.
 type control struct {
 	mu       sync.Mutex
-	running  bool
+	running  bool // Run is running
+	stopped  bool // Run has returned
 	resumed  bool
 	flush    *flushRequest
 	giveUp   *giveUpRequest
@@ -356,14 +357,15 @@ func (p *Packer) Resume() {
 // Events committed to the ring after the flush has read up to where the
 // ring's writers had reserved when it began are left for later (a flush does
 // not chase a steady stream). Flush calls are serialized. Safe from any
-// goroutine; Run must be running (else Err is ErrNotRunning).
+// goroutine. Before Run starts, the flush waits for it (within ctx); after
+// Run has returned, Err is ErrNotRunning.
 func (p *Packer) Flush(ctx context.Context) FlushResult {
 	p.flushMu.Lock()
 	defer p.flushMu.Unlock()
 	req := &flushRequest{ctx: ctx, start: time.Now(), done: make(chan struct{})}
 	p.ctl.mu.Lock()
 	p.ctl.resumed = false
-	if !p.ctl.running {
+	if p.ctl.stopped {
 		p.ctl.mu.Unlock()
 		return FlushResult{Err: ErrNotRunning}
 	}
@@ -373,20 +375,21 @@ func (p *Packer) Flush(ctx context.Context) FlushResult {
 	select {
 	case <-req.done:
 	case <-ctx.Done():
-		p.cutShort()
+		p.ctl.mu.Lock()
+		if !p.ctl.running && p.ctl.flush == req {
+			// Run has not started: nothing can be in flight.
+			p.ctl.flush = nil
+			p.ctl.mu.Unlock()
+			return FlushResult{Duration: time.Since(req.start), Err: ctx.Err()}
+		}
+		if p.ctl.cancel != nil {
+			p.ctl.cutShort = true
+			p.ctl.cancel()
+		}
+		p.ctl.mu.Unlock()
 		<-req.done
 	}
 	return req.result
-}
-
-// cutShort cancels the in-flight call, if any.
-func (p *Packer) cutShort() {
-	p.ctl.mu.Lock()
-	if p.ctl.cancel != nil {
-		p.ctl.cutShort = true
-		p.ctl.cancel()
-	}
-	p.ctl.mu.Unlock()
 }
 
 // GiveUp writes every event the packer still holds (read and unsettled, or
@@ -438,7 +441,7 @@ func (p *Packer) Run(ctx context.Context) error {
 		p.ctl.mu.Unlock()
 		return ErrRunning
 	}
-	p.ctl.running = true
+	p.ctl.running, p.ctl.stopped = true, false
 	p.ctl.mu.Unlock()
 	defer p.stop()
 
@@ -467,7 +470,7 @@ func (p *Packer) Run(ctx context.Context) error {
 // stop ends Run: it answers the requests still pending.
 func (p *Packer) stop() {
 	p.ctl.mu.Lock()
-	p.ctl.running = false
+	p.ctl.running, p.ctl.stopped = false, true
 	fl, gu := p.ctl.flush, p.ctl.giveUp
 	p.ctl.mu.Unlock()
 	if gu != nil {
@@ -526,10 +529,13 @@ func (p *Packer) flushOver(now int64) bool {
 	if p.fl.ctx.Err() != nil {
 		return true
 	}
+	dl, ok := p.fl.ctx.Deadline()
+	if ok && now >= int64(dl.Sub(p.epoch)) {
+		return true // past the deadline; ctx's timer may not have fired yet
+	}
 	if p.client == nil || p.canRead() {
 		return false // waiting for the client or for the ring's writers
 	}
-	dl, ok := p.fl.ctx.Deadline()
 	if !ok {
 		return false
 	}
@@ -552,6 +558,9 @@ func (p *Packer) endFlush(err error) {
 	d := time.Since(fl.start)
 	if err == nil {
 		err = fl.ctx.Err()
+	}
+	if dl, ok := fl.ctx.Deadline(); ok && err == nil && !time.Now().Before(dl) {
+		err = context.DeadlineExceeded // its timer has not fired yet
 	}
 	fl.result = FlushResult{
 		Delivered: int(p.stats.events.Load() - p.flEvt),

@@ -43,7 +43,7 @@ func (p *Packer) send(ctx context.Context) {
 	now := p.now()
 	switch {
 	case err != nil:
-		p.callFailed(err, classify(err, canceled), now)
+			p.callFailed(err, classify(err, canceled), now)
 	case len(out.Records) != len(entries):
 		if !p.loggedOdd {
 			p.loggedOdd = true
@@ -68,7 +68,11 @@ func (p *Packer) startCall(ctx context.Context) (context.Context, context.Cancel
 	byFlush := false
 	if p.fl != nil {
 		if dl, ok := p.fl.ctx.Deadline(); ok {
-			if rem := time.Until(dl); rem < timeout {
+			rem := time.Until(dl)
+			if rem <= 0 {
+				return nil, nil, false, false // the flush is over (its context may not say so yet)
+			}
+			if rem < timeout {
 				timeout, byFlush = rem, true
 			}
 		}
@@ -139,8 +143,8 @@ func (p *Packer) advice(kind failKind) string {
 }
 
 // callDone walks the response by index: accepted entries settle their
-// events, failed entries send theirs back to wait for a retry with a
-// per-event backoff. It does no allocation.
+// events, failed entries send theirs back to wait for a retry. It does no
+// allocation.
 func (p *Packer) callDone(out *kinesis.PutRecordsOutput, now int64) {
 	entries := p.enc.Entries()
 	res := out.Records
@@ -166,7 +170,11 @@ func (p *Packer) callDone(out *kinesis.PutRecordsOutput, now int64) {
 			}
 		}
 	}
+	// Failed entries wait one backoff, drawn once for the whole call (with
+	// the exponent of the most-tried among them), so that they go out
+	// together in one later request rather than one request per record.
 	delivered := uint64(0)
+	var attempts uint32
 	for _, i := range p.req {
 		s := &p.slots[i&p.mask]
 		if code := res[s.entry].ErrorCode; code == nil || *code == "" {
@@ -175,7 +183,15 @@ func (p *Packer) callDone(out *kinesis.PutRecordsOutput, now int64) {
 			continue
 		}
 		s.attempts++
-		p.retryLater(s, now+p.backoff(int(s.attempts)))
+		attempts = max(attempts, s.attempts)
+	}
+	if attempts > 0 {
+		due := now + p.backoff(int(attempts))
+		for _, i := range p.req {
+			if s := &p.slots[i&p.mask]; s.state == slotQueued {
+				p.retryLater(s, due)
+			}
+		}
 	}
 	p.stats.events.Add(delivered)
 	if failed == len(entries) {

@@ -1,0 +1,77 @@
+package batch
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+)
+
+// clientEnv points the SDK's standard configuration chain at endpoint with
+// fake credentials and nothing from the machine's files.
+func clientEnv(t *testing.T, endpoint string) {
+	t.Helper()
+	t.Setenv("AWS_ENDPOINT_URL_KINESIS", endpoint)
+	t.Setenv("AWS_ACCESS_KEY_ID", "AKIDTEST")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "secret")
+	t.Setenv("AWS_SESSION_TOKEN", "")
+	t.Setenv("AWS_REGION", "us-east-1")
+	t.Setenv("AWS_CONFIG_FILE", t.TempDir()+"/none")
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", t.TempDir()+"/none")
+	t.Setenv("AWS_PROFILE", "")
+	t.Setenv("AWS_MAX_ATTEMPTS", "5") // must not turn the SDK's retries back on
+}
+
+func TestNewKinesisClient(t *testing.T) {
+	f := func(arn, wantScope string) {
+		t.Helper()
+		fk := newFakeKinesis(t, func(k int, _ *fakeRequest) fakeAnswer {
+			if k == 0 {
+				return fakeAnswer{status: 500, errType: "InternalFailureException"}
+			}
+			return fakeAnswer{}
+		})
+		clientEnv(t, fk.URL)
+		cfg := testConfig(500, 5*MiB, MiB, "k")
+		cfg.Region = "us-east-1"
+		cfg.StreamARN = arn
+		c, err := NewKinesisClient(context.Background(), cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		in := &kinesis.PutRecordsInput{StreamName: aws.String("test"), Records: []types.PutRecordsRequestEntry{{Data: []byte("x"), PartitionKey: aws.String("k")}}}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if _, err := c.PutRecords(ctx, in); classify(err, false) != failServer {
+			t.Fatalf("unexpected first call result; got %v; want the injected 500", err)
+		}
+		reqs, _, _ := fk.snapshot()
+		if len(reqs) != 1 {
+			t.Fatalf("unexpected requests for one failed call; got %d; want 1 (no SDK retries)", len(reqs))
+		}
+		if _, err := c.PutRecords(ctx, in); err != nil {
+			t.Fatal(err)
+		}
+		reqs, stored, _ := fk.snapshot()
+		if len(stored) != 1 || !strings.Contains(reqs[1].authorization, wantScope) {
+			t.Fatalf("unexpected request; got %d stored, authorization %q; want scope %q", len(stored), reqs[1].authorization, wantScope)
+		}
+	}
+	f("", "/us-east-1/kinesis/aws4_request")
+	// The client uses the ARN's region, not AWS_REGION.
+	f("arn:aws:kinesis:eu-west-1:123456789012:stream/test", "/eu-west-1/kinesis/aws4_request")
+}
+
+func TestHTTPClientTimeouts(t *testing.T) {
+	tr := newHTTPClient(1500 * time.Millisecond).GetTransport()
+	if tr.TLSHandshakeTimeout != tlsHandshakeTimeout || tr.ResponseHeaderTimeout != 1500*time.Millisecond || tr.IdleConnTimeout != idleConnTimeout {
+		t.Fatalf("unexpected transport timeouts; got TLS %v, header %v, idle %v", tr.TLSHandshakeTimeout, tr.ResponseHeaderTimeout, tr.IdleConnTimeout)
+	}
+	if d := newHTTPClient(time.Second).GetDialer(); d.Timeout != dialTimeout || d.KeepAlive != keepAlive {
+		t.Fatalf("unexpected dialer; got timeout %v keep-alive %v", d.Timeout, d.KeepAlive)
+	}
+}

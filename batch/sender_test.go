@@ -1,0 +1,527 @@
+package batch
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+
+	"github.com/kte-dev/kinesis-telemetry-extension/config"
+	"github.com/kte-dev/kinesis-telemetry-extension/ring"
+)
+
+// slack is added to time bounds; the race detector slows everything down.
+var slack = func() time.Duration {
+	if raceEnabled {
+		return 2 * time.Second
+	}
+	return 500 * time.Millisecond
+}()
+
+// writeEvents commits n events of size bytes with ids from first, one block
+// per event.
+func writeEvents(tb testing.TB, r *ring.Ring, first, n, size int) {
+	tb.Helper()
+	for i := first; i < first+n; i++ {
+		if err := writeBlock(r, event(i, size)); err != nil {
+			tb.Fatalf("cannot write event %d: %v", i, err)
+		}
+	}
+}
+
+// checkExactlyOnce checks that stored holds events first..first+n-1 of
+// size bytes, each once and byte-identical.
+func checkExactlyOnce(tb testing.TB, stored [][]byte, first, n, size int) {
+	tb.Helper()
+	seen := make(map[int]int, n)
+	for _, d := range stored {
+		id := eventID(d)
+		if id < first || id >= first+n || !bytes.Equal(d, event(id, size)) {
+			tb.Fatalf("unexpected record %.40q", d)
+		}
+		seen[id]++
+	}
+	for id := first; id < first+n; id++ {
+		if seen[id] != 1 {
+			tb.Fatalf("unexpected copies of event %d; got %d; want 1", id, seen[id])
+		}
+	}
+}
+
+// eventually polls cond until it holds or d passes.
+func eventually(tb testing.TB, d time.Duration, what string, cond func() bool) {
+	tb.Helper()
+	deadline := time.Now().Add(d + slack)
+	for !cond() {
+		if time.Now().After(deadline) {
+			tb.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func TestSenderRetriesAgainstFakeKinesis(t *testing.T) {
+	const n, size = 300, 200
+	var failedIn2 []int
+	var mu sync.Mutex
+	fk := newFakeKinesis(t, func(k int, req *fakeRequest) fakeAnswer {
+		switch k {
+		case 0:
+			return fakeAnswer{status: 500, errType: "InternalFailureException"}
+		case 1:
+			return fakeAnswer{status: 400, errType: codeThroughput}
+		case 2:
+			codes := make([]string, len(req.Records))
+			mu.Lock()
+			defer mu.Unlock()
+			for i, rec := range req.Records {
+				switch i % 6 {
+				case 0:
+					codes[i] = codeThroughput
+				case 3:
+					codes[i] = codeInternal
+				default:
+					continue
+				}
+				failedIn2 = append(failedIn2, eventID(rec.Data))
+			}
+			return fakeAnswer{codes: codes}
+		case 3:
+			return fakeAnswer{hang: true}
+		}
+		return fakeAnswer{}
+	})
+	r := newRing(t, MiB)
+	cfg := testConfig(500, 5*MiB, MiB, "k")
+	cfg.SendTimeout = 300 * time.Millisecond
+	p := newPacker(t, r, cfg, Options{Client: fk.client(), BackoffBase: 5 * time.Millisecond, BackoffMax: 50 * time.Millisecond})
+	runPacker(t, p)
+	writeEvents(t, r, 0, n, size)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	res := p.Flush(ctx)
+	if !res.Complete || res.Err != nil || res.Delivered != n || res.Pending != 0 {
+		t.Fatalf("unexpected flush result; got %+v; want complete with %d delivered", res, n)
+	}
+	reqs, stored, _ := fk.snapshot()
+	checkExactlyOnce(t, stored, 0, n, size)
+	if len(reqs) != 5 {
+		t.Fatalf("unexpected number of calls; got %d; want 5", len(reqs))
+	}
+	for k := range 3 {
+		if len(reqs[k].Records) != n {
+			t.Fatalf("unexpected records in call %d; got %d; want %d", k, len(reqs[k].Records), n)
+		}
+	}
+	// The entries that failed in call 2 are resent alone: in the call that
+	// hung, and again in the one after it.
+	slices.Sort(failedIn2)
+	for k := 3; k < 5; k++ {
+		var ids []int
+		for _, rec := range reqs[k].Records {
+			ids = append(ids, eventID(rec.Data))
+		}
+		slices.Sort(ids)
+		if !slices.Equal(ids, failedIn2) {
+			t.Fatalf("unexpected events in call %d; got %v; want the %d failed in call 2", k, ids, len(failedIn2))
+		}
+	}
+	st := p.Stats()
+	want := Stats{
+		Calls: 5, CallRecords: 3*n + 2*100, Records: n, Events: n, Retried: 2*n + 2*100,
+		Throttled: 50, InternalFail: 50, CallThrottled: 1, CallServer: 1, CallNetwork: 1,
+	}
+	got := st
+	got.CallBytes, got.Bytes, got.Flushes, got.FlushTotal, got.FlushMax = 0, 0, 0, 0, 0
+	if got != want {
+		t.Fatalf("unexpected stats;\ngot  %+v\nwant %+v", got, want)
+	}
+	if st.Bytes != n*(size+1) || st.Flushes != 1 || st.FlushesPart != 0 {
+		t.Fatalf("unexpected stats; got %+v", st)
+	}
+	if r.Unread() != 0 {
+		t.Fatalf("unexpected unread bytes; got %d", r.Unread())
+	}
+}
+
+func TestFlushNeverReturnsWithCallInFlight(t *testing.T) {
+	const n, size = 50, 100
+	fk := newFakeKinesis(t, func(int, *fakeRequest) fakeAnswer { return fakeAnswer{hang: true} })
+	r := newRing(t, MiB)
+	cfg := testConfig(500, 5*MiB, MiB, "k")
+	cfg.SendTimeout = 30 * time.Second // only the flush deadline can end the call
+	cc := &countingClient{PutRecordsAPI: fk.client()}
+	p := newPacker(t, r, cfg, Options{Client: cc})
+	runPacker(t, p)
+	writeEvents(t, r, 0, n, size)
+
+	for _, d := range []time.Duration{50 * time.Millisecond, 200 * time.Millisecond} {
+		ctx, cancel := context.WithTimeout(context.Background(), d)
+		start := time.Now()
+		res := p.Flush(ctx)
+		took := time.Since(start)
+		cancel()
+		if got := cc.current(); got != 0 {
+			t.Fatalf("unexpected calls in flight after Flush returned; got %d; want 0", got)
+		}
+		if took < d || took > d+slack {
+			t.Fatalf("unexpected flush duration; got %v; want about %v", took, d)
+		}
+		if res.Complete || !errors.Is(res.Err, context.DeadlineExceeded) || res.Pending != n {
+			t.Fatalf("unexpected flush result; got %+v; want deadline exceeded with %d pending", res, n)
+		}
+	}
+	eventually(t, time.Second, "the server to see both calls go away", func() bool {
+		_, _, hung := fk.snapshot()
+		return hung == 2
+	})
+	if st := p.Stats(); st.Canceled != 2 || st.CallNetwork != 0 || st.FlushesPart != 2 {
+		t.Fatalf("unexpected stats; got %+v", st)
+	}
+	// Paused after Flush: nothing is sent, although events are pending.
+	time.Sleep(200 * time.Millisecond)
+	if reqs, _, _ := fk.snapshot(); len(reqs) != 2 {
+		t.Fatalf("unexpected calls while paused; got %d; want 2", len(reqs))
+	}
+	fk.setHandle(nil) // store everything from now on
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if res := p.Flush(ctx); !res.Complete || res.Delivered != n {
+		t.Fatalf("unexpected flush result; got %+v", res)
+	}
+	_, stored, _ := fk.snapshot()
+	checkExactlyOnce(t, stored, 0, n, size)
+	if cc.max != 1 {
+		t.Fatalf("unexpected concurrent calls; got %d; want 1", cc.max)
+	}
+}
+
+func TestFlushCancelsCallStartedBeforeIt(t *testing.T) {
+	fk := newFakeKinesis(t, func(int, *fakeRequest) fakeAnswer { return fakeAnswer{hang: true} })
+	r := newRing(t, MiB)
+	cfg := testConfig(10, 5*MiB, MiB, "k")
+	cfg.SendTimeout = 30 * time.Second
+	cc := &countingClient{PutRecordsAPI: fk.client()}
+	p := newPacker(t, r, cfg, Options{Client: cc})
+	runPacker(t, p)
+	p.Resume()
+	writeEvents(t, r, 0, 25, 100) // two full batches; the first one hangs
+	eventually(t, time.Second, "a full batch to be sent", func() bool { return cc.current() == 1 })
+
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	res := p.Flush(ctx)
+	if took := time.Since(start); took > 100*time.Millisecond+slack {
+		t.Fatalf("unexpected flush duration; got %v", took)
+	}
+	if cc.current() != 0 || res.Pending < 10 || res.Unread == 0 || res.Complete {
+		t.Fatalf("unexpected state after flush; got %d in flight and %+v", cc.current(), res)
+	}
+}
+
+func TestNotRetryableLoggedOnceAndKept(t *testing.T) {
+	const n, size = 20, 100
+	fk := newFakeKinesis(t, func(int, *fakeRequest) fakeAnswer {
+		return fakeAnswer{status: 400, errType: "AccessDeniedException"}
+	})
+	r := newRing(t, MiB)
+	var logs bytes.Buffer
+	var logMu sync.Mutex
+	logger := slog.New(slog.NewTextHandler(lockedWriter{&logMu, &logs}, nil))
+	p := newPacker(t, r, testConfig(500, 5*MiB, MiB, "k"), Options{
+		Client: fk.client(), Logger: logger, BackoffBase: time.Millisecond, BackoffMax: 20 * time.Millisecond,
+	})
+	runPacker(t, p)
+	writeEvents(t, r, 0, n, size)
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	res := p.Flush(ctx)
+	if res.Complete || res.Pending != n {
+		t.Fatalf("unexpected flush result; got %+v", res)
+	}
+	reqs, _, _ := fk.snapshot()
+	if len(reqs) < 3 {
+		t.Fatalf("unexpected calls; got %d; want several retries", len(reqs))
+	}
+	logMu.Lock()
+	text := logs.String()
+	logMu.Unlock()
+	if c := strings.Count(text, "level=ERROR"); c != 1 {
+		t.Fatalf("unexpected error log lines; got %d; want 1:\n%s", c, text)
+	}
+	if !strings.Contains(text, "grant kinesis:PutRecords on arn:aws:kinesis:<region>:<account>:stream/test") {
+		t.Fatalf("unexpected log text; got %s", text)
+	}
+	if st := p.Stats(); st.CallRejected != uint64(len(reqs)) {
+		t.Fatalf("unexpected rejected calls; got %d; want %d", st.CallRejected, len(reqs))
+	}
+
+	var out bytes.Buffer
+	if got := p.GiveUp(&out, "shutdown"); got != n {
+		t.Fatalf("unexpected given-up count; got %d; want %d", got, n)
+	}
+	var stored [][]byte
+	for line := range strings.Lines(out.String()) {
+		rest, ok := strings.CutPrefix(line, "KTE_UNDELIVERED reason=shutdown ")
+		if !ok || !strings.HasSuffix(rest, "\n") {
+			t.Fatalf("unexpected line %q", line)
+		}
+		stored = append(stored, []byte(strings.TrimSuffix(rest, "\n")))
+	}
+	checkExactlyOnce(t, stored, 0, n, size)
+	if st := p.Stats(); st.GivenUp != n || st.Held != 0 {
+		t.Fatalf("unexpected stats after GiveUp; got %+v", st)
+	}
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+func TestAdvice(t *testing.T) {
+	cfg := testConfig(500, 5*MiB, MiB, "k")
+	cfg.StreamARN = "arn:aws:kinesis:eu-west-1:123456789012:stream/test"
+	p := newPacker(t, newRing(t, 64*KiB), cfg, Options{})
+	f := func(kind failKind, want string) {
+		t.Helper()
+		if got := p.advice(kind); !strings.Contains(got, want) {
+			t.Fatalf("unexpected advice for %v; got %q; want it to contain %q", kind, got, want)
+		}
+	}
+	f(failAccess, "grant kinesis:PutRecords on arn:aws:kinesis:eu-west-1:123456789012:stream/test")
+	f(failNotFound, "check KTE_STREAM and the region")
+	f(failKMS, "kms:GenerateDataKey")
+	f(failInvalid, "KTE_RECORD_MAX_BYTES")
+	f(failCredentials, "execution role")
+	f(failRejected, "test")
+}
+
+func TestFlushReturnsEarlyWhenRetryIsAfterDeadline(t *testing.T) {
+	c := &memClient{respond: func(int, *kinesis.PutRecordsInput) (*kinesis.PutRecordsOutput, error) {
+		return nil, errAPI("ResourceNotFoundException", 400)
+	}}
+	r := newRing(t, MiB)
+	p := newPacker(t, r, testConfig(500, 5*MiB, MiB, "k"), Options{Client: c, BackoffMax: time.Minute})
+	runPacker(t, p)
+	writeEvents(t, r, 0, 5, 100)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	res := p.Flush(ctx)
+	if res.Duration > slack || res.Complete || res.Err != nil || res.Pending != 5 {
+		t.Fatalf("unexpected flush result; got %+v; want an early, incomplete return", res)
+	}
+	if len(c.snapshot()) != 1 {
+		t.Fatalf("unexpected calls; got %d; want 1", len(c.snapshot()))
+	}
+}
+
+func TestResumedSendsOnlyFullBatches(t *testing.T) {
+	c := &memClient{}
+	r := newRing(t, MiB)
+	p := newPacker(t, r, testConfig(10, 5*MiB, MiB, "k"), Options{Client: c})
+	runPacker(t, p)
+	writeEvents(t, r, 0, 25, 100)
+	time.Sleep(50 * time.Millisecond)
+	if len(c.snapshot()) != 0 {
+		t.Fatal("unexpected call before Resume")
+	}
+	p.Resume()
+	eventually(t, time.Second, "two full batches", func() bool { return len(c.snapshot()) == 2 })
+	time.Sleep(100 * time.Millisecond)
+	if got := len(c.snapshot()); got != 2 {
+		t.Fatalf("unexpected calls with a partial batch left; got %d; want 2", got)
+	}
+	res := p.Flush(context.Background())
+	calls := c.snapshot()
+	if !res.Complete || len(calls) != 3 || len(calls[2].data) != 5 {
+		t.Fatalf("unexpected flush; got %+v and %d calls", res, len(calls))
+	}
+	var all [][]byte
+	for _, call := range calls {
+		all = append(all, call.data...)
+	}
+	checkExactlyOnce(t, all, 0, 25, 100)
+}
+
+func TestAlwaysOnSendsPartialBatchAfterLinger(t *testing.T) {
+	c := &memClient{}
+	r := newRing(t, MiB)
+	p := newPacker(t, r, testConfig(500, 5*MiB, MiB, "k"), Options{Client: c, AlwaysOn: true, Linger: 30 * time.Millisecond})
+	runPacker(t, p)
+	start := time.Now()
+	writeEvents(t, r, 0, 3, 100)
+	eventually(t, time.Second, "the linger to send", func() bool { return len(c.snapshot()) == 1 })
+	if took := time.Since(start); took < 30*time.Millisecond {
+		t.Fatalf("unexpected send before the linger; after %v", took)
+	}
+	checkExactlyOnce(t, c.snapshot()[0].data, 0, 3, 100)
+}
+
+func TestPressureSendsPartialBatch(t *testing.T) {
+	c := &memClient{}
+	r := newRing(t, 64*KiB)
+	p := newPacker(t, r, testConfig(500, 5*MiB, MiB, "k"), Options{Client: c, PressureBytes: 4 * KiB})
+	runPacker(t, p)
+	p.Resume()
+	writeEvents(t, r, 0, 3, 1000)
+	time.Sleep(50 * time.Millisecond)
+	if len(c.snapshot()) != 0 {
+		t.Fatal("unexpected call below the pressure mark")
+	}
+	writeEvents(t, r, 3, 2, 1000)
+	eventually(t, time.Second, "pressure to send", func() bool { return len(c.snapshot()) == 1 })
+	checkExactlyOnce(t, c.snapshot()[0].data, 0, 5, 1000)
+}
+
+func TestSetClientLater(t *testing.T) {
+	r := newRing(t, MiB)
+	p := newPacker(t, r, testConfig(500, 5*MiB, MiB, "k"), Options{})
+	ctx0, cancel0 := context.WithTimeout(context.Background(), 10*time.Millisecond)
+	defer cancel0()
+	if res := p.Flush(ctx0); !errors.Is(res.Err, context.DeadlineExceeded) {
+		t.Fatalf("unexpected flush result before Run; got %+v", res)
+	}
+	runPacker(t, p)
+	writeEvents(t, r, 0, 7, 100)
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	if res := p.Flush(ctx); res.Complete || res.Pending != 7 || !errors.Is(res.Err, context.DeadlineExceeded) {
+		t.Fatalf("unexpected flush result without a client; got %+v", res)
+	}
+	c := &memClient{}
+	p.SetClient(c)
+	if res := p.Flush(context.Background()); !res.Complete || res.Delivered != 7 {
+		t.Fatalf("unexpected flush result; got %+v", res)
+	}
+	checkExactlyOnce(t, c.snapshot()[0].data, 0, 7, 100)
+}
+
+func TestStreamAddressing(t *testing.T) {
+	f := func(cfg config.Config, wantName, wantARN string) {
+		t.Helper()
+		fk := newFakeKinesis(t, nil)
+		r := newRing(t, 64*KiB)
+		p := newPacker(t, r, cfg, Options{Client: fk.client()})
+		runPacker(t, p)
+		writeEvents(t, r, 0, 1, 10)
+		if res := p.Flush(context.Background()); !res.Complete {
+			t.Fatalf("unexpected flush result; got %+v", res)
+		}
+		reqs, _, _ := fk.snapshot()
+		if reqs[0].StreamName != wantName || reqs[0].StreamARN != wantARN {
+			t.Fatalf("unexpected stream fields; got name %q ARN %q; want %q and %q", reqs[0].StreamName, reqs[0].StreamARN, wantName, wantARN)
+		}
+	}
+	cfg := testConfig(500, 5*MiB, MiB, "k")
+	f(cfg, "test", "")
+	cfg.StreamARN = "arn:aws:kinesis:us-east-1:123456789012:stream/test"
+	f(cfg, "test", cfg.StreamARN)
+}
+
+func TestFlushDoesNotChaseNewEvents(t *testing.T) {
+	c := &memClient{respond: func(_ int, in *kinesis.PutRecordsInput) (*kinesis.PutRecordsOutput, error) {
+		time.Sleep(10 * time.Millisecond)
+		return okOutput(len(in.Records)), nil
+	}}
+	r := newRing(t, MiB)
+	p := newPacker(t, r, testConfig(50, 5*MiB, MiB, "k"), Options{Client: c})
+	runPacker(t, p)
+	writeEvents(t, r, 0, 500, 100)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { // a steady stream of new events during the flush
+		defer wg.Done()
+		for i := 500; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if writeBlock(r, event(i, 100)) != nil {
+				time.Sleep(time.Millisecond)
+			}
+		}
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	res := p.Flush(ctx)
+	close(stop)
+	wg.Wait()
+	if !res.Complete || res.Err != nil || res.Delivered < 500 {
+		t.Fatalf("unexpected flush result; got %+v", res)
+	}
+	if res.Duration > 2*time.Second+slack {
+		t.Fatalf("unexpected flush duration; got %v (chasing new events?)", res.Duration)
+	}
+}
+
+func TestGiveUpAfterRunReturned(t *testing.T) {
+	r := newRing(t, 64*KiB)
+	c := &memClient{respond: func(_ int, in *kinesis.PutRecordsInput) (*kinesis.PutRecordsOutput, error) {
+		return failOutput(len(in.Records), func(i int) string {
+			if eventID(in.Records[i].Data) == 0 {
+				return codeInternal
+			}
+			return ""
+		}), nil
+	}}
+	// A window of 4 events: event 0 never gets through, so the window stays
+	// full and most events stay unread in the ring.
+	p := newPacker(t, r, testConfig(500, 5*MiB, MiB, "k"), Options{Client: c, Window: 4})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	// Raw newlines in an event are written as spaces.
+	e := event(0, 20)
+	e[10], e[11] = '\n', '\r'
+	if err := writeBlock(r, e); err != nil {
+		t.Fatal(err)
+	}
+	writeEvents(t, r, 1, 19, 20)
+	fctx, fcancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer fcancel()
+	res := p.Flush(fctx)
+	if res.Complete || res.Delivered != 3 || res.Pending != 1 || res.Unread == 0 {
+		t.Fatalf("unexpected flush result; got %+v", res)
+	}
+	cancel()
+	<-done
+	var out bytes.Buffer
+	if got := p.GiveUp(&out, "shutdown timeout"); got != 17 {
+		t.Fatalf("unexpected given-up count; got %d; want 17", got)
+	}
+	lines := strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")
+	if len(lines) != 17 {
+		t.Fatalf("unexpected lines; got %d; want 17", len(lines))
+	}
+	for i, line := range lines[1:] {
+		if id := eventID([]byte(strings.TrimPrefix(line, "KTE_UNDELIVERED reason=shutdown_timeout "))); id != i+4 {
+			t.Fatalf("unexpected event in line %d; got %d; want %d", i+1, id, i+4)
+		}
+	}
+	want := "KTE_UNDELIVERED reason=shutdown_timeout " + string(e[:10]) + "  " + string(e[12:])
+	if lines[0] != want {
+		t.Fatalf("unexpected first line; got %q; want %q", lines[0], want)
+	}
+	if r.Unread() != 0 || r.Unreleased() != 0 {
+		t.Fatalf("unexpected ring state after GiveUp; got unread %d unreleased %d", r.Unread(), r.Unreleased())
+	}
+}
