@@ -43,7 +43,7 @@ func (p *Packer) send(ctx context.Context) {
 	now := p.now()
 	switch {
 	case err != nil:
-			p.callFailed(err, classify(err, canceled), now)
+		p.callFailed(err, classify(err, canceled), now)
 	case len(out.Records) != len(entries):
 		if !p.loggedOdd {
 			p.loggedOdd = true
