@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -59,7 +60,7 @@ func (p *process) signal(sig syscall.Signal) {
 // up after limit, or when the process is exiting.
 func (p *process) waitStopped(limit time.Duration) {
 	deadline := time.Now().Add(limit)
-	for p.alive() {
+	for i := 0; p.alive(); i++ {
 		switch readProcState(p.pid) {
 		case 'T', 't', 'Z', 'X', 0:
 			return
@@ -67,7 +68,11 @@ func (p *process) waitStopped(limit time.Duration) {
 		if time.Now().After(deadline) {
 			return
 		}
-		time.Sleep(20 * time.Microsecond)
+		if i < 100 {
+			runtime.Gosched() // usually stopped within microseconds
+		} else {
+			time.Sleep(50 * time.Microsecond)
+		}
 	}
 }
 
