@@ -285,3 +285,22 @@ func TestValidateEnvironmentAccepts(t *testing.T) {
 	param := awscdk.NewCfnParameter(stack, jsii.String("Flush"), nil)
 	f(map[string]string{"KTE_FLUSH": *param.ValueAsString()})
 }
+
+func TestAttachStreamByName(t *testing.T) {
+	arm64, x8664 := layerZips(t)
+	app := awscdk.NewApp(nil)
+	stack := awscdk.NewStack(app, jsii.String("Users"), nil)
+	stream := awskinesis.NewStream(stack, jsii.String("Stream"), nil)
+	ext := NewTelemetryExtension(stack, jsii.String("Kte"), &TelemetryExtensionProps{
+		Stream: stream, StreamByName: true, LayerZipArm64: arm64, LayerZipX8664: x8664,
+	})
+	ext.Attach(nodeFunction(stack, "Fn", awslambda.Architecture_ARM_64()))
+	tmpl := templateOf(t, stack)
+	streamID, _ := onlyResource(t, tmpl, "AWS::Kinesis::Stream")
+	fn, _ := functionProps(t, tmpl, "Fn")
+	equalJSON(t, "environment", fn["Environment"], `{"Variables": {"KTE_STREAM": {"Ref": "`+streamID+`"}}}`)
+	// The policy still names the stream by ARN: IAM has no stream names.
+	_, policy := onlyResource(t, tmpl, "AWS::IAM::ManagedPolicy")
+	stmt := props(t, policy)["PolicyDocument"].(map[string]any)["Statement"].([]any)[0].(map[string]any)
+	equalJSON(t, "policy resource", stmt["Resource"], mustMarshal(getAttArn(streamID)))
+}
