@@ -1,0 +1,270 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/kte-dev/kinesis-telemetry-extension/batch"
+	"github.com/kte-dev/kinesis-telemetry-extension/config"
+	"github.com/kte-dev/kinesis-telemetry-extension/extapi"
+	"github.com/kte-dev/kinesis-telemetry-extension/listener"
+	"github.com/kte-dev/kinesis-telemetry-extension/ring"
+)
+
+// Error types reported to /init/error and /exit/error (Category.Reason).
+const (
+	errTypeConfig    = "Extension.ConfigInvalid"
+	errTypeListen    = "Extension.ListenFailed"
+	errTypeSubscribe = "Extension.SubscribeFailed"
+	errTypeRuntime   = "Extension.RuntimeAPIFailed"
+)
+
+// Timings of the lifecycle. The SHUTDOWN quiet period waits for the last
+// telemetry (the final platform.report arrives after SHUTDOWN): Lambda
+// delivers at the latest timeoutMs after an event is produced, so we wait
+// until no POST has arrived for timeoutMs plus quietSlack, and never longer
+// than shutdownQuietShare of the time left.
+const (
+	quietSlack         = 30 * time.Millisecond
+	shutdownQuietShare = 0.5
+	// signalShutdownBudget bounds the orderly flush on SIGTERM/SIGINT
+	// outside Lambda, like Lambda's own 2 s SHUTDOWN phase.
+	signalShutdownBudget = 2 * time.Second
+)
+
+// extension is the running extension: what the lifecycle steps build.
+type extension struct {
+	env    env
+	log    *slog.Logger
+	api    *extapi.Client
+	cfg    config.Config
+	ring   *ring.Ring
+	lis    *listener.Listener
+	packer *batch.Packer
+	reg    extapi.RegisterResponse
+	done   runtimeDone
+}
+
+// run is the whole life of the extension; it returns the exit code.
+func run(ctx context.Context, e env) int {
+	log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+
+	// Step 1: the Lambda environment, then register. Without the Runtime
+	// API address nothing can be reported to Lambda: log and exit.
+	lam, err := config.LoadLambda(e.lookup)
+	if err != nil {
+		log.Error("kte: cannot start: " + err.Error())
+		return 1
+	}
+	x := &extension{env: e, log: log, api: extapi.New(lam.RuntimeAPI)}
+	x.done.ch = make(chan struct{})
+	events := []extapi.EventType{extapi.Invoke, extapi.Shutdown}
+	if lam.LMI {
+		events = []extapi.EventType{extapi.Shutdown} // Managed Instances refuse INVOKE registration
+	}
+	x.reg, err = x.api.Register(ctx, e.name, events)
+	if err != nil {
+		log.Error("kte: cannot register with the Extensions API", "name", e.name, "error", err)
+		return 1
+	}
+
+	// Step 2: configuration, every bad variable reported at once.
+	x.cfg, err = config.Load(e.lookup)
+	if err != nil {
+		return x.initError(ctx, errTypeConfig, fmt.Errorf("invalid configuration:\n%w", err))
+	}
+	x.log = slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: x.cfg.LogLevel}))
+
+	// Step 3: ring, packer and listener; the Kinesis client (credentials,
+	// endpoint resolution) is built concurrently so it never delays init.
+	if err := x.start(ctx); err != nil {
+		return x.initError(ctx, errTypeListen, err)
+	}
+
+	// Step 4: subscribe. A 202 is a local emulator without telemetry.
+	if err := x.subscribe(ctx); err != nil {
+		x.stopListener()
+		return x.initError(ctx, errTypeSubscribe, err)
+	}
+	x.log.Info("kte: started", "init_ms", fmt.Sprintf("%.2f", float64(time.Since(e.start).Microseconds())/1000),
+		"version", version, "stream", x.cfg.StreamName, "listen", x.lis.Addr(), "ring_bytes", x.cfg.RingBytes,
+		"flush", x.cfg.Flush.String(), "lmi", x.cfg.LMI)
+
+	// Step 5: the event loop.
+	return x.loop(ctx)
+}
+
+func (x *extension) initError(ctx context.Context, errType string, err error) int {
+	x.log.Error("kte: init failed", "error_type", errType, "error", err)
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+	defer cancel()
+	if rerr := x.api.InitError(rctx, errType, err); rerr != nil {
+		x.log.Error("kte: cannot report the init error", "error", rerr)
+	}
+	return 1
+}
+
+func (x *extension) start(ctx context.Context) error {
+	r, err := ring.New(x.cfg.RingBytes)
+	if err != nil {
+		return fmt.Errorf("KTE_RING_BYTES=%d: %w", x.cfg.RingBytes, err)
+	}
+	x.ring = r
+	envID := newEnvironmentID()
+	x.packer, err = batch.New(r, x.cfg, batch.Options{
+		EnvironmentKey: envID,
+		AlwaysOn:       x.cfg.LMI, // no freeze on Managed Instances: deliver continuously
+		Undelivered:    x.env.stderr,
+		Logger:         x.log,
+	})
+	if err != nil {
+		return err
+	}
+	go func() {
+		c, err := batch.NewKinesisClient(context.WithoutCancel(ctx), x.cfg)
+		if err != nil {
+			x.log.Error("kte: cannot build the Kinesis client; events stay buffered", "error", err)
+			return
+		}
+		x.packer.SetClient(c)
+	}()
+	x.lis, err = listener.New(r, listener.Options{
+		Port:          x.cfg.ListenPort,
+		MaxBodyBytes:  2*x.cfg.BufferMaxBytes + config.PostSlackBytes,
+		MaxFrameBytes: x.cfg.RecordMaxBytes - maxPartitionKeyBytes(x.cfg),
+		Enrich:        x.cfg.Enrich,
+		Identity: listener.Identity{
+			Function:    firstNonEmpty(x.reg.FunctionName, x.cfg.FunctionName),
+			Version:     firstNonEmpty(x.reg.FunctionVersion, x.cfg.FunctionVersion),
+			Region:      x.cfg.Region,
+			Account:     x.reg.AccountID,
+			Environment: envID,
+		},
+		Logger:        x.log,
+		OnRuntimeDone: x.onRuntimeDone,
+	})
+	if err != nil {
+		return err
+	}
+	if err := x.lis.Start(); err != nil {
+		return fmt.Errorf("cannot start the telemetry listener on port %d: %w", x.cfg.ListenPort, err)
+	}
+	go func() {
+		if err := x.packer.Run(context.WithoutCancel(ctx)); err != nil {
+			x.log.Error("kte: packer stopped", "error", err)
+		}
+	}()
+	return nil
+}
+
+func (x *extension) subscribe(ctx context.Context) error {
+	sub := extapi.Subscription{
+		SchemaVersion: x.cfg.SchemaVersion,
+		Types:         x.cfg.Types,
+		MaxItems:      x.cfg.BufferMaxItems,
+		MaxBytes:      x.cfg.BufferMaxBytes,
+		TimeoutMs:     x.cfg.BufferTimeoutMs,
+		URI:           subscriptionURI(x.lis),
+	}
+	_, err := x.api.Subscribe(ctx, sub)
+	if errors.Is(err, extapi.ErrTelemetryNotSupported) {
+		x.log.Warn("kte: the Telemetry API is not supported here (a local emulator?); running without telemetry", "detail", err)
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("cannot subscribe to the Telemetry API at %s: %w", sub.URI, err)
+	}
+	return nil
+}
+
+// loop blocks on /event/next until SHUTDOWN or a signal.
+func (x *extension) loop(ctx context.Context) int {
+	for {
+		ev, err := x.api.Next(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				// SIGTERM/SIGINT outside Lambda: the same orderly flush.
+				x.shutdown(time.Now().Add(signalShutdownBudget), "signal")
+				return 0
+			}
+			x.log.Error("kte: /event/next failed", "error", err)
+			x.shutdown(time.Now().Add(signalShutdownBudget), "runtime_api_error")
+			rctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			_ = x.api.ExitError(rctx, errTypeRuntime, err)
+			cancel()
+			return 1
+		}
+		switch ev.EventType {
+		case extapi.Invoke:
+			x.invoke(ctx, &ev)
+		case extapi.Shutdown:
+			x.shutdown(ev.Deadline(), strings.ToLower(ev.ShutdownReason))
+			return 0
+		default:
+			x.log.Warn("kte: unknown event type from /event/next", "type", ev.EventType)
+		}
+	}
+}
+
+// invoke delivers what is buffered while the function runs, and returns
+// (so that /event/next is called) only when nothing is in flight: the
+// environment may freeze as soon as /event/next is called.
+func (x *extension) invoke(ctx context.Context, ev *extapi.Event) {
+	x.packer.Resume()
+	deadline := ev.Deadline().Add(-x.cfg.ShutdownMargin)
+	fctx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
+	x.packer.Flush(fctx)
+}
+
+// shutdown drains late telemetry, flushes within the deadline, reports
+// what could not be delivered, and prints the summary.
+func (x *extension) shutdown(deadline time.Time, reason string) {
+	end := deadline.Add(-x.cfg.ShutdownMargin)
+	x.packer.Resume()
+	x.waitQuiet(end)
+	x.stopListener()
+	fctx, cancel := context.WithDeadline(context.Background(), end)
+	res := x.packer.Flush(fctx)
+	cancel()
+	undelivered := x.packer.GiveUp(x.env.stderr, "shutdown_deadline")
+	x.printSummary(reason, res, undelivered)
+}
+
+// waitQuiet keeps the listener open until no telemetry has arrived for
+// timeoutMs + quietSlack since SHUTDOWN or the last POST, whichever is
+// later, or until its share of the time left is spent. Telemetry produced
+// before the freeze (the last platform.report) is delivered by Lambda within
+// timeoutMs of the thaw.
+func (x *extension) waitQuiet(end time.Time) {
+	quiet := time.Duration(x.cfg.BufferTimeoutMs)*time.Millisecond + quietSlack
+	from := time.Now()
+	limit := from.Add(time.Duration(float64(time.Until(end)) * shutdownQuietShare))
+	for {
+		now := time.Now()
+		if !now.Before(limit) {
+			return
+		}
+		last := x.lis.LastPost()
+		if last.Before(from) {
+			last = from
+		}
+		since := now.Sub(last)
+		if since >= quiet {
+			return
+		}
+		time.Sleep(min(quiet-since, limit.Sub(now)))
+	}
+}
+
+func (x *extension) stopListener() {
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	if err := x.lis.Shutdown(ctx); err != nil {
+		x.log.Warn("kte: listener did not stop cleanly", "error", err)
+	}
+}

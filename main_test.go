@@ -1,0 +1,449 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/kte-dev/kinesis-telemetry-extension/internal/kinesalite"
+)
+
+// fakeRuntime is an httptest Runtime API: Extensions API and Telemetry
+// subscription, with scripted /event/next answers.
+type fakeRuntime struct {
+	t   *testing.T
+	srv *httptest.Server
+
+	subscribeStatus int // 200 by default
+	registerStatus  int // 200 by default
+
+	next chan map[string]any // events handed to /event/next, in order
+
+	mu           sync.Mutex
+	registered   []string // Lambda-Extension-Name values
+	events       []string // registered event types
+	subscription map[string]any
+	initErrors   []string // "<type>: <errorMessage>"
+	exitErrors   []string
+	nextCalls    int
+	nextCalled   chan int
+}
+
+func newFakeRuntime(t *testing.T) *fakeRuntime {
+	f := &fakeRuntime{t: t, next: make(chan map[string]any, 16), nextCalled: make(chan int, 64), subscribeStatus: 200, registerStatus: 200}
+	f.srv = httptest.NewServer(http.HandlerFunc(f.serve))
+	t.Cleanup(f.srv.Close)
+	return f
+}
+
+func (f *fakeRuntime) addr() string { return strings.TrimPrefix(f.srv.URL, "http://") }
+
+func (f *fakeRuntime) serve(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	switch {
+	case r.Method == http.MethodPost && r.URL.Path == "/2020-01-01/extension/register":
+		var req struct{ Events []string }
+		_ = json.Unmarshal(body, &req)
+		f.mu.Lock()
+		f.registered = append(f.registered, r.Header.Get("Lambda-Extension-Name"))
+		f.events = req.Events
+		f.mu.Unlock()
+		if f.registerStatus != 200 {
+			w.WriteHeader(f.registerStatus)
+			_, _ = io.WriteString(w, `{"errorType":"Extension.Forbidden","errorMessage":"no"}`)
+			return
+		}
+		w.Header().Set("Lambda-Extension-Identifier", "ext-id-1")
+		_, _ = io.WriteString(w, `{"functionName":"orders-api","functionVersion":"$LATEST","handler":"bootstrap","accountId":"111122223333"}`)
+	case r.Method == http.MethodPut && r.URL.Path == "/2022-07-01/telemetry":
+		var sub map[string]any
+		_ = json.Unmarshal(body, &sub)
+		f.mu.Lock()
+		f.subscription = sub
+		f.mu.Unlock()
+		switch f.subscribeStatus {
+		case 200:
+			_, _ = io.WriteString(w, `"OK"`)
+		case 202:
+			w.WriteHeader(202)
+			_, _ = io.WriteString(w, `{"errorType":"Telemetry.NotSupported","errorMessage":"Telemetry API is not supported"}`)
+		default:
+			w.WriteHeader(f.subscribeStatus)
+			_, _ = io.WriteString(w, `{"errorType":"ValidationError","errorMessage":"bad subscription"}`)
+		}
+	case r.Method == http.MethodGet && r.URL.Path == "/2020-01-01/extension/event/next":
+		f.mu.Lock()
+		f.nextCalls++
+		n := f.nextCalls
+		f.mu.Unlock()
+		f.nextCalled <- n
+		select {
+		case ev := <-f.next:
+			_ = json.NewEncoder(w).Encode(ev)
+		case <-r.Context().Done():
+		}
+	case r.Method == http.MethodPost && (r.URL.Path == "/2020-01-01/extension/init/error" || r.URL.Path == "/2020-01-01/extension/exit/error"):
+		var e struct{ ErrorMessage string }
+		_ = json.Unmarshal(body, &e)
+		line := r.Header.Get("Lambda-Extension-Function-Error-Type") + ": " + e.ErrorMessage
+		f.mu.Lock()
+		if strings.HasSuffix(r.URL.Path, "init/error") {
+			f.initErrors = append(f.initErrors, line)
+		} else {
+			f.exitErrors = append(f.exitErrors, line)
+		}
+		f.mu.Unlock()
+		w.WriteHeader(202)
+	default:
+		w.WriteHeader(404)
+	}
+}
+
+func (f *fakeRuntime) invoke(requestID string, in time.Duration) {
+	f.next <- map[string]any{"eventType": "INVOKE", "requestId": requestID, "deadlineMs": time.Now().Add(in).UnixMilli(),
+		"invokedFunctionArn": "arn:aws:lambda:us-east-1:111122223333:function:orders-api"}
+}
+
+func (f *fakeRuntime) shutdown(reason string, in time.Duration) {
+	f.next <- map[string]any{"eventType": "SHUTDOWN", "shutdownReason": reason, "deadlineMs": time.Now().Add(in).UnixMilli()}
+}
+
+// waitNext waits until /event/next has been called n times in total.
+func (f *fakeRuntime) waitNext(n int) {
+	f.t.Helper()
+	timeout := time.After(10 * time.Second)
+	for {
+		select {
+		case got := <-f.nextCalled:
+			if got >= n {
+				return
+			}
+		case <-timeout:
+			f.t.Fatalf("timed out waiting for /event/next call %d", n)
+		}
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the logger and the test to share.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+type harness struct {
+	t       *testing.T
+	rt      *fakeRuntime
+	port    int
+	stderr  *syncBuffer
+	stdout  *syncBuffer
+	code    chan int
+	cancel  context.CancelFunc
+	envVars map[string]string
+}
+
+// startExtension runs the whole lifecycle in-process against rt, with the
+// given KTE_ variables on top of a valid base configuration.
+func startExtension(t *testing.T, rt *fakeRuntime, vars map[string]string) *harness {
+	t.Helper()
+	h := &harness{t: t, rt: rt, port: freePort(t), stderr: &syncBuffer{}, stdout: &syncBuffer{}, code: make(chan int, 1)}
+	h.envVars = map[string]string{
+		"AWS_LAMBDA_RUNTIME_API":      rt.addr(),
+		"AWS_REGION":                  "us-east-1",
+		"AWS_LAMBDA_FUNCTION_NAME":    "orders-api",
+		"AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+		"KTE_STREAM":                  "telemetry",
+		"KTE_LISTEN_PORT":             fmt.Sprint(h.port),
+		"KTE_BUFFER_TIMEOUT_MS":       "25",
+		"KTE_METRICS":                 "off",
+	}
+	for k, v := range vars {
+		if v == "" {
+			delete(h.envVars, k)
+		} else {
+			h.envVars[k] = v
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	h.cancel = cancel
+	t.Cleanup(cancel)
+	lookup := func(k string) (string, bool) { v, ok := h.envVars[k]; return v, ok }
+	go func() {
+		h.code <- run(ctx, env{lookup: lookup, stdout: h.stdout, stderr: h.stderr, name: "kinesis-telemetry-extension", start: time.Now()})
+	}()
+	return h
+}
+
+func (h *harness) exitCode() int {
+	h.t.Helper()
+	select {
+	case c := <-h.code:
+		return c
+	case <-time.After(15 * time.Second):
+		h.t.Fatalf("extension did not exit; stderr:\n%s", h.stderr.String())
+		return -1
+	}
+}
+
+// post delivers a telemetry body to the extension as Lambda would.
+func (h *harness) post(body string) int {
+	h.t.Helper()
+	resp, err := http.Post(fmt.Sprintf("http://127.0.0.1:%d/telemetry", h.port), "application/json", strings.NewReader(body))
+	if err != nil {
+		h.t.Fatalf("cannot post telemetry: %v; stderr:\n%s", err, h.stderr.String())
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+func telemetryBody(requestID string, from, n int) string {
+	var b strings.Builder
+	b.WriteString("[")
+	for i := range n {
+		if i > 0 {
+			b.WriteString(",")
+		}
+		fmt.Fprintf(&b, `{"time":"2026-01-01T00:00:03.140Z","type":"function","record":"%s\tINFO\tline seq=%d"}`, requestID, from+i)
+	}
+	b.WriteString("]")
+	return b.String()
+}
+
+// kinesaliteEnv points the SDK at kinesalite with fake credentials.
+func kinesaliteEnv(t *testing.T, s *kinesalite.Server) {
+	t.Setenv("AWS_ENDPOINT_URL_KINESIS", s.Endpoint)
+	t.Setenv("AWS_ACCESS_KEY_ID", "AKIDLOCAL")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "local-secret")
+	t.Setenv("AWS_REGION", "us-east-1")
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+}
+
+// seqsIn returns the seq=N numbers found in the records.
+func seqsIn(t *testing.T, recs []kinesalite.Record) map[int]int {
+	t.Helper()
+	seen := map[int]int{}
+	for _, r := range recs {
+		var ev struct {
+			Lambda struct{ Function, Account string }
+			Record string
+		}
+		if err := json.Unmarshal(r.Data, &ev); err != nil {
+			t.Fatalf("record is not JSON: %v: %s", err, r.Data)
+		}
+		var seq int
+		if i := strings.Index(ev.Record, "seq="); i >= 0 {
+			fmt.Sscanf(ev.Record[i:], "seq=%d", &seq)
+			seen[seq]++
+		}
+		if ev.Lambda.Function != "orders-api" || ev.Lambda.Account != "111122223333" {
+			t.Fatalf("unexpected enrichment; got %+v", ev.Lambda)
+		}
+	}
+	return seen
+}
+
+func TestLifecycleDeliversAndShutsDown(t *testing.T) {
+	kl := kinesalite.StartT(t)
+	stream := kl.StreamT(t, "lifecycle", 2)
+	kinesaliteEnv(t, kl)
+	rt := newFakeRuntime(t)
+	h := startExtension(t, rt, map[string]string{"KTE_STREAM": stream})
+	rt.waitNext(1)
+
+	rt.mu.Lock()
+	sub, registered, events := rt.subscription, rt.registered, rt.events
+	rt.mu.Unlock()
+	if len(registered) != 1 || registered[0] != "kinesis-telemetry-extension" {
+		t.Fatalf("unexpected registration name; got %q", registered)
+	}
+	if strings.Join(events, ",") != "INVOKE,SHUTDOWN" {
+		t.Fatalf("unexpected registered events; got %q", events)
+	}
+	buf, _ := sub["buffering"].(map[string]any)
+	dest, _ := sub["destination"].(map[string]any)
+	if sub["schemaVersion"] != "2022-12-13" || buf["timeoutMs"] != 25.0 || buf["maxItems"] != 1000.0 || buf["maxBytes"] != 1048576.0 {
+		t.Fatalf("unexpected subscription; got %v", sub)
+	}
+	if want := fmt.Sprintf("http://sandbox.localdomain:%d/telemetry", h.port); dest["URI"] != want {
+		t.Fatalf("unexpected destination; got %v; want %s", dest["URI"], want)
+	}
+	if !strings.Contains(h.stderr.String(), "kte: started") || !strings.Contains(h.stderr.String(), "init_ms=") {
+		t.Fatalf("missing start-up line; stderr:\n%s", h.stderr.String())
+	}
+
+	// Invoke 1: telemetry arrives while the function runs; the extension
+	// flushes and calls /event/next again.
+	if got := h.post(telemetryBody("req-0", 0, 300)); got != 200 {
+		t.Fatalf("unexpected status; got %d; want 200", got)
+	}
+	rt.invoke("req-1", 3*time.Second)
+	rt.waitNext(2)
+	if got := h.post(telemetryBody("req-1", 300, 200)); got != 200 {
+		t.Fatalf("unexpected status; got %d; want 200", got)
+	}
+	rt.invoke("req-2", 3*time.Second)
+	rt.waitNext(3)
+
+	// SHUTDOWN, then the late telemetry (the last report) arrives within
+	// the quiet period and must still be delivered.
+	rt.shutdown("spindown", 2*time.Second)
+	time.Sleep(5 * time.Millisecond)
+	if got := h.post(telemetryBody("req-2", 500, 10)); got != 200 {
+		t.Fatalf("unexpected status for late telemetry; got %d; want 200", got)
+	}
+	if code := h.exitCode(); code != 0 {
+		t.Fatalf("unexpected exit code; got %d; want 0; stderr:\n%s", code, h.stderr.String())
+	}
+	recs, err := kl.ReadAll(context.Background(), stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := seqsIn(t, recs)
+	for i := range 510 {
+		if seen[i] != 1 {
+			t.Fatalf("event seq=%d delivered %d times; want exactly once", i, seen[i])
+		}
+	}
+	if len(recs) != 510 {
+		t.Fatalf("unexpected record count; got %d; want 510", len(recs))
+	}
+	out := h.stderr.String()
+	if !strings.Contains(out, "KTE_SUMMARY reason=spindown received=510 ") || !strings.Contains(out, " sent=510 ") || !strings.Contains(out, " dropped_shutdown=0 ") {
+		t.Fatalf("unexpected summary; stderr:\n%s", out)
+	}
+	if strings.Contains(out, "KTE_UNDELIVERED") {
+		t.Fatalf("unexpected undelivered events; stderr:\n%s", out)
+	}
+}
+
+func TestLifecycleSubscribe202KeepsWorking(t *testing.T) {
+	rt := newFakeRuntime(t)
+	rt.subscribeStatus = 202
+	h := startExtension(t, rt, map[string]string{"AWS_ENDPOINT_URL_KINESIS": ""})
+	rt.waitNext(1)
+	rt.invoke("req-1", 2*time.Second)
+	rt.waitNext(2)
+	rt.shutdown("SPINDOWN", 1*time.Second)
+	if code := h.exitCode(); code != 0 {
+		t.Fatalf("unexpected exit code; got %d; want 0; stderr:\n%s", code, h.stderr.String())
+	}
+	out := h.stderr.String()
+	if !strings.Contains(out, "not supported") || !strings.Contains(out, "KTE_SUMMARY reason=spindown ") {
+		t.Fatalf("missing 202 notice or summary; stderr:\n%s", out)
+	}
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	if len(rt.initErrors) != 0 {
+		t.Fatalf("unexpected init errors: %q", rt.initErrors)
+	}
+}
+
+func TestLifecycleInitErrors(t *testing.T) {
+	f := func(name string, setup func(*fakeRuntime), vars map[string]string, wantType string, wantInMessage ...string) {
+		t.Helper()
+		rt := newFakeRuntime(t)
+		if setup != nil {
+			setup(rt)
+		}
+		h := startExtension(t, rt, vars)
+		if code := h.exitCode(); code != 1 {
+			t.Fatalf("%s: unexpected exit code; got %d; want 1", name, code)
+		}
+		rt.mu.Lock()
+		defer rt.mu.Unlock()
+		if wantType == "" {
+			if len(rt.initErrors) != 0 {
+				t.Fatalf("%s: unexpected init errors %q", name, rt.initErrors)
+			}
+			return
+		}
+		if len(rt.initErrors) != 1 || !strings.HasPrefix(rt.initErrors[0], wantType+": ") {
+			t.Fatalf("%s: unexpected init errors; got %q; want one of type %s", name, rt.initErrors, wantType)
+		}
+		for _, w := range wantInMessage {
+			if !strings.Contains(rt.initErrors[0], w) {
+				t.Fatalf("%s: init error %q does not mention %q", name, rt.initErrors[0], w)
+			}
+		}
+	}
+	f("subscribe refused", func(rt *fakeRuntime) { rt.subscribeStatus = 400 }, nil, "Extension.SubscribeFailed", "bad subscription")
+	f("subscribe 500", func(rt *fakeRuntime) { rt.subscribeStatus = 500 }, nil, "Extension.SubscribeFailed")
+	f("register refused", func(rt *fakeRuntime) { rt.registerStatus = 403 }, nil, "")
+	f("missing stream and bad values", nil, map[string]string{
+		"KTE_STREAM": "", "KTE_BATCH_MAX_RECORDS": "501", "KTE_BUFFER_TIMEOUT_MS": "10", "KTE_RECORD_MAX_BYTES": "11MiB",
+	}, "Extension.ConfigInvalid",
+		"KTE_STREAM", `KTE_BATCH_MAX_RECORDS="501"`, "between 1 and 500", `KTE_BUFFER_TIMEOUT_MS="10"`, "between 25 and 30000", `KTE_RECORD_MAX_BYTES="11MiB"`)
+}
+
+func TestLifecycleOutageWritesUndeliveredToStderr(t *testing.T) {
+	// A Kinesis endpoint that never answers: the outage outlasts the
+	// SHUTDOWN deadline, so every event must end up on stderr.
+	hang := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body) // then the server notices the client going away
+		<-r.Context().Done()
+	}))
+	defer hang.Close()
+	t.Setenv("AWS_ENDPOINT_URL_KINESIS", hang.URL)
+	t.Setenv("AWS_ACCESS_KEY_ID", "AKIDLOCAL")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "local-secret")
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	rt := newFakeRuntime(t)
+	h := startExtension(t, rt, map[string]string{"KTE_SEND_TIMEOUT_MS": "200"})
+	rt.waitNext(1)
+	if got := h.post(telemetryBody("req-0", 0, 50)); got != 200 {
+		t.Fatalf("unexpected status; got %d", got)
+	}
+	rt.invoke("req-1", 600*time.Millisecond)
+	rt.waitNext(2)
+	start := time.Now()
+	rt.shutdown("spindown", time.Second)
+	if code := h.exitCode(); code != 0 {
+		t.Fatalf("unexpected exit code; got %d; want 0", code)
+	}
+	if took := time.Since(start); took > time.Second {
+		t.Fatalf("shutdown overran its 1s deadline: %v", took)
+	}
+	out := h.stderr.String()
+	lines := 0
+	for _, l := range strings.Split(out, "\n") {
+		if strings.HasPrefix(l, "KTE_UNDELIVERED reason=shutdown_deadline {") {
+			lines++
+		}
+	}
+	if lines != 50 {
+		t.Fatalf("unexpected KTE_UNDELIVERED lines; got %d; want 50; stderr:\n%s", lines, out)
+	}
+	if !strings.Contains(out, "KTE_SUMMARY reason=spindown received=50 ") || !strings.Contains(out, " sent=0 ") || !strings.Contains(out, " dropped_shutdown=50 ") {
+		t.Fatalf("unexpected summary; stderr:\n%s", out)
+	}
+}

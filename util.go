@@ -1,0 +1,50 @@
+package main
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net"
+
+	"github.com/kte-dev/kinesis-telemetry-extension/config"
+	"github.com/kte-dev/kinesis-telemetry-extension/listener"
+)
+
+// subscriptionHost is the destination host the Telemetry API requires; it
+// delivers to this environment's loopback whatever it resolves to.
+const subscriptionHost = "sandbox.localdomain"
+
+// subscriptionURI is the Telemetry API destination for the listener's port.
+func subscriptionURI(l *listener.Listener) string {
+	port := 0
+	if a, ok := l.Addr().(*net.TCPAddr); ok {
+		port = a.Port
+	}
+	return fmt.Sprintf("http://%s:%d%s", subscriptionHost, port, listener.DefaultPath)
+}
+
+// newEnvironmentID returns a random id for this execution environment: the
+// enrichment's "environment" and the default partition key.
+func newEnvironmentID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails on Linux
+	return hex.EncodeToString(b[:])
+}
+
+// maxPartitionKeyBytes bounds the partition key's bytes, which count
+// towards the record limit: 256 for the generated keys and function names
+// (ASCII, at most 256 characters), the key itself when it is fixed.
+func maxPartitionKeyBytes(c config.Config) int {
+	n := config.KinesisMaxPartitionKeyChars
+	if c.PartitionKey.Mode == config.PartitionKeyFixed {
+		n = max(n, len(c.PartitionKey.Fixed))
+	}
+	return n
+}
+
+func firstNonEmpty(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
