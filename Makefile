@@ -14,7 +14,7 @@ BENCHCOUNT ?= 10
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export CDK_DISABLE_VERSION_CHECK := 1
 
-.PHONY: synth build-host all deps fmt fmt-check vet lint test test-unit test-race test-cdk fuzz bench build layer demo synth clean
+.PHONY: demo synth build-host all deps fmt fmt-check vet lint test test-unit test-race test-cdk fuzz bench build layer demo synth clean
 
 all: build
 
@@ -92,6 +92,10 @@ layer: build
 		(cd build/$$arch && zip -q -X -r ../$(NAME)-$$arch.zip extensions); \
 		printf '%s\t%s bytes\n' build/$(NAME)-$$arch.zip $$(stat -c %s build/$(NAME)-$$arch.zip); \
 	done
+
+## demo: the extension inside the local Lambda simulator, shipping to kinesalite, with a summary.
+demo: deps build-host
+	go run ./cmd/kte-demo -extension build/host/$(NAME)
 
 clean:
 	rm -rf build cdk/cdk.out
