@@ -664,19 +664,26 @@ func (p *Packer) fill(now int64) {
 	}
 	for !p.full {
 		if p.fresh == p.tail && !p.readOne() {
-			return
+			break
 		}
 		if !p.add(p.fresh, now) {
-			return
+			break
 		}
 		p.fresh++
 	}
+	p.release() // events given up on as oversize settle without a call
 }
 
 // readOne reads the next committed frame into the window.
 func (p *Packer) readOne() bool {
-	if p.tail-p.head == uint64(len(p.slots)) || p.fl != nil && p.flDone {
+	if p.fl != nil && p.flDone {
 		return false
+	}
+	if p.tail-p.head == uint64(len(p.slots)) {
+		p.release() // events given up on as oversize may be settled at the front
+		if p.tail-p.head == uint64(len(p.slots)) {
+			return false
+		}
 	}
 	f, ok := p.r.Next()
 	if !ok {

@@ -525,3 +525,27 @@ func TestGiveUpAfterRunReturned(t *testing.T) {
 		t.Fatalf("unexpected ring state after GiveUp; got unread %d unreleased %d", r.Unread(), r.Unreleased())
 	}
 }
+
+func TestOversizeOnlyIsReleased(t *testing.T) {
+	var mu sync.Mutex
+	var undelivered bytes.Buffer
+	r := newRing(t, 64*KiB)
+	c := &memClient{}
+	p := newPacker(t, r, testConfig(500, 5*MiB, KiB, "k"), Options{Client: c, Undelivered: lockedWriter{&mu, &undelivered}})
+	runPacker(t, p)
+	p.Resume()
+	for i := range 40 { // 40 KiB of events that can never be sent: more than half the ring
+		if err := writeBlock(r, event(i, KiB)); err != nil {
+			t.Fatalf("cannot write event %d: %v", i, err)
+		}
+		eventually(t, time.Second, "the ring to be released", func() bool { return r.Stats().InUse == 0 })
+	}
+	if st := p.Stats(); st.Oversize != 40 || st.Calls != 0 {
+		t.Fatalf("unexpected stats; got %+v", st)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if n := strings.Count(undelivered.String(), "KTE_UNDELIVERED reason=oversize "); n != 40 {
+		t.Fatalf("unexpected undelivered lines; got %d; want 40", n)
+	}
+}
