@@ -1,5 +1,7 @@
 package listener
 
+import "github.com/valyala/fasthttp"
+
 // Member exposes member for tests.
 func Member(obj []byte, key string) []byte { return member(obj, key) }
 
@@ -13,3 +15,12 @@ func Unescape(raw []byte) ([]byte, bool) {
 // AppendEscaped exposes appendEscaped and escapedLen for tests.
 func AppendEscaped(dst, p []byte) []byte { return appendEscaped(dst, p) }
 func EscapedLen(p []byte) (int, bool)    { return escapedLen(p) }
+
+// AppendPrefix exposes the enrichment prefix.
+func AppendPrefix(dst []byte, id Identity) []byte { return appendPrefix(dst, id) }
+
+// Handle runs the handler on a prepared request.
+func (l *Listener) Handle(ctx *fasthttp.RequestCtx) { l.handle(ctx) }
+
+// MaxHeaderLen exposes the wrapped-record header bound.
+func MaxHeaderLen(maxPrefix int) int { return maxHeaderLen(maxPrefix) }

@@ -1,0 +1,91 @@
+//go:build !race
+
+package listener_test
+
+import (
+	"testing"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/kte-dev/kinesis-telemetry-extension/listener"
+	"github.com/kte-dev/kinesis-telemetry-extension/ring"
+)
+
+// newRequest returns a prepared POST of b to /telemetry, as fasthttp hands
+// it to the handler once the request is read.
+func newRequest(b []byte) *fasthttp.RequestCtx {
+	ctx := &fasthttp.RequestCtx{}
+	ctx.Request.Header.SetMethod(fasthttp.MethodPost)
+	ctx.Request.SetRequestURI("/telemetry")
+	ctx.Request.SetBody(b)
+	return ctx
+}
+
+func TestAllocsHandlerEnriched(t *testing.T) {
+	r := newRing(t, 8<<20)
+	runtimeDone := 0
+	l, err := listener.New(r, listener.Options{
+		Enrich: true, Identity: testIdentity,
+		OnRuntimeDone: func([]byte) { runtimeDone++ },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := func(name string, b []byte, wantFrames int) {
+		t.Helper()
+		ctx := newRequest(b)
+		before := l.Stats().Frames
+		n := testing.AllocsPerRun(100, func() {
+			l.Handle(ctx)
+			if ctx.Response.StatusCode() != fasthttp.StatusOK {
+				panic("unexpected status " + ctx.Response.String())
+			}
+			var last ring.Frame
+			for {
+				f, ok := r.Next()
+				if !ok {
+					break
+				}
+				last = f
+			}
+			r.Release(last)
+		})
+		if n != 0 {
+			t.Fatalf("unexpected allocations for %s; got %v; want 0", name, n)
+		}
+		if got := l.Stats().Frames - before; got != uint64(101*wantFrames) {
+			t.Fatalf("unexpected frames for %s; got %d; want %d", name, got, 101*wantFrames)
+		}
+	}
+	f("1 event", body(false, sampleEvents[4]), 1)
+	f("every type", body(true, sampleEvents...), len(sampleEvents))
+	f("1000 events", body(false, genEvents(1000)...), 1000)
+	f("256 KiB", genBody(256<<10), len(mustSplit(t, genBody(256<<10))))
+	if runtimeDone == 0 {
+		t.Fatalf("unexpected: OnRuntimeDone never ran")
+	}
+	f("empty array", []byte(" [ ] "), 0)
+}
+
+func TestAllocsSplitArray(t *testing.T) {
+	b := body(true, genEvents(1000)...)
+	dst := make([]listener.Event, 0, 1000)
+	n := testing.AllocsPerRun(100, func() {
+		var err error
+		if dst, err = listener.SplitArray(b, dst[:0]); err != nil || len(dst) != 1000 {
+			panic("unexpected split result")
+		}
+	})
+	if n != 0 {
+		t.Fatalf("unexpected allocations; got %v; want 0", n)
+	}
+}
+
+func mustSplit(t *testing.T, b []byte) []listener.Event {
+	t.Helper()
+	events, err := listener.SplitArray(b, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return events
+}
