@@ -104,7 +104,7 @@ func TestPolicyAutoStaysEndWhileRare(t *testing.T) {
 			t.Fatalf("gap %v: unexpected actions; got %s; want %s", gap, got, want)
 		}
 	}
-	f(AutoFastGap, strings.Repeat("E", 30))                                        // not under the threshold
+	f(AutoFastGap, strings.Repeat("E", 30))                                       // not under the threshold
 	f(AutoFastGap-time.Millisecond, strings.Repeat("E", AutoWindow)+"NNNNNNNNNN") // just under
 	f(45*time.Second, strings.Repeat("E", 30))
 	f(5*time.Minute, strings.Repeat("E", 30)) // every gap a lull
