@@ -103,7 +103,7 @@ type PartitionKeyMode uint8
 // Partition key modes.
 const (
 	PartitionKeyEnvironment PartitionKeyMode = iota // one random key per execution environment
-	PartitionKeyRandom                              // a random key per batch
+	PartitionKeyRandom                              // a random key per record
 	PartitionKeyFunction                            // the function name
 	PartitionKeyFixed                               // PartitionKey.Fixed
 )

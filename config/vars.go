@@ -40,7 +40,7 @@ var Vars = []VarDoc{
 	{
 		Name: "KTE_PARTITION_KEY", Default: "environment", value: "environment",
 		Range:   "`environment`, `random`, `function`, or any other text of 1–256 characters (a fixed key)",
-		Meaning: "Partition key: one random key per execution environment (per-environment order, spread over shards), a random key per batch (most spread, no order), the function name, or a fixed string (one shard).",
+		Meaning: "Partition key: one random key per execution environment (per-environment order, spread over shards), a random key per record, from 256 generated once (most spread, no order), the function name, or a fixed string (one shard).",
 	},
 	{
 		Name: "KTE_TYPES", Default: "platform,function,extension", value: "platform,function,extension",
