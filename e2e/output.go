@@ -1,0 +1,136 @@
+package e2e
+
+import (
+	"bytes"
+	"io"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+)
+
+// Lines written by the extension on stderr (batch.Packer.GiveUp, main's
+// summary): `KTE_UNDELIVERED reason=<r> <event>` and `KTE_SUMMARY k=v ...`.
+const (
+	UndeliveredPrefix = "KTE_UNDELIVERED "
+	SummaryPrefix     = "KTE_SUMMARY "
+)
+
+// Output collects the lines lambdasim writes to Config.Output ("[name]
+// line", stdout and stderr of every extension) and can echo them. It is safe
+// for concurrent use; the zero value is ready.
+type Output struct {
+	// Echo, if set before use, receives a copy of everything written.
+	Echo io.Writer
+
+	mu    sync.Mutex
+	buf   []byte
+	lines [][]byte
+}
+
+// Write implements io.Writer.
+func (o *Output) Write(p []byte) (int, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.Echo != nil {
+		_, _ = o.Echo.Write(p)
+	}
+	o.buf = append(o.buf, p...)
+	for {
+		i := bytes.IndexByte(o.buf, '\n')
+		if i < 0 {
+			break
+		}
+		o.lines = append(o.lines, bytes.Clone(o.buf[:i]))
+		o.buf = o.buf[i+1:]
+	}
+	return len(p), nil
+}
+
+// Lines returns the lines of extension name, without the "[name] " tag.
+func (o *Output) Lines(name string) [][]byte {
+	tag := []byte("[" + name + "] ")
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	var out [][]byte
+	for _, l := range o.lines {
+		if rest, ok := bytes.CutPrefix(l, tag); ok {
+			out = append(out, rest)
+		}
+	}
+	return out
+}
+
+// Undelivered returns the events of extension name's KTE_UNDELIVERED lines
+// (as written: enrichment included) and how many lines gave each reason.
+func (o *Output) Undelivered(name string) (events [][]byte, reasons map[string]int) {
+	reasons = map[string]int{}
+	for _, l := range o.Lines(name) {
+		rest, ok := bytes.CutPrefix(l, []byte(UndeliveredPrefix))
+		if !ok {
+			continue
+		}
+		r, ev, ok := bytes.Cut(rest, []byte{' '})
+		if !ok {
+			continue
+		}
+		reasons[string(bytes.TrimPrefix(r, []byte("reason=")))]++
+		events = append(events, ev)
+	}
+	return events, reasons
+}
+
+// Summary returns the fields of extension name's last KTE_SUMMARY line.
+func (o *Output) Summary(name string) (map[string]string, bool) {
+	var last []byte
+	for _, l := range o.Lines(name) {
+		if bytes.HasPrefix(l, []byte(SummaryPrefix)) {
+			last = l
+		}
+	}
+	if last == nil {
+		return nil, false
+	}
+	return ParseSummary(string(last)), true
+}
+
+// ParseSummary splits a KTE_SUMMARY line into its key=value fields.
+func ParseSummary(line string) map[string]string {
+	m := map[string]string{}
+	for _, f := range strings.Fields(strings.TrimPrefix(line, SummaryPrefix)) {
+		if k, v, ok := strings.Cut(f, "="); ok {
+			m[k] = v
+		}
+	}
+	return m
+}
+
+// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago, for
+// KTE_LISTEN_PORT and the emulator's addresses.
+func FreePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// ExtensionEnv is the environment the extension needs to ship to a local
+// Kinesis endpoint: the endpoint, static fake credentials (no credential
+// chain lookups, no instance metadata), the region, the stream, the
+// listener port and the shortest Telemetry API buffering timeout. extra
+// entries come last and win.
+func ExtensionEnv(endpoint, stream string, port int, extra ...string) []string {
+	env := []string{
+		"AWS_ENDPOINT_URL_KINESIS=" + endpoint,
+		"AWS_ACCESS_KEY_ID=AKIDLOCAL",
+		"AWS_SECRET_ACCESS_KEY=local-secret",
+		"AWS_REGION=us-east-1",
+		"AWS_EC2_METADATA_DISABLED=true",
+		"KTE_STREAM=" + stream,
+		"KTE_LISTEN_PORT=" + strconv.Itoa(port),
+		"KTE_BUFFER_TIMEOUT_MS=25",
+	}
+	return append(env, extra...)
+}
