@@ -11,6 +11,7 @@ import (
 	"github.com/kte-dev/kinesis-telemetry-extension/batch"
 	"github.com/kte-dev/kinesis-telemetry-extension/config"
 	"github.com/kte-dev/kinesis-telemetry-extension/extapi"
+	"github.com/kte-dev/kinesis-telemetry-extension/flush"
 	"github.com/kte-dev/kinesis-telemetry-extension/listener"
 	"github.com/kte-dev/kinesis-telemetry-extension/ring"
 )
@@ -34,6 +35,12 @@ const (
 	// signalShutdownBudget bounds the orderly flush on SIGTERM/SIGINT
 	// outside Lambda, like Lambda's own 2 s SHUTDOWN phase.
 	signalShutdownBudget = 2 * time.Second
+	// endFlushReserve is the part of an invocation's time that the wait
+	// for runtimeDone (KTE_FLUSH=end, auto) leaves to the flush after it:
+	// the wait ends this long before the deadline minus the margin, so that
+	// one PutRecords (tens of ms in the same region) still fits when the
+	// function ran until its deadline.
+	endFlushReserve = 250 * time.Millisecond
 )
 
 // extension is the running extension: what the lifecycle steps build.
@@ -46,7 +53,9 @@ type extension struct {
 	lis    *listener.Listener
 	packer *batch.Packer
 	reg    extapi.RegisterResponse
-	done   runtimeDone
+	done   *runtimeDone
+	policy *flush.Policy // used by the lifecycle goroutine only
+	stats  *emitter      // nil when KTE_METRICS is off
 }
 
 // run is the whole life of the extension; it returns the exit code.
@@ -60,8 +69,7 @@ func run(ctx context.Context, e env) int {
 		log.Error("kte: cannot start: " + err.Error())
 		return 1
 	}
-	x := &extension{env: e, log: log, api: extapi.New(lam.RuntimeAPI)}
-	x.done.ch = make(chan struct{})
+	x := &extension{env: e, log: log, api: extapi.New(lam.RuntimeAPI), done: newRuntimeDone()}
 	events := []extapi.EventType{extapi.Invoke, extapi.Shutdown}
 	if lam.LMI {
 		events = []extapi.EventType{extapi.Shutdown} // Managed Instances refuse INVOKE registration
@@ -93,6 +101,8 @@ func run(ctx context.Context, e env) int {
 	x.log.Info("kte: started", "init_ms", fmt.Sprintf("%.2f", float64(time.Since(e.start).Microseconds())/1000),
 		"version", version, "stream", x.cfg.StreamName, "listen", x.lis.Addr(), "ring_bytes", x.cfg.RingBytes,
 		"flush", x.cfg.Flush.String(), "lmi", x.cfg.LMI)
+	x.adviseFlush()
+	x.startMetricsTicker()
 
 	// Step 5: the event loop.
 	return x.loop(ctx)
@@ -114,6 +124,7 @@ func (x *extension) start(ctx context.Context) error {
 		return fmt.Errorf("KTE_RING_BYTES=%d: %w", x.cfg.RingBytes, err)
 	}
 	x.ring = r
+	x.policy = flush.New(x.cfg.Flush)
 	envID := newEnvironmentID()
 	x.packer, err = batch.New(r, x.cfg, batch.Options{
 		EnvironmentKey: envID,
@@ -152,6 +163,11 @@ func (x *extension) start(ctx context.Context) error {
 	}
 	if err := x.lis.Start(); err != nil {
 		return fmt.Errorf("cannot start the telemetry listener on port %d: %w", x.cfg.ListenPort, err)
+	}
+	if x.cfg.Metrics {
+		if x.stats, err = x.newEmitter(); err != nil {
+			return err
+		}
 	}
 	go func() {
 		if err := x.packer.Run(context.WithoutCancel(ctx)); err != nil {
@@ -210,15 +226,80 @@ func (x *extension) loop(ctx context.Context) int {
 	}
 }
 
-// invoke delivers what is buffered while the function runs, and returns
-// (so that /event/next is called) only when nothing is in flight: the
-// environment may freeze as soon as /event/next is called.
+// invoke handles one INVOKE as the flush policy says (see package flush),
+// and returns (so that /event/next is called) only when nothing is in
+// flight: the environment may freeze as soon as /event/next is called.
+// Whatever the policy, it returns before the invoke's deadline minus the
+// margin.
 func (x *extension) invoke(ctx context.Context, ev *extapi.Event) {
-	x.packer.Resume()
-	deadline := ev.Deadline().Add(-x.cfg.ShutdownMargin)
-	fctx, cancel := context.WithDeadline(ctx, deadline)
+	now := time.Now()
+	end := ev.Deadline().Add(-x.cfg.ShutdownMargin)
+	switch x.policy.Invoke(now, x.fullBatchBuffered()) {
+	case flush.Now:
+		x.packer.Resume()
+		x.flush(ctx, end)
+	case flush.AfterRuntimeDone:
+		// Full batches go while we wait; the rest after runtimeDone.
+		x.packer.Resume()
+		until := now.Add(x.cfg.FlushEndMaxWait)
+		if last := end.Add(-endFlushReserve); last.Before(until) {
+			until = last
+		}
+		if !x.done.wait(ctx, ev.RequestID, until) {
+			x.stats.endWaitExpired()
+		}
+		x.flush(ctx, end)
+	case flush.Skip:
+		// The packer stays paused since the last flush: nothing in flight.
+	}
+	if x.stats != nil && x.stats.due(time.Now()) {
+		x.emitMetrics()
+	}
+}
+
+// flush delivers what is buffered, within end, and records the flush for
+// the policy and the metrics.
+func (x *extension) flush(ctx context.Context, end time.Time) batch.FlushResult {
+	start := time.Now()
+	fctx, cancel := context.WithDeadline(ctx, end)
 	defer cancel()
-	x.packer.Flush(fctx)
+	res := x.packer.Flush(fctx)
+	x.policy.Flushed(start)
+	x.stats.flushed(res)
+	return res
+}
+
+// fullBatchBuffered reports whether the ring holds at least a full batch
+// (by records or bytes), or enough to put it under pressure (a quarter of
+// it, the packer's default PressureBytes): periodic then flushes at once.
+func (x *extension) fullBatchBuffered() bool {
+	rs := x.ring.Stats()
+	return bufferedFrames(rs, x.packer.Stats()) >= uint64(x.cfg.BatchMaxRecords) ||
+		rs.InUse >= x.cfg.BatchMaxBytes || rs.InUse >= rs.Size/4
+}
+
+// bufferedFrames is the number of frames committed to the ring and not yet
+// settled (delivered, or given up on).
+func bufferedFrames(rs ring.Stats, ps batch.Stats) uint64 {
+	settled := ps.Events + ps.Oversize + ps.GivenUp
+	if rs.FramesWritten < settled {
+		return 0
+	}
+	return rs.FramesWritten - settled
+}
+
+// adviseFlush logs once what the configuration means for KTE_FLUSH.
+func (x *extension) adviseFlush() {
+	switch {
+	case x.cfg.LMI && x.cfg.Flush.Mode != config.FlushInvoke:
+		x.log.Info("kte: KTE_FLUSH is ignored on Lambda Managed Instances: there is no INVOKE and no freeze, events are delivered continuously",
+			"flush", x.cfg.Flush.String())
+	case (x.cfg.Flush.Mode == config.FlushEnd || x.cfg.Flush.Mode == config.FlushAuto) &&
+		time.Duration(x.cfg.BufferTimeoutMs)*time.Millisecond >= x.cfg.FlushEndMaxWait:
+		x.log.Warn("kte: platform.runtimeDone reaches the extension up to KTE_BUFFER_TIMEOUT_MS after the function ends, "+
+			"which is not shorter than KTE_FLUSH_END_MAX_WAIT_MS: the wait will often end without it; lower KTE_BUFFER_TIMEOUT_MS (25 is the minimum)",
+			"flush", x.cfg.Flush.String(), "buffer_timeout_ms", x.cfg.BufferTimeoutMs, "end_max_wait_ms", x.cfg.FlushEndMaxWait.Milliseconds())
+	}
 }
 
 // shutdown drains late telemetry, flushes within the deadline, reports
@@ -228,10 +309,12 @@ func (x *extension) shutdown(deadline time.Time, reason string) {
 	x.packer.Resume()
 	x.waitQuiet(end)
 	x.stopListener()
-	fctx, cancel := context.WithDeadline(context.Background(), end)
-	res := x.packer.Flush(fctx)
-	cancel()
+	res := x.flush(context.Background(), end)
 	undelivered := x.packer.GiveUp(x.env.stderr, "shutdown_deadline")
+	if x.stats != nil {
+		x.stats.stopTicker()
+		x.emitMetrics()
+	}
 	x.printSummary(reason, res, undelivered)
 }
 

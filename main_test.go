@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/kte-dev/kinesis-telemetry-extension/internal/kinesalite"
+	"github.com/kte-dev/kinesis-telemetry-extension/metrics/emftest"
 )
 
 // fakeRuntime is an httptest Runtime API: Extensions API and Telemetry
@@ -35,6 +36,7 @@ type fakeRuntime struct {
 	initErrors   []string // "<type>: <errorMessage>"
 	exitErrors   []string
 	nextCalls    int
+	nextTimes    []time.Time // when each /event/next call arrived
 	nextCalled   chan int
 }
 
@@ -83,6 +85,7 @@ func (f *fakeRuntime) serve(w http.ResponseWriter, r *http.Request) {
 	case r.Method == http.MethodGet && r.URL.Path == "/2020-01-01/extension/event/next":
 		f.mu.Lock()
 		f.nextCalls++
+		f.nextTimes = append(f.nextTimes, time.Now())
 		n := f.nextCalls
 		f.mu.Unlock()
 		f.nextCalled <- n
@@ -418,7 +421,7 @@ func TestLifecycleOutageWritesUndeliveredToStderr(t *testing.T) {
 	t.Setenv("AWS_SECRET_ACCESS_KEY", "local-secret")
 	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
 	rt := newFakeRuntime(t)
-	h := startExtension(t, rt, map[string]string{"KTE_SEND_TIMEOUT_MS": "200"})
+	h := startExtension(t, rt, map[string]string{"KTE_SEND_TIMEOUT_MS": "200", "KTE_METRICS": "on"})
 	rt.waitNext(1)
 	if got := h.post(telemetryBody("req-0", 0, 50)); got != 200 {
 		t.Fatalf("unexpected status; got %d", got)
@@ -445,5 +448,14 @@ func TestLifecycleOutageWritesUndeliveredToStderr(t *testing.T) {
 	}
 	if !strings.Contains(out, "KTE_SUMMARY reason=spindown received=50 ") || !strings.Contains(out, " sent=0 ") || !strings.Contains(out, " dropped_shutdown=50 ") {
 		t.Fatalf("unexpected summary; stderr:\n%s", out)
+	}
+	// The drops are visible in the metrics line too.
+	doc, err := emftest.Parse([]byte(h.stdout.String()))
+	if err != nil {
+		t.Fatalf("invalid EMF line: %v\n%s", err, h.stdout.String())
+	}
+	if doc.Values["DroppedShutdown"] != 50 || doc.Values["EventsDropped"] != 50 || doc.Values["EventsSent"] != 0 ||
+		doc.Values["FlushesIncomplete"] < 1 || doc.Values["CallsFailed"] < 1 || doc.Values["EventsReceived"] != 50 {
+		t.Fatalf("unexpected metrics for an outage: %v", doc.Values)
 	}
 }

@@ -1,0 +1,408 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kte-dev/kinesis-telemetry-extension/flush"
+	"github.com/kte-dev/kinesis-telemetry-extension/flush/flushtest"
+	"github.com/kte-dev/kinesis-telemetry-extension/metrics/emftest"
+)
+
+// Tests of KTE_FLUSH against the httptest Runtime API: when delivery
+// happens relative to INVOKE, runtimeDone and /event/next.
+
+// fakeKinesisEnv starts a fake Kinesis endpoint and points the SDK at it.
+func fakeKinesisEnv(t *testing.T) *flushtest.Kinesis {
+	t.Helper()
+	k := flushtest.NewKinesis(0)
+	t.Cleanup(k.Close)
+	for _, kv := range k.Env() {
+		name, value, _ := strings.Cut(kv, "=")
+		t.Setenv(name, value)
+	}
+	return k
+}
+
+// logLines returns n function log events for requestID, seq=from..from+n-1.
+func logLines(requestID string, from, n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = fmt.Sprintf(`{"time":"2026-01-01T00:00:03.140Z","type":"function","record":"%s\tINFO\tline seq=%d"}`, requestID, from+i)
+	}
+	return out
+}
+
+func runtimeDoneEvent(requestID string) string {
+	return `{"time":"2026-01-01T00:00:03.190Z","type":"platform.runtimeDone","record":{"requestId":"` + requestID + `","status":"success"}}`
+}
+
+func body(events ...[]string) string {
+	var all []string
+	for _, e := range events {
+		all = append(all, e...)
+	}
+	return "[" + strings.Join(all, ",") + "]"
+}
+
+// delivered returns the seq=N numbers of the records the fake received
+// before t (by when they were answered), with their counts.
+func delivered(k *flushtest.Kinesis, before time.Time) map[int]int {
+	seen := map[int]int{}
+	for _, c := range k.Calls() {
+		if !c.Done.Before(before) {
+			continue
+		}
+		for _, r := range c.Records {
+			if i := bytes.Index(r, []byte("seq=")); i >= 0 {
+				j := i + 4
+				for j < len(r) && r[j] >= '0' && r[j] <= '9' {
+					j++
+				}
+				n, _ := strconv.Atoi(string(r[i+4 : j]))
+				seen[n]++
+			}
+		}
+	}
+	return seen
+}
+
+// wantSeqs fails unless got holds exactly seqs from..to-1, once each.
+func wantSeqs(t *testing.T, what string, got map[int]int, from, to int) {
+	t.Helper()
+	if len(got) != to-from {
+		t.Fatalf("%s: unexpected delivered seqs; got %v; want %d..%d", what, got, from, to-1)
+	}
+	for i := from; i < to; i++ {
+		if got[i] != 1 {
+			t.Fatalf("%s: seq=%d delivered %d times; want once; got %v", what, i, got[i], got)
+		}
+	}
+}
+
+func (f *fakeRuntime) nextAt(n int) time.Time {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.nextTimes[n-1]
+}
+
+func (f *fakeRuntime) calls() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.nextCalls
+}
+
+func TestFlushInvokeDeliversAtInvoke(t *testing.T) {
+	k := fakeKinesisEnv(t)
+	rt := newFakeRuntime(t)
+	h := startExtension(t, rt, map[string]string{"KTE_FLUSH": "invoke"})
+	rt.waitNext(1)
+
+	// Telemetry that arrives between invocations stays buffered: the
+	// packer is paused, so nothing can be in flight at a freeze.
+	if got := h.post(body(logLines("req-0", 0, 10))); got != 200 {
+		t.Fatalf("unexpected status; got %d", got)
+	}
+	time.Sleep(100 * time.Millisecond)
+	if n := k.Count(); n != 0 {
+		t.Fatalf("unexpected delivery before INVOKE: %d records", n)
+	}
+	invoked := time.Now()
+	rt.invoke("req-1", 3*time.Second)
+	rt.waitNext(2)
+	next := rt.nextAt(2)
+	wantSeqs(t, "at INVOKE 1", delivered(k, next), 0, 10)
+	for _, c := range k.Calls() {
+		if c.At.Before(invoked) {
+			t.Fatalf("PutRecords at %v, before INVOKE at %v", c.At, invoked)
+		}
+	}
+	// The function's own telemetry (and its runtimeDone) arrives after
+	// /event/next: it waits for the next INVOKE.
+	if got := h.post(body(logLines("req-1", 10, 5), []string{runtimeDoneEvent("req-1")})); got != 200 {
+		t.Fatalf("unexpected status; got %d", got)
+	}
+	time.Sleep(100 * time.Millisecond)
+	wantSeqs(t, "before INVOKE 2", delivered(k, time.Now()), 0, 10)
+	rt.invoke("req-2", 3*time.Second)
+	rt.waitNext(3)
+	wantSeqs(t, "at INVOKE 2", delivered(k, rt.nextAt(3)), 0, 15)
+	rt.shutdown("spindown", time.Second)
+	if code := h.exitCode(); code != 0 {
+		t.Fatalf("unexpected exit code %d; stderr:\n%s", code, h.stderr.String())
+	}
+}
+
+func TestFlushEndWaitsForRuntimeDone(t *testing.T) {
+	k := fakeKinesisEnv(t)
+	rt := newFakeRuntime(t)
+	h := startExtension(t, rt, map[string]string{"KTE_FLUSH": "end", "KTE_FLUSH_END_MAX_WAIT_MS": "5000"})
+	rt.waitNext(1)
+
+	rt.invoke("req-1", 5*time.Second)
+	// The function logs; the extension keeps working on the invocation.
+	if got := h.post(body(logLines("req-1", 0, 10))); got != 200 {
+		t.Fatalf("unexpected status; got %d", got)
+	}
+	// A runtimeDone of another request does not end the wait.
+	if got := h.post(body([]string{runtimeDoneEvent("req-0")})); got != 200 {
+		t.Fatalf("unexpected status; got %d", got)
+	}
+	time.Sleep(200 * time.Millisecond)
+	if n := rt.calls(); n != 1 {
+		t.Fatalf("unexpected /event/next before runtimeDone: %d calls", n)
+	}
+	if n := k.Count(); n != 0 {
+		t.Fatalf("unexpected delivery before runtimeDone (no full batch): %d records", n)
+	}
+	done := time.Now()
+	if got := h.post(body(logLines("req-1", 10, 5), []string{runtimeDoneEvent("req-1")})); got != 200 {
+		t.Fatalf("unexpected status; got %d", got)
+	}
+	rt.waitNext(2)
+	next := rt.nextAt(2)
+	// Everything of the invocation is in Kinesis before /event/next, and
+	// was sent after runtimeDone arrived.
+	wantSeqs(t, "end of invoke 1", delivered(k, next), 0, 15)
+	for _, c := range k.Calls() {
+		if c.At.Before(done) {
+			t.Fatalf("PutRecords at %v, before runtimeDone at %v", c.At, done)
+		}
+	}
+	if wait := next.Sub(done); wait > time.Second {
+		t.Fatalf("/event/next %v after runtimeDone; want promptly", wait)
+	}
+
+	// A runtimeDone that arrives before the lifecycle starts waiting (a
+	// very short function) is remembered.
+	rt.invoke("req-2", 5*time.Second)
+	if got := h.post(body(logLines("req-2", 15, 3), []string{runtimeDoneEvent("req-2")})); got != 200 {
+		t.Fatalf("unexpected status; got %d", got)
+	}
+	rt.waitNext(3)
+	wantSeqs(t, "end of invoke 2", delivered(k, rt.nextAt(3)), 0, 18)
+	rt.shutdown("spindown", time.Second)
+	if code := h.exitCode(); code != 0 {
+		t.Fatalf("unexpected exit code %d; stderr:\n%s", code, h.stderr.String())
+	}
+}
+
+// TestFlushEndNeverPastDeadline: runtimeDone never comes (the function
+// timed out or crashed, or its telemetry was lost); the wait ends in time
+// for the flush to finish before the deadline minus the margin.
+func TestFlushEndNeverPastDeadline(t *testing.T) {
+	f := func(deadline time.Duration, maxWait string, wantMin, wantMax time.Duration) {
+		t.Helper()
+		k := fakeKinesisEnv(t)
+		rt := newFakeRuntime(t)
+		h := startExtension(t, rt, map[string]string{"KTE_FLUSH": "end", "KTE_FLUSH_END_MAX_WAIT_MS": maxWait, "KTE_SHUTDOWN_MARGIN_MS": "100"})
+		rt.waitNext(1)
+		if got := h.post(body(logLines("req-0", 0, 7))); got != 200 {
+			t.Fatalf("unexpected status; got %d", got)
+		}
+		start := time.Now()
+		rt.invoke("req-1", deadline)
+		rt.waitNext(2)
+		took := rt.nextAt(2).Sub(start)
+		if took < wantMin || took > wantMax {
+			t.Fatalf("deadline %v, max wait %s: /event/next after %v; want between %v and %v", deadline, maxWait, took, wantMin, wantMax)
+		}
+		// What was buffered was still delivered before /event/next.
+		wantSeqs(t, fmt.Sprint("invoke with deadline ", deadline), delivered(k, rt.nextAt(2)), 0, 7)
+		rt.shutdown("timeout", time.Second)
+		if code := h.exitCode(); code != 0 {
+			t.Fatalf("unexpected exit code %d; stderr:\n%s", code, h.stderr.String())
+		}
+	}
+	// deadlineMs has millisecond resolution; allow that much early. The
+	// wait ends at deadline - margin (100 ms) - endFlushReserve (250 ms).
+	const slack = 150 * time.Millisecond // scheduling on a loaded machine
+	f(800*time.Millisecond, "60000", 800*time.Millisecond-100*time.Millisecond-endFlushReserve-time.Millisecond, 700*time.Millisecond)
+	// KTE_FLUSH_END_MAX_WAIT_MS bounds it when the deadline is far.
+	f(10*time.Second, "150", 150*time.Millisecond, 150*time.Millisecond+slack)
+	// A deadline already too close to wait at all: flush and go.
+	f(200*time.Millisecond, "60000", 0, 100*time.Millisecond+slack/3) // 100 ms: deadline - margin
+}
+
+func TestFlushPeriodic(t *testing.T) {
+	k := fakeKinesisEnv(t)
+	rt := newFakeRuntime(t)
+	h := startExtension(t, rt, map[string]string{"KTE_FLUSH": "periodic:1s", "KTE_BATCH_MAX_RECORDS": "20"})
+	rt.waitNext(1)
+	post := func(events []string) {
+		t.Helper()
+		if got := h.post(body(events)); got != 200 {
+			t.Fatalf("unexpected status; got %d", got)
+		}
+	}
+
+	post(logLines("req-0", 0, 5))
+	first := time.Now()
+	rt.invoke("req-1", 3*time.Second) // the first INVOKE always flushes
+	rt.waitNext(2)
+	wantSeqs(t, "first INVOKE", delivered(k, rt.nextAt(2)), 0, 5)
+
+	post(logLines("req-1", 5, 5))
+	rt.invoke("req-2", 3*time.Second) // within the period: nothing sent
+	rt.waitNext(3)
+	time.Sleep(50 * time.Millisecond)
+	wantSeqs(t, "INVOKE within the period", delivered(k, time.Now()), 0, 5)
+
+	post(logLines("req-2", 10, 25)) // now more than a full batch (20)
+	rt.invoke("req-3", 3*time.Second)
+	rt.waitNext(4)
+	wantSeqs(t, "INVOKE with a full batch", delivered(k, rt.nextAt(4)), 0, 35)
+
+	post(logLines("req-3", 35, 5))
+	rt.invoke("req-4", 3*time.Second) // the full batch restarted the period
+	rt.waitNext(5)
+	time.Sleep(50 * time.Millisecond)
+	wantSeqs(t, "INVOKE after a full-batch flush", delivered(k, time.Now()), 0, 35)
+
+	time.Sleep(time.Until(first.Add(1100 * time.Millisecond)))
+	rt.invoke("req-5", 3*time.Second) // the period has passed
+	rt.waitNext(6)
+	wantSeqs(t, "INVOKE after the period", delivered(k, rt.nextAt(6)), 0, 40)
+	rt.shutdown("spindown", time.Second)
+	if code := h.exitCode(); code != 0 {
+		t.Fatalf("unexpected exit code %d; stderr:\n%s", code, h.stderr.String())
+	}
+}
+
+func TestFlushAutoSwitchesToInvokeStyle(t *testing.T) {
+	k := fakeKinesisEnv(t)
+	rt := newFakeRuntime(t)
+	h := startExtension(t, rt, map[string]string{"KTE_FLUSH": "auto", "KTE_FLUSH_END_MAX_WAIT_MS": "5000"})
+	rt.waitNext(1)
+	seq := 0
+	// Frequent invocations: the first AutoWindow wait for their runtimeDone
+	// (end style) ...
+	for i := 1; i <= flush.AutoWindow; i++ {
+		req := fmt.Sprint("req-", i)
+		rt.invoke(req, 5*time.Second)
+		if got := h.post(body(logLines(req, seq, 3))); got != 200 {
+			t.Fatalf("unexpected status; got %d", got)
+		}
+		seq += 3
+		time.Sleep(20 * time.Millisecond)
+		if n := rt.calls(); n != i {
+			t.Fatalf("invoke %d: /event/next before runtimeDone (%d calls)", i, n)
+		}
+		if got := h.post(body([]string{runtimeDoneEvent(req)})); got != 200 {
+			t.Fatalf("unexpected status; got %d", got)
+		}
+		rt.waitNext(i + 1)
+		wantSeqs(t, "end-style invoke", delivered(k, rt.nextAt(i+1)), 0, seq)
+	}
+	// ... then, with AutoWindow gaps far under AutoFastGap, invoke style:
+	// /event/next without waiting for runtimeDone, delivery at the next
+	// INVOKE.
+	req := fmt.Sprint("req-", flush.AutoWindow+1)
+	start := time.Now()
+	rt.invoke(req, 5*time.Second)
+	rt.waitNext(flush.AutoWindow + 2)
+	if took := rt.nextAt(flush.AutoWindow + 2).Sub(start); took > time.Second {
+		t.Fatalf("auto still waited %v for runtimeDone after %d quick invocations", took, flush.AutoWindow)
+	}
+	if got := h.post(body(logLines(req, seq, 3), []string{runtimeDoneEvent(req)})); got != 200 {
+		t.Fatalf("unexpected status; got %d", got)
+	}
+	time.Sleep(50 * time.Millisecond)
+	wantSeqs(t, "after invoke-style invoke", delivered(k, time.Now()), 0, seq)
+	rt.invoke("req-last", 5*time.Second)
+	rt.waitNext(flush.AutoWindow + 3)
+	wantSeqs(t, "at the next INVOKE", delivered(k, rt.nextAt(flush.AutoWindow+3)), 0, seq+3)
+	rt.shutdown("spindown", time.Second)
+	if code := h.exitCode(); code != 0 {
+		t.Fatalf("unexpected exit code %d; stderr:\n%s", code, h.stderr.String())
+	}
+}
+
+func TestMetricsEMFAtShutdown(t *testing.T) {
+	k := fakeKinesisEnv(t)
+	rt := newFakeRuntime(t)
+	h := startExtension(t, rt, map[string]string{
+		"KTE_METRICS": "true", "KTE_METRICS_NAMESPACE": "KTE/Test", "KTE_METRICS_DIMENSIONS": "function,version,stream",
+	})
+	rt.waitNext(1)
+	dropped := `{"time":"2026-01-01T00:00:03.191Z","type":"platform.logsDropped","record":{"droppedBytes":4096,"droppedRecords":12,"reason":"Consumer seems to have fallen behind"}}`
+	if got := h.post(body(logLines("req-0", 0, 30), []string{dropped})); got != 200 {
+		t.Fatalf("unexpected status; got %d", got)
+	}
+	rt.invoke("req-1", 3*time.Second)
+	rt.waitNext(2)
+	if got := h.post(body(logLines("req-1", 30, 10))); got != 200 {
+		t.Fatalf("unexpected status; got %d", got)
+	}
+	rt.invoke("req-2", 3*time.Second)
+	rt.waitNext(3)
+	// Less than a minute since start: no line at the INVOKEs.
+	if out := h.stdout.String(); out != "" {
+		t.Fatalf("unexpected metrics before a minute has passed: %q", out)
+	}
+	rt.shutdown("spindown", time.Second)
+	if code := h.exitCode(); code != 0 {
+		t.Fatalf("unexpected exit code %d; stderr:\n%s", code, h.stderr.String())
+	}
+	out := h.stdout.String()
+	ls := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
+	if len(ls) != 1 || !strings.HasSuffix(out, "\n") {
+		t.Fatalf("unexpected stdout; want one EMF line; got %q", out)
+	}
+	doc, err := emftest.Parse([]byte(ls[0]))
+	if err != nil {
+		t.Fatalf("invalid EMF line: %v\n%s", err, ls[0])
+	}
+	if d := time.Since(time.UnixMilli(doc.Timestamp)); d < 0 || d > 10*time.Second {
+		t.Fatalf("unexpected Timestamp %d (%v ago)", doc.Timestamp, d)
+	}
+	if doc.Namespace != "KTE/Test" || fmt.Sprint(doc.Dimensions) != "[[FunctionName FunctionVersion StreamName]]" {
+		t.Fatalf("unexpected namespace or dimensions: %q %v", doc.Namespace, doc.Dimensions)
+	}
+	if doc.DimValues["FunctionName"] != "orders-api" || doc.DimValues["FunctionVersion"] != "$LATEST" || doc.DimValues["StreamName"] != "telemetry" {
+		t.Fatalf("unexpected dimension values: %v", doc.DimValues)
+	}
+	if len(doc.Metrics) != len(metricDefs) {
+		t.Fatalf("unexpected number of metrics; got %d; want %d", len(doc.Metrics), len(metricDefs))
+	}
+	want := map[string]float64{
+		"EventsReceived": 41, "EventsSent": 41, "EventsDropped": 12, "DroppedByLambda": 12,
+		"DroppedByLambdaBytes": 4096, "DroppedShutdown": 0, "EventsBuffered": 0, "Flushes": 3,
+		"FlushesIncomplete": 0, "RefusedFull": 0, "EndWaitExpired": 0,
+	}
+	for name, v := range want {
+		if doc.Values[name] != v {
+			t.Fatalf("unexpected %s; got %v; want %v\n%s", name, doc.Values[name], v, ls[0])
+		}
+	}
+	if doc.Values["PutRecordsCalls"] < 2 || doc.Values["BytesSent"] <= 0 || doc.Values["RingHighWaterBytes"] <= 0 ||
+		doc.Values["FlushLatencyMax"] < doc.Values["FlushLatencyAvg"] || doc.Values["FlushLatencyMax"] <= 0 {
+		t.Fatalf("implausible metrics: %v", doc.Values)
+	}
+	if string(doc.Root["FlushStrategy"]) != `"invoke"` {
+		t.Fatalf("unexpected FlushStrategy; got %s", doc.Root["FlushStrategy"])
+	}
+	if got := len(delivered(k, time.Now())); got != 40 {
+		t.Fatalf("unexpected delivered log lines; got %d; want 40", got)
+	}
+}
+
+func TestMetricsOff(t *testing.T) {
+	fakeKinesisEnv(t)
+	rt := newFakeRuntime(t)
+	h := startExtension(t, rt, map[string]string{"KTE_METRICS": "false"})
+	rt.waitNext(1)
+	rt.invoke("req-1", 3*time.Second)
+	rt.waitNext(2)
+	rt.shutdown("spindown", time.Second)
+	if code := h.exitCode(); code != 0 {
+		t.Fatalf("unexpected exit code %d", code)
+	}
+	if out := h.stdout.String(); out != "" {
+		t.Fatalf("unexpected stdout with KTE_METRICS=false: %q", out)
+	}
+}
