@@ -12,22 +12,6 @@ import (
 	"github.com/kte-dev/kinesis-telemetry-extension/config"
 )
 
-// fullBatch writes n events of size bytes to p's ring as one block; events
-// are built once by the caller.
-func writeAll(tb testing.TB, p *Packer, events [][]byte) {
-	if err := writeBlock(p.r, events...); err != nil {
-		tb.Fatal(err)
-	}
-}
-
-func buildEvents(n, size int) [][]byte {
-	ev := make([][]byte, n)
-	for i := range ev {
-		ev[i] = event(i, size)
-	}
-	return ev
-}
-
 // TestPackFullBatchAllocs: reading 500 frames from the ring into the reused
 // PutRecordsInput, settling them from a response and releasing the ring
 // allocates nothing.

@@ -350,3 +350,19 @@ func errAPI(code string, status int) error {
 		},
 	}}
 }
+
+// writeAll writes events to p's ring as one block.
+func writeAll(tb testing.TB, p *Packer, events [][]byte) {
+	if err := writeBlock(p.r, events...); err != nil {
+		tb.Fatal(err)
+	}
+}
+
+// buildEvents returns events 0..n-1 of size bytes.
+func buildEvents(n, size int) [][]byte {
+	ev := make([][]byte, n)
+	for i := range ev {
+		ev[i] = event(i, size)
+	}
+	return ev
+}

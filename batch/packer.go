@@ -434,8 +434,6 @@ func (p *Packer) GiveUp(w io.Writer, reason string) int {
 // and GiveUp (events still held stay in the ring; GiveUp still works after
 // Run returned). A call in flight when ctx is canceled is canceled.
 func (p *Packer) Run(ctx context.Context) error {
-	p.readerMu.Lock()
-	defer p.readerMu.Unlock()
 	p.ctl.mu.Lock()
 	if p.ctl.running {
 		p.ctl.mu.Unlock()
@@ -443,6 +441,8 @@ func (p *Packer) Run(ctx context.Context) error {
 	}
 	p.ctl.running, p.ctl.stopped = true, false
 	p.ctl.mu.Unlock()
+	p.readerMu.Lock() // a GiveUp that began before Run may still be reading
+	defer p.readerMu.Unlock()
 	defer p.stop()
 
 	for {

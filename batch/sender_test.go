@@ -549,3 +549,16 @@ func TestOversizeOnlyIsReleased(t *testing.T) {
 		t.Fatalf("unexpected undelivered lines; got %d; want 40", n)
 	}
 }
+
+func TestRunTwice(t *testing.T) {
+	p := newPacker(t, newRing(t, 64*KiB), testConfig(500, 5*MiB, MiB, "k"), Options{Client: &memClient{}})
+	runPacker(t, p)
+	eventually(t, time.Second, "Run to start", func() bool {
+		p.ctl.mu.Lock()
+		defer p.ctl.mu.Unlock()
+		return p.ctl.running
+	})
+	if err := p.Run(context.Background()); !errors.Is(err, ErrRunning) {
+		t.Fatalf("unexpected second Run result; got %v; want ErrRunning", err)
+	}
+}
