@@ -562,3 +562,33 @@ func TestRunTwice(t *testing.T) {
 		t.Fatalf("unexpected second Run result; got %v; want ErrRunning", err)
 	}
 }
+
+func TestGiveUpCancelsCallInFlight(t *testing.T) {
+	fk := newFakeKinesis(t, func(int, *fakeRequest) fakeAnswer { return fakeAnswer{hang: true} })
+	r := newRing(t, MiB)
+	cfg := testConfig(10, 5*MiB, MiB, "k")
+	cfg.SendTimeout = 30 * time.Second
+	cc := &countingClient{PutRecordsAPI: fk.client()}
+	p := newPacker(t, r, cfg, Options{Client: cc})
+	runPacker(t, p)
+	p.Resume()
+	writeEvents(t, r, 0, 25, 100)
+	eventually(t, time.Second, "a full batch to be sent", func() bool { return cc.current() == 1 })
+	var out bytes.Buffer
+	start := time.Now()
+	if n := p.GiveUp(&out, "shutdown"); n != 25 {
+		t.Fatalf("unexpected given-up count; got %d; want 25", n)
+	}
+	if took := time.Since(start); took > slack || cc.current() != 0 {
+		t.Fatalf("unexpected GiveUp; took %v with %d calls in flight", took, cc.current())
+	}
+	var got [][]byte
+	for line := range strings.Lines(out.String()) {
+		got = append(got, []byte(strings.TrimSuffix(strings.TrimPrefix(line, "KTE_UNDELIVERED reason=shutdown "), "\n")))
+	}
+	checkExactlyOnce(t, got, 0, 25, 100)
+	if st := p.Stats(); st.Canceled != 1 || st.GivenUp != 25 || st.Held != 0 {
+		t.Fatalf("unexpected stats; got %+v", st)
+	}
+	eventually(t, time.Second, "the ring to be empty", func() bool { return r.Stats().InUse == 0 })
+}
