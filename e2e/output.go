@@ -47,11 +47,16 @@ func (o *Output) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// Lines returns the lines of extension name, without the "[name] " tag.
+// Lines returns the lines of extension name, without the "[name] " tag,
+// or every line when name is "" (output that is not tagged, such as the
+// emulator's).
 func (o *Output) Lines(name string) [][]byte {
-	tag := []byte("[" + name + "] ")
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	if name == "" {
+		return append([][]byte(nil), o.lines...)
+	}
+	tag := []byte("[" + name + "] ")
 	var out [][]byte
 	for _, l := range o.lines {
 		if rest, ok := bytes.CutPrefix(l, tag); ok {
@@ -61,7 +66,7 @@ func (o *Output) Lines(name string) [][]byte {
 	return out
 }
 
-// Undelivered returns the events of extension name's KTE_UNDELIVERED lines
+// Undelivered returns the events of extension name's ("" for all lines) KTE_UNDELIVERED lines
 // (as written: enrichment included) and how many lines gave each reason.
 func (o *Output) Undelivered(name string) (events [][]byte, reasons map[string]int) {
 	reasons = map[string]int{}
@@ -80,7 +85,8 @@ func (o *Output) Undelivered(name string) (events [][]byte, reasons map[string]i
 	return events, reasons
 }
 
-// Summary returns the fields of extension name's last KTE_SUMMARY line.
+// Summary returns the fields of extension name's ("" for all lines) last
+// KTE_SUMMARY line.
 func (o *Output) Summary(name string) (map[string]string, bool) {
 	var last []byte
 	for _, l := range o.Lines(name) {
