@@ -102,6 +102,7 @@ type result struct {
 	summary     map[string]string
 	samples     [][]byte
 	initMs      string
+	peakRSS     int64
 	elapsed     time.Duration
 }
 
@@ -152,6 +153,10 @@ func demo(ctx context.Context, o options, stdout io.Writer) (int, error) {
 	if _, err := s.Init(ctx); err != nil {
 		return 1, fmt.Errorf("init: %w%s", err, lastLines(out, name, 5))
 	}
+	// Peak RSS from VmHWM, not the simulator's rusage figure (see e2e.RSSWatch).
+	ps := s.Processes()
+	rss := e2e.WatchRSS(ps[len(ps)-1].PID, 0)
+	defer rss.Stop()
 	for i, inv := range r.workload {
 		res, err := s.Invoke(ctx, inv)
 		if err != nil {
@@ -164,6 +169,7 @@ func demo(ctx context.Context, o options, stdout io.Writer) (int, error) {
 		return 1, fmt.Errorf("shutdown: %w", err)
 	}
 
+	r.peakRSS = rss.Stop()
 	r.generated = s.Generated()
 	r.sub, _ = s.Subscriber(name)
 	if ps := s.Processes(); len(ps) > 0 {
@@ -219,26 +225,37 @@ func report(w io.Writer, r *result) int {
 		excluded += n
 	}
 
-	fmt.Fprintf(w, "events generated      %d  (%s)\n", len(r.generated), typeList(byType))
-	fmt.Fprintf(w, "delivered             %d acknowledged by the extension (%d POSTs, %d refused and retried by Lambda), %d dropped by Lambda\n",
+	minSize, maxSize, big := 0, 0, 0
+	for _, ev := range r.generated {
+		n := len(ev.Bytes)
+		if minSize == 0 || n < minSize {
+			minSize = n
+		}
+		maxSize = max(maxSize, n)
+		if n >= 100<<10 {
+			big++
+		}
+	}
+	fmt.Fprintf(w, "events generated      %d, %s to %s each (%d over 100 KiB)\n", len(r.generated), size(minSize), size(maxSize), big)
+	fmt.Fprintf(w, "                      %s\n", typeList(byType))
+	fmt.Fprintf(w, "delivered             %d acknowledged by the extension in %d POSTs (%d refused, retried by Lambda; %d dropped by Lambda)\n",
 		len(r.sub.Acked), r.sub.Posts, r.sub.FailedPosts, len(r.sub.Dropped))
-	fmt.Fprintf(w, "found in Kinesis      %d of %d expected, in %d records over %d shards\n",
-		r.rec.InKinesis, r.rec.Expected, len(r.records), shardCount(r.records))
+	fmt.Fprintf(w, "found in Kinesis      %d of %d expected (%s)\n", r.rec.InKinesis, r.rec.Expected, shardList(r.records))
 	fmt.Fprintf(w, "missing               %d\n", len(r.rec.Missing))
 	fmt.Fprintf(w, "duplicates            %d\n", r.rec.Duplicates)
 	if len(r.rec.Unexpected) > 0 || r.rec.OnStderr > 0 {
 		fmt.Fprintf(w, "unexpected records    %d; written to stderr as KTE_UNDELIVERED %d %v\n", len(r.rec.Unexpected), r.rec.OnStderr, r.undelivered)
 	}
 	if excluded > 0 {
-		fmt.Fprintf(w, "not expected          %d line(s) the extension logged after SHUTDOWN, after its final flush\n", excluded)
+		fmt.Fprintf(w, "not expected          %d line(s) the extension wrote after SHUTDOWN, after its final flush (its last log lines)\n", excluded)
 	}
-	fmt.Fprintf(w, "init time             %s (process start to first /event/next; registered at %s, subscribed at %s; the extension's own init_ms=%s)\n",
+	fmt.Fprintf(w, "init time             %s from process start to first /event/next (registered %s, subscribed %s; own init_ms=%s)\n",
 		ms(r.proc.FirstNext), ms(r.proc.Registered), ms(r.proc.Subscribed), r.initMs)
-	fmt.Fprintf(w, "peak RSS              %.1f MiB\n", float64(r.proc.PeakRSS)/(1<<20))
-	fmt.Fprintf(w, "per-invoke overhead   p50 %s, p99 %s, max %s (function end to the extension's /event/next, %d invocations)\n",
-		ms(pct(overheads, 0.50)), ms(pct(overheads, 0.99)), ms(pct(overheads, 1)), len(overheads))
+	fmt.Fprintf(w, "peak RSS              %.1f MiB (VmHWM of the extension process)\n", float64(r.peakRSS)/(1<<20))
+	fmt.Fprintf(w, "per-invoke overhead   p50 %s, p99 %s, max %s: function end to the extension's next /event/next (0: it was already waiting)\n",
+		ms(pct(overheads, 0.50)), ms(pct(overheads, 0.99)), ms(pct(overheads, 1)))
 	for _, e := range r.shutdown.Extensions {
-		fmt.Fprintf(w, "shutdown              exit %d after %s", e.ExitCode, ms(e.After))
+		fmt.Fprintf(w, "shutdown              exit %d, %s after SHUTDOWN (deadline 2 s)", e.ExitCode, ms(e.After))
 		if e.Killed != "" {
 			fmt.Fprintf(w, ", killed: %s", e.Killed)
 		}
@@ -249,12 +266,7 @@ func report(w io.Writer, r *result) int {
 			r.summary["received"], r.summary["sent"], r.summary["put_calls"], r.summary["retried"],
 			r.summary["dropped_shutdown"], r.summary["quarantined"], r.summary["oversize_split"])
 	}
-	if len(r.ids) > 0 {
-		id := r.ids[0]
-		fmt.Fprintf(w, "enrichment            \"lambda\": function=%s version=%s region=%s account=%s environment=%s\n",
-			id.Function, id.Version, id.Region, id.Account, id.Environment)
-	}
-	fmt.Fprintln(w, "\nsample records, as read from Kinesis (long strings cut, the \"lambda\" object shown once):")
+	fmt.Fprintln(w, "\nsample records as read from Kinesis (long strings cut; the \"lambda\" object, added by KTE_ENRICH, shown once):")
 	for i, s := range r.samples {
 		elide := ""
 		if i > 0 {
@@ -291,7 +303,7 @@ func report(w io.Writer, r *result) int {
 		}
 		return 1
 	}
-	fmt.Fprintf(w, "OK: every event is in Kinesis (%d duplicates), in %s\n", r.rec.Duplicates, r.elapsed.Round(100*time.Millisecond))
+	fmt.Fprintf(w, "OK: every event is in Kinesis, intact (byte for byte once the \"lambda\" object is taken off); demo ran in %s\n", r.elapsed.Round(100*time.Millisecond))
 	return 0
 }
 
@@ -311,12 +323,38 @@ func typeList(m map[string]int) string {
 	return b.String()
 }
 
-func shardCount(rs []kinesalite.Record) int {
-	seen := map[string]bool{}
+// shardList says how the records spread over the shards.
+func shardList(rs []kinesalite.Record) string {
+	n := map[string]int{}
 	for _, r := range rs {
-		seen[r.ShardID] = true
+		n[r.ShardID]++
 	}
-	return len(seen)
+	keys := make([]string, 0, len(n))
+	for k := range n {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	var b strings.Builder
+	for i, k := range keys {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "%s: %d", k, n[k])
+	}
+	if len(keys) == 1 {
+		b.WriteString("; one partition key per execution environment keeps its order on one shard")
+	}
+	return b.String()
+}
+
+func size(n int) string {
+	switch {
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.0f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
 }
 
 func pct(d []time.Duration, p float64) time.Duration {
@@ -331,16 +369,29 @@ func ms(d time.Duration) string {
 }
 
 // samples picks three records to show: a platform report, a text log line
-// and a JSON log line, the first of each in stream order.
+// (of at least 1000 bytes if there is one, to show cutting) and a JSON log
+// line, the first of each in stream order.
 func samples(raw [][]byte) [][]byte {
-	want := []string{`"type":"platform.report"`, `"type":"function","record":"`, `"type":"function","record":{`}
+	want := []struct {
+		sub string
+		min int
+	}{{`"type":"platform.report"`, 0}, {`"type":"function","record":"`, 1000}, {`"type":"function","record":{`, 0}}
 	out := make([][]byte, 0, len(want))
 	for _, w := range want {
+		var pick []byte
 		for _, r := range raw {
-			if bytes.Contains(r, []byte(w)) {
-				out = append(out, r)
-				break
+			if bytes.Contains(r, []byte(w.sub)) {
+				if pick == nil {
+					pick = r
+				}
+				if len(r) >= w.min {
+					pick = r
+					break
+				}
 			}
+		}
+		if pick != nil {
+			out = append(out, pick)
 		}
 	}
 	return out
