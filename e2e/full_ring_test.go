@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kte-dev/kinesis-telemetry-extension/internal/faultproxy"
 	"github.com/kte-dev/kinesis-telemetry-extension/lambdasim"
 )
 
@@ -39,5 +40,49 @@ func TestShutdownFullRing(t *testing.T) {
 	if !o.ExactlyOnce() || len(o.unacked) != 0 {
 		t.Fatalf("unexpected delivery at SHUTDOWN with a full ring; got %s, %d never acknowledged (Lambda still held them when the extension exited %s after SHUTDOWN, deadline 2s); "+
 			"want every event in Kinesis exactly once within the deadline%s", o.Reconciliation, len(o.unacked), r.exitAfter(), Describe(o.Missing, 3))
+	}
+}
+
+// TestShutdownSlowStream leaves more at SHUTDOWN than a slow stream can take
+// before the deadline: the last invocation logs about 1.6 MB (100 lines of
+// 16 KiB), buffered until SHUTDOWN (KTE_FLUSH=invoke), and the fault proxy
+// delays every PutRecords call by 600 ms with requests capped at 256 KiB, so
+// the final flush can send only part of it in the 2 s deadline. The rest
+// must be on stderr as KTE_UNDELIVERED lines: every event generated before
+// SHUTDOWN in Kinesis or on stderr (a call cut short at the deadline may
+// leave an event in both), both parts non-empty, the extension exiting 0
+// before the deadline.
+func TestShutdownSlowStream(t *testing.T) {
+	var p *faultproxy.Server
+	r := newRun(t, runOptions{
+		endpoint: func(k string) string {
+			var err error
+			if p, err = faultproxy.Start(k, faultproxy.Faults{Delay: 1, DelayTime: 600 * time.Millisecond}); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = p.Close() })
+			return p.URL
+		},
+		env: []string{"KTE_BATCH_MAX_BYTES=256KiB", "KTE_RECORD_MAX_BYTES=256KiB"},
+	})
+	w := Workload(2, 10, 10*time.Millisecond)
+	w = append(w, lambdasim.Invocation{Duration: 100 * time.Millisecond, LogLines: 100, LineSizes: []int{16 << 10}})
+	r.invoke(w)
+	r.end(2 * time.Second)
+	o := r.reconcile()
+	r.figures(&o)
+	t.Logf("proxy: %+v", p.Stats())
+
+	if !o.OK() || len(o.unacked) != 0 {
+		t.Fatalf("unexpected loss; got %s, %d never acknowledged; want every event in Kinesis or on stderr%s", o.Reconciliation, len(o.unacked), Describe(o.Missing, 3))
+	}
+	if o.OnStderr == 0 || o.InKinesis == 0 {
+		t.Fatalf("unexpected split; got %d in Kinesis and %d on stderr; want both (the test does not test what it says)", o.InKinesis, o.OnStderr)
+	}
+	if o.reasons["shutdown_deadline"] != o.undelivered {
+		t.Fatalf("unexpected KTE_UNDELIVERED reasons; got %v; want all %d shutdown_deadline", o.reasons, o.undelivered)
+	}
+	if got, want := o.summary["dropped_shutdown"], strconv.Itoa(o.undelivered); got != want {
+		t.Fatalf("unexpected KTE_SUMMARY dropped_shutdown; got %s; want %s", got, want)
 	}
 }
