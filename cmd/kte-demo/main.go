@@ -417,7 +417,7 @@ func indent(data []byte, margin, maxStr int, elide string) string {
 	b.WriteString(strings.Repeat(" ", margin))
 	for {
 		tok, err := dec.Token()
-		if err == io.EOF {
+		if err == io.EOF && len(stack) == 0 {
 			return b.String()
 		}
 		if err != nil {
