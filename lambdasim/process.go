@@ -120,8 +120,11 @@ type ProcessStats struct {
 	Signal   string
 	// Killed says why the simulator sent SIGKILL ("" if it did not).
 	Killed string
-	// PeakRSS is the peak resident set in bytes: rusage ru_maxrss after exit,
-	// else the largest VmHWM seen.
+	// PeakRSS is the peak resident set in bytes: the largest VmHWM read from
+	// /proc/<pid>/status, sampled every rssInterval while the process lives
+	// and at every freeze. Not rusage ru_maxrss: os/exec starts children with
+	// CLONE_VM|CLONE_VFORK, and exec folds the parent's high-water RSS into
+	// the child's ru_maxrss, so it would report the simulator's own peak.
 	PeakRSS int64
 	// CPU is user+system time: from rusage after exit, else /proc/<pid>/stat
 	// (10 ms resolution).
@@ -153,7 +156,6 @@ func (p *process) stats() ProcessStats {
 			st.Signal = ws.Signal().String()
 		}
 		if ru, ok := p.state.SysUsage().(*syscall.Rusage); ok {
-			st.PeakRSS = max(st.PeakRSS, ru.Maxrss*1024) // Linux: KiB
 			st.CPU = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 		}
 		return st
@@ -244,8 +246,30 @@ func (s *Sim) launch(e *ext, env []string) {
 	}
 	s.mu.Unlock()
 
-	s.bg.Add(1)
+	s.bg.Add(2)
 	go s.reap(e)
+	go s.watchRSS(e)
+}
+
+// rssInterval is how often a live extension's VmHWM is sampled. VmHWM is a
+// high-water mark, so sampling only has to be recent enough before exit.
+const rssInterval = 10 * time.Millisecond
+
+// watchRSS samples e's peak resident set until its process exits.
+func (s *Sim) watchRSS(e *ext) {
+	defer s.bg.Done()
+	t := time.NewTicker(rssInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-e.proc.exited:
+			return
+		case <-t.C:
+			s.mu.Lock()
+			e.proc.sampleRSS()
+			s.mu.Unlock()
+		}
+	}
 }
 
 // reap waits for e's process and records how it ended.
