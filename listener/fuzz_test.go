@@ -3,9 +3,14 @@ package listener_test
 import (
 	"bytes"
 	"encoding/json"
+	"strings"
+	"sync"
 	"testing"
 
+	"github.com/valyala/fasthttp"
+
 	"github.com/kte-dev/kinesis-telemetry-extension/listener"
+	"github.com/kte-dev/kinesis-telemetry-extension/ring"
 )
 
 // FuzzSplitArray checks SplitArray against encoding/json: a body that
@@ -60,4 +65,111 @@ func FuzzSplitArray(f *testing.F) {
 			}
 		}
 	})
+}
+
+// FuzzHandler runs the handler on arbitrary bodies with the smallest frame
+// limit New accepts, so that wrapped records are split often. Every body
+// must be answered 200 and stored without loss: a valid array as its
+// events (byte-exact, or reassembled from oversize parts), anything else as
+// one malformed payload that reassembles to the body. Every frame is valid
+// JSON within the limit.
+func FuzzHandler(f *testing.F) {
+	f.Add(body(false, sampleEvents...))
+	f.Add(body(true, sampleEvents[:3]...))
+	f.Add([]byte(`[{"type":"function","record":"` + strings.Repeat(`é✓\"\\ `, 1200) + `"}]`))
+	f.Add([]byte(strings.Repeat("\xff\"\\\n🚀", 1500)))
+	f.Add([]byte(`[{"a":1},]`))
+	f.Add([]byte(` [ ] `))
+	for _, enrich := range []bool{false, true} {
+		o := smallFrameOptions(enrich)
+		r, err := ring.New(4 << 20)
+		if err != nil {
+			f.Fatal(err)
+		}
+		l, err := listener.New(r, o)
+		if err != nil {
+			f.Fatal(err)
+		}
+		handlers = append(handlers, fuzzHandler{l: l, r: r, o: o})
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if len(b) > 64<<10 {
+			return
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		for _, h := range handlers {
+			h.check(t, b)
+		}
+	})
+}
+
+var (
+	mu       sync.Mutex
+	handlers []fuzzHandler
+)
+
+type fuzzHandler struct {
+	l *listener.Listener
+	r *ring.Ring
+	o listener.Options
+}
+
+func (h fuzzHandler) check(t *testing.T, b []byte) {
+	t.Helper()
+	ctx := &fasthttp.RequestCtx{}
+	ctx.Request.Header.SetMethod(fasthttp.MethodPost)
+	ctx.Request.SetRequestURI("/telemetry")
+	ctx.Request.SetBody(b)
+	h.l.Handle(ctx)
+	if code := ctx.Response.StatusCode(); code != fasthttp.StatusOK {
+		t.Fatalf("unexpected status; got %d; want 200", code)
+	}
+	frames := drain(h.r)
+	for _, fr := range frames {
+		if len(fr) > h.o.MaxFrameBytes || !json.Valid(fr) {
+			t.Fatalf("unexpected frame (%d bytes, limit %d, valid %v): %.200q", len(fr), h.o.MaxFrameBytes, json.Valid(fr), fr)
+		}
+	}
+	pre := []byte("{")
+	if h.o.Enrich {
+		pre = listener.AppendPrefix(nil, testIdentity)
+	}
+	elems, ok := oracle(b)
+	if !ok {
+		w, payload := reassemble(t, frames, h.o.MaxFrameBytes)
+		if w.KTE.Quarantine != listener.QuarantineMalformed || !bytes.Equal(payload, b) {
+			t.Fatalf("unexpected quarantine of a malformed body: %+v", w.KTE)
+		}
+		return
+	}
+	for _, e := range elems {
+		if len(frames) == 0 {
+			t.Fatalf("unexpected end of frames before event %.100q", e)
+		}
+		var w wrapped
+		if json.Unmarshal(frames[0], &w) == nil && w.KTE.Quarantine == listener.QuarantineOversize {
+			n := w.KTE.Parts
+			if n > len(frames) {
+				t.Fatalf("unexpected parts count %d with %d frames left", n, len(frames))
+			}
+			_, payload := reassemble(t, frames[:n], h.o.MaxFrameBytes)
+			if !bytes.Equal(payload, e) {
+				t.Fatalf("unexpected oversize payload; got %.100q; want %.100q", payload, e)
+			}
+			frames = frames[n:]
+			continue
+		}
+		want := append(bytes.Clone(pre), e[1:]...)
+		if h.o.Enrich && bytes.TrimLeft(e[1:], " \t\r\n")[0] == '}' {
+			want = append(bytes.Clone(pre[:len(pre)-1]), '}')
+		}
+		if !bytes.Equal(frames[0], want) {
+			t.Fatalf("unexpected frame; got %.200q; want %.200q", frames[0], want)
+		}
+		frames = frames[1:]
+	}
+	if len(frames) != 0 {
+		t.Fatalf("unexpected %d extra frames", len(frames))
+	}
 }

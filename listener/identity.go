@@ -16,7 +16,8 @@ type Identity struct {
 //
 // An event `{…}` is written as prefix + event[1:]; an empty event as the
 // prefix without its comma + "}". Values are JSON-escaped; invalid UTF-8
-// becomes U+FFFD so the result is always valid JSON.
+// becomes U+FFFD so the result is always valid JSON. (An event that already
+// had a "lambda" member would then hold two; Lambda's events have none.)
 func appendPrefix(dst []byte, id Identity) []byte {
 	dst = append(dst, `{"lambda":{"function":`...)
 	dst = appendString(dst, id.Function)

@@ -60,14 +60,16 @@ var (
 	ErrStarted = errors.New("listener: already started")
 )
 
-// Options configure a Listener. Zero values take the documented defaults.
+// Options configure a Listener. Zero values take the documented defaults,
+// except Port.
 type Options struct {
 	// Host to listen on (default "sandbox.localdomain"). If it does not
 	// resolve, the listener uses 127.0.0.1 and logs that once. An address
 	// that resolves to all interfaces (0.0.0.0, ::) is refused.
 	Host string
-	// Port to listen on (default 4243); -1 picks a free port (tests), see
-	// Addr.
+	// Port to listen on. Unlike the other fields, 0 is not "default": it
+	// picks a free port, as net.Listen does (tests); see Addr. The lifecycle
+	// passes KTE_LISTEN_PORT (default DefaultPort, 4243).
 	Port int
 	// Path is the only path that accepts POSTs (default "/telemetry"); other
 	// paths answer 404, other methods 405.
@@ -105,12 +107,6 @@ type Options struct {
 func (o *Options) setDefaults() {
 	if o.Host == "" {
 		o.Host = DefaultHost
-	}
-	switch o.Port {
-	case 0:
-		o.Port = DefaultPort
-	case -1:
-		o.Port = 0
 	}
 	if o.Path == "" {
 		o.Path = DefaultPath

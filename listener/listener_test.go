@@ -599,8 +599,12 @@ func TestRingFullThenRecovers(t *testing.T) {
 
 	// The next POST wakes the reader, which releases the fillers while the
 	// handler waits: the POST succeeds.
-	s2 := startInmem(t, r, listener.Options{FullWait: 10 * time.Second})
-	<-r.Wait() // consume the wake-up left by the first POST
+	s2 := startInmem(t, r, listener.Options{FullWait: 3 * time.Second})
+	select { // the first POST woke the reader
+	case <-r.Wait():
+	case <-time.After(time.Second):
+		t.Fatalf("unexpected: a POST refused with 503 did not wake the reader")
+	}
 	released := make(chan struct{})
 	go func() {
 		<-r.Wait()
@@ -610,7 +614,11 @@ func TestRingFullThenRecovers(t *testing.T) {
 	if code := s2.post(t, b); code != fasthttp.StatusOK {
 		t.Fatalf("unexpected status after the reader released; got %d; want 200", code)
 	}
-	<-released
+	select {
+	case <-released:
+	case <-time.After(5 * time.Second):
+		t.Fatalf("unexpected: the reader was never woken")
+	}
 	elems, _ := oracle(b)
 	frames := drain(r)
 	if len(frames) != len(elems) || !bytes.Equal(frames[0], elems[0]) || !bytes.Equal(frames[49], elems[49]) {
@@ -692,7 +700,7 @@ func startTCP(t *testing.T, r *ring.Ring, o listener.Options) (*listener.Listene
 	if o.Host == "" {
 		o.Host = "127.0.0.1"
 	}
-	o.Port = -1
+	o.Port = 0
 	l, err := listener.New(r, o)
 	if err != nil {
 		t.Fatal(err)
@@ -754,7 +762,7 @@ func TestStartAddresses(t *testing.T) {
 	f := func(host string, wantIP string, wantLog bool) {
 		t.Helper()
 		logs := &logBuffer{}
-		l, err := listener.New(newRing(t, 4<<20), listener.Options{Host: host, Port: -1, Logger: slog.New(slog.NewTextHandler(logs, nil))})
+		l, err := listener.New(newRing(t, 4<<20), listener.Options{Host: host, Logger: slog.New(slog.NewTextHandler(logs, nil))})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -778,7 +786,7 @@ func TestStartAddresses(t *testing.T) {
 	f("localhost", "127.0.0.1", false)
 
 	for _, host := range []string{"0.0.0.0", "::"} {
-		l, err := listener.New(newRing(t, 4<<20), listener.Options{Host: host, Port: -1})
+		l, err := listener.New(newRing(t, 4<<20), listener.Options{Host: host})
 		if err != nil {
 			t.Fatal(err)
 		}
