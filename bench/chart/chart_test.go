@@ -1,0 +1,172 @@
+package main
+
+import (
+	"bytes"
+	"encoding/xml"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/kte-dev/kinesis-telemetry-extension/bench/internal/results"
+)
+
+const sample = `goos: linux
+goarch: amd64
+pkg: github.com/kte-dev/kinesis-telemetry-extension/ring
+cpu: AMD EPYC
+BenchmarkWrite/writers=1/frame=100-2   	1000	  50 ns/op	2000 MB/s	0 B/op	0 allocs/op
+pkg: github.com/kte-dev/kinesis-telemetry-extension/bench/ingest
+BenchmarkEndToEnd/impl=kte/body=events_1-2         	   59448	     22469 ns/op	  10.90 MB/s	         4.6 allocs/event	       262.4 cpu-ms/10k-events	     44506 events/s	    2533 B/op	       4 allocs/op
+BenchmarkEndToEnd/impl=kte/body=events_1-2         	   59448	     22469 ns/op	  10.90 MB/s	         4.4 allocs/event	       250.0 cpu-ms/10k-events	     40000 events/s	    2533 B/op	       4 allocs/op
+BenchmarkEndToEnd/impl=kte/body=1MiB-2             	     349	   3461021 ns/op	 302.97 MB/s	         4.611 allocs/event	        40 cpu-ms/10k-events	    300000 events/s	10267483 B/op	    4717 allocs/op
+BenchmarkEndToEnd/impl=baseline/body=events_1-2    	   44676	     26106 ns/op	   9.38 MB/s	        32.58 allocs/event	       270.1 cpu-ms/10k-events	     38000 events/s	    5304 B/op	      32 allocs/op
+BenchmarkEndToEnd/impl=baseline/body=1MiB-2        	     140	   9485351 ns/op	 110.55 MB/s	         5.714 allocs/event	       120.0 cpu-ms/10k-events	    100000 events/s	15130145 B/op	    5845 allocs/op
+BenchmarkInProcess/impl=kte/body=events_1-2        	 5797850	       216.3 ns/op	1132.67 MB/s	         0 allocs/event	         2.762 cpu-ms/10k-events	   4623153 events/s	       0 B/op	       0 allocs/op
+BenchmarkInProcess/impl=baseline/body=events_1-2   	  655430	      1914 ns/op	 128.02 MB/s	         6.014 allocs/event	        24.20 cpu-ms/10k-events	    522531 events/s	     521 B/op	       6 allocs/op
+--- FAIL: BenchmarkEndToEnd/impl=baseline/body=256KiB-2
+BenchmarkEndToEnd/impl=baseline/body=256KiB-2   	SDK 2026/11/27 WARN something
+PASS
+`
+
+func TestParseBench(t *testing.T) {
+	d, err := parseBench(strings.NewReader(sample))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := func(k key, unit string, want float64, wantOK bool) {
+		t.Helper()
+		got, ok := d.median(k, unit)
+		if ok != wantOK || (ok && math.Abs(got-want) > 1e-9) {
+			t.Fatalf("unexpected median of %v %s; got %v, %v; want %v, %v", k, unit, got, ok, want, wantOK)
+		}
+	}
+	f(key{"EndToEnd", "kte", "events_1"}, "events/s", 42253, true) // the mean of the two runs
+	f(key{"EndToEnd", "kte", "events_1"}, "allocs/event", 4.5, true)
+	f(key{"EndToEnd", "baseline", "1MiB"}, "cpu-ms/10k-events", 120, true)
+	f(key{"InProcess", "kte", "events_1"}, "allocs/event", 0, true)
+	f(key{"EndToEnd", "baseline", "256KiB"}, "events/s", 0, false) // failed: no figures
+	f(key{"Write", "", ""}, "ns/op", 0, false)                     // not an ingest benchmark
+
+	if got, want := strings.Join(d.bodies, ","), "events_1,1MiB"; got != want {
+		t.Fatalf("unexpected bodies; got %s; want %s", got, want)
+	}
+	if got, want := strings.Join(d.families(), ","), "EndToEnd,InProcess"; got != want {
+		t.Fatalf("unexpected families; got %s; want %s", got, want)
+	}
+	if d.header["cpu"] != "AMD EPYC" || d.header["goos"] != "linux" {
+		t.Fatalf("unexpected header: %v", d.header)
+	}
+	if n := d.runs(key{"EndToEnd", "kte", "events_1"}); n != 2 {
+		t.Fatalf("unexpected runs; got %d; want 2", n)
+	}
+}
+
+func TestParseName(t *testing.T) {
+	f := func(name string, want key, wantOK bool) {
+		t.Helper()
+		got, ok := parseName(name)
+		if got != want || ok != wantOK {
+			t.Fatalf("unexpected key of %q; got %v, %v; want %v, %v", name, got, ok, want, wantOK)
+		}
+	}
+	f("BenchmarkEndToEnd/impl=kte/body=events_1-2", key{"EndToEnd", "kte", "events_1"}, true)
+	f("BenchmarkEndToEnd/impl=kte/body=1MiB", key{"EndToEnd", "kte", "1MiB"}, true)
+	f("BenchmarkEndToEnd/impl=kte-16", key{"EndToEnd", "kte", ""}, false)
+	f("BenchmarkWrite/writers=1/frame=100-2", key{}, false)
+	f("BenchmarkX/impl=a/extra/body=b", key{}, false)
+}
+
+func TestChartAndReport(t *testing.T) {
+	dir := t.TempDir()
+	bench := filepath.Join(dir, "latest.txt")
+	if err := os.WriteFile(bench, []byte(sample), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cs := results.ColdStart{Runs: 3, RingBytes: 8 << 20, Extensions: []results.ColdStartExt{
+		{Name: "kte", FirstNextMs: results.Summarize([]float64{5, 6, 7}), PeakRSSMiB: results.Summarize([]float64{14})},
+		{Name: "floor", FirstNextMs: results.Summarize([]float64{2, 3, 4}), PeakRSSMiB: results.Summarize([]float64{6})},
+	}}
+	ld := results.Load{Runs: []results.LoadRate{{Rate: 1000, Invokes: 10, Generated: 1002, Acked: 1000, Received: 1000,
+		Pending: 2, PendingTypes: map[string]int{"extension": 2}, Summary: "KTE_SUMMARY reason=spindown"}}}
+	if err := results.Write(filepath.Join(dir, "cs.json"), cs); err != nil {
+		t.Fatal(err)
+	}
+	if err := results.Write(filepath.Join(dir, "load.json"), ld); err != nil {
+		t.Fatal(err)
+	}
+	zip := filepath.Join(dir, "layer.zip")
+	if err := os.WriteFile(zip, make([]byte, 1234), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	err := run(options{bench: bench, coldstart: filepath.Join(dir, "cs.json"), load: filepath.Join(dir, "load.json"),
+		layers: zip, note: "Conditions: test.", out: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	svg, err := os.ReadFile(filepath.Join(dir, "ingest.svg"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dec := xml.NewDecoder(bytes.NewReader(svg))
+	polylines := 0
+	for {
+		tok, err := dec.Token()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatalf("unexpected invalid SVG: %v", err)
+		}
+		if se, ok := tok.(xml.StartElement); ok && se.Name.Local == "polyline" {
+			polylines++
+		}
+	}
+	// Three panels; EndToEnd has two bodies for both implementations
+	// (lines), InProcess one body (points only).
+	if polylines != 3*2 {
+		t.Fatalf("unexpected polylines; got %d; want 6", polylines)
+	}
+
+	md, err := os.ReadFile(filepath.Join(dir, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"Conditions: test.",
+		"![ingest chart](ingest.svg)",
+		"| events_1 | 42,253 | 38,000 | 1.11× | 256 | 270 | 1.05× | 4.50 | 32.6 | 10.9 | 9.38 |",
+		"| 1MiB | 300,000 | 100,000 | 3.00× | 40.0 | 120 | 3.00× | 4.61 | 5.71 | 303 | 111 |",
+		"| events_1 | 4,623,153 | 522,531 | 8.85× | 2.76 | 24.2 | 8.76× | 0 | 6.01 | 1,133 | 128 |",
+		"| process start → first `/event/next` | 6.00 ms | 7.00 ms | 3.00 ms | 4.00 ms | +3.00 ms |",
+		"| peak RSS (VmHWM) | 14.00 MiB | 14.00 MiB | 6.00 MiB | 6.00 MiB | +8.00 MiB |",
+		"| 1000 | 10 |",
+		"- 1000/s: 2 pending (extension: 2); `KTE_SUMMARY reason=spindown`",
+		"| layer.zip | 1234 | 0.00 |",
+	} {
+		if !strings.Contains(string(md), want) {
+			t.Fatalf("unexpected report: no %q in\n%s", want, md)
+		}
+	}
+}
+
+func TestNum(t *testing.T) {
+	f := func(v float64, want string) {
+		t.Helper()
+		if got := num(v); got != want {
+			t.Fatalf("unexpected num(%v); got %q; want %q", v, got, want)
+		}
+	}
+	f(math.NaN(), "–")
+	f(0, "0")
+	f(0.01, "0.01")
+	f(0.012345, "0.0123")
+	f(4.603, "4.60")
+	f(26.57, "26.6")
+	f(262.4, "262")
+	f(44506, "44,506")
+	f(1907368, "1,907,368")
+}

@@ -1,0 +1,53 @@
+package main
+
+import (
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kte-dev/kinesis-telemetry-extension/bench/internal/results"
+)
+
+// TestRun runs the whole harness with two runs of each extension: the
+// binaries build and start, every figure is measured, and the report is
+// written.
+func TestRun(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and starts both extensions")
+	}
+	shutdownDeadline = 10 * time.Second // a loaded CI machine must not turn into a kill
+	path := filepath.Join(t.TempDir(), "cs.json")
+	var out strings.Builder
+	if err := run(2, path, &out); err != nil {
+		t.Fatal(err)
+	}
+	var r results.ColdStart
+	if err := results.Read(path, &r); err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Extensions) != 2 || r.Extensions[0].Name != "kte" || r.Extensions[1].Name != "floor" {
+		t.Fatalf("unexpected extensions: %+v", r.Extensions)
+	}
+	k, f := r.Extensions[0], r.Extensions[1]
+	for name, s := range map[string]results.Summary{
+		"kte first next": k.FirstNextMs, "kte subscribed": k.SubscribedMs, "kte rss": k.PeakRSSMiB,
+		"kte init_ms": k.LoggedInitMs, "floor first next": f.FirstNextMs, "floor rss": f.PeakRSSMiB,
+	} {
+		if s.N != 2 || s.Min <= 0 {
+			t.Fatalf("unexpected %s: %+v", name, s)
+		}
+	}
+	if f.SubscribedMs.N != 0 || f.LoggedInitMs.N != 0 {
+		t.Fatalf("unexpected floor figures: %+v", f)
+	}
+	if k.SubscribedMs.Max > k.FirstNextMs.Max {
+		t.Fatalf("unexpected order: subscribed %v after first next %v", k.SubscribedMs, k.FirstNextMs)
+	}
+	if r.RingBytes != 8<<20 {
+		t.Fatalf("unexpected ring; got %d; want 8 MiB", r.RingBytes)
+	}
+	if !strings.Contains(out.String(), "process start → first /event/next") {
+		t.Fatalf("unexpected output:\n%s", out.String())
+	}
+}

@@ -1,0 +1,113 @@
+package ingest
+
+import (
+	"context"
+	"runtime"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/kte-dev/kinesis-telemetry-extension/batch"
+)
+
+// BenchmarkEndToEnd is the whole ingest path, KTE against the baseline with
+// the same parameters: each op is one Telemetry API body POSTed over a
+// loopback TCP connection (the same fasthttp client, one connection, one POST
+// at a time, as Lambda delivers), acknowledged, split or decoded into the
+// ring or queue, packed into PutRecords requests and sent with the real AWS
+// SDK v2 client (batch.NewKinesisClient) to the shared in-process fake
+// Kinesis endpoint. Full requests go out while the bodies stream in; the
+// rest is flushed at the end, inside the timing. Every run checks that the
+// fake received every event.
+//
+// Besides ns/op, B/op, allocs/op and MB/s (body bytes), it reports events/s,
+// allocs/event and cpu-ms/10k-events. Allocations and CPU time are the whole
+// process's (runtime.MemStats, getrusage): the client side, both servers and
+// the fake endpoint are included, for both implementations alike.
+func BenchmarkEndToEnd(b *testing.B) {
+	client, fake := sharedClient(b)
+	runAll(b, overHTTP, client, fakeCounter{fake})
+}
+
+// BenchmarkInProcess is the implementations' own work, without HTTP and
+// without the SDK: each op hands one body to the ingest code (KTE: the
+// listener's split, reserve, copy and commit; baseline: encoding/json into
+// []json.RawMessage and the channel), the packer or sender builds the
+// PutRecords requests, and a client that accepts every request at once,
+// without serialising it, receives them. Metrics as BenchmarkEndToEnd.
+func BenchmarkInProcess(b *testing.B) {
+	runAll(b, inProcess, &discardClient{}, nil)
+}
+
+func runAll(b *testing.B, tr transport, client batch.PutRecordsAPI, count counter) {
+	if count == nil {
+		count = client.(counter)
+	}
+	for _, im := range impls {
+		b.Run("impl="+im.name, func(b *testing.B) {
+			for _, body := range Bodies() {
+				b.Run("body="+body.Name, func(b *testing.B) {
+					run(b, im, tr, client, count, body)
+				})
+			}
+		})
+	}
+}
+
+func run(b *testing.B, im impl, tr transport, client batch.PutRecordsAPI, count counter, body Body) {
+	p := im.new(b, tr, client)
+	defer p.close()
+	// Warm up: connections, buffers, the first requests.
+	for range 2 {
+		if err := p.post(body.Data); err != nil {
+			b.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := p.flush(ctx); err != nil {
+		b.Fatal(err)
+	}
+	before := count.delivered()
+
+	b.ReportAllocs()
+	b.SetBytes(int64(len(body.Data)))
+	var ms0, ms1 runtime.MemStats
+	runtime.ReadMemStats(&ms0)
+	cpu0 := processCPU(b)
+	b.ResetTimer()
+	t0 := time.Now()
+	for range b.N {
+		if err := p.post(body.Data); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := p.flush(ctx); err != nil {
+		b.Fatal(err)
+	}
+	wall := time.Since(t0)
+	b.StopTimer()
+	cpu := processCPU(b) - cpu0
+	runtime.ReadMemStats(&ms1)
+
+	events := b.N * body.Events
+	if got := count.delivered() - before; got != uint64(events) {
+		if k, ok := p.(*ktePipeline); ok {
+			b.Logf("packer stats: %+v", k.packer.Stats())
+		}
+		b.Fatalf("unexpected records delivered; got %d; want %d", got, events)
+	}
+	b.ReportMetric(float64(events)/wall.Seconds(), "events/s")
+	b.ReportMetric(float64(ms1.Mallocs-ms0.Mallocs)/float64(events), "allocs/event")
+	b.ReportMetric(cpu.Seconds()*1e3/float64(events)*1e4, "cpu-ms/10k-events")
+}
+
+// processCPU returns the user and system CPU time of the whole process.
+func processCPU(tb testing.TB) time.Duration {
+	tb.Helper()
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		tb.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}

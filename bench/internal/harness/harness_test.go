@@ -1,0 +1,65 @@
+package harness
+
+import (
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestOutput(t *testing.T) {
+	var o Output
+	for _, p := range []string{"[a] one\n[a] t", "wo\n", "\n[b] three", ""} {
+		if n, err := o.Write([]byte(p)); n != len(p) || err != nil {
+			t.Fatalf("unexpected write result; got %d, %v; want %d, nil", n, err, len(p))
+		}
+	}
+	if got, want := strings.Join(o.Lines(), "|"), "[a] one|[a] two|"; got != want {
+		t.Fatalf("unexpected lines; got %q; want %q", got, want)
+	}
+}
+
+func TestReadRSS(t *testing.T) {
+	r, err := ReadRSS(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Total <= 0 || r.Anon <= 0 || r.HWM < r.Total || r.Anon+r.File > r.Total+1<<20 {
+		t.Fatalf("unexpected resident set of this process: %+v", r)
+	}
+	if _, err := ReadRSS(-1); err == nil {
+		t.Fatal("unexpected success for pid -1")
+	}
+}
+
+func TestPeakRSS(t *testing.T) {
+	stop := make(chan struct{})
+	done := make(chan RSS, 1)
+	go func() { done <- PeakRSS(os.Getpid(), time.Millisecond, stop) }()
+	// Touch 64 MiB so that the peak moves.
+	b := make([]byte, 64<<20)
+	for i := 0; i < len(b); i += 4096 {
+		b[i] = 1
+	}
+	time.Sleep(20 * time.Millisecond)
+	close(stop)
+	p := <-done
+	if p.HWM < 64<<20 || p.Total < 64<<20 {
+		t.Fatalf("unexpected peak; got %+v; want at least 64 MiB", p)
+	}
+	_ = b[len(b)-1]
+}
+
+func TestFreePort(t *testing.T) {
+	port, err := FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
+	if err != nil {
+		t.Fatalf("unexpected error listening on the free port %d: %v", port, err)
+	}
+	ln.Close()
+}

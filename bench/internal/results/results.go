@@ -1,0 +1,211 @@
+// Package results holds what the bench harnesses measure, as the JSON files
+// they write to bench/results/ and the report generator (bench/chart) reads,
+// plus the small statistics and machine description they share.
+package results
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"os"
+	"runtime"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Summary describes a sample.
+type Summary struct {
+	N      int     `json:"n"`
+	Median float64 `json:"median"`
+	P95    float64 `json:"p95"`
+	P99    float64 `json:"p99"`
+	Min    float64 `json:"min"`
+	Max    float64 `json:"max"`
+}
+
+// Summarize returns the summary of xs (nearest-rank quantiles); the zero
+// Summary for an empty sample.
+func Summarize(xs []float64) Summary {
+	if len(xs) == 0 {
+		return Summary{}
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	return Summary{N: len(s), Median: Quantile(s, 0.5), P95: Quantile(s, 0.95), P99: Quantile(s, 0.99), Min: s[0], Max: s[len(s)-1]}
+}
+
+// Quantile returns the q-quantile of sorted, by nearest rank: the smallest
+// value with at least q of the sample at or below it. The median of an even
+// sample is the mean of the two middle values.
+func Quantile(sorted []float64, q float64) float64 {
+	n := len(sorted)
+	if n == 0 {
+		return math.NaN()
+	}
+	if q == 0.5 && n%2 == 0 {
+		return (sorted[n/2-1] + sorted[n/2]) / 2
+	}
+	i := int(math.Ceil(q*float64(n))) - 1
+	return sorted[min(max(i, 0), n-1)]
+}
+
+// Ms converts durations to milliseconds.
+func Ms(ds []time.Duration) []float64 {
+	out := make([]float64, len(ds))
+	for i, d := range ds {
+		out[i] = float64(d) / float64(time.Millisecond)
+	}
+	return out
+}
+
+// Machine describes where a run happened.
+type Machine struct {
+	CPU     string `json:"cpu"`
+	CPUs    int    `json:"cpus"`
+	MemGiB  int    `json:"mem_gib"`
+	Kernel  string `json:"kernel"`
+	Go      string `json:"go"`
+	LoadAvg string `json:"loadavg"` // 1, 5 and 15 minute load averages when the run started
+	Date    string `json:"date"`
+}
+
+// ThisMachine describes the machine the process runs on, now.
+func ThisMachine() Machine {
+	m := Machine{CPUs: runtime.NumCPU(), Go: runtime.Version(), Date: time.Now().UTC().Format(time.RFC3339)}
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for line := range strings.SplitSeq(string(b), "\n") {
+			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+				m.CPU = strings.TrimSpace(v)
+				break
+			}
+		}
+	}
+	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
+		var kb int64
+		if _, err := fmt.Sscanf(string(b), "MemTotal: %d kB", &kb); err == nil {
+			m.MemGiB = int((kb + 1<<19) >> 20)
+		}
+	}
+	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
+		m.Kernel = strings.TrimSpace(string(b))
+	}
+	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
+		if f := strings.Fields(string(b)); len(f) >= 3 {
+			m.LoadAvg = strings.Join(f[:3], " ")
+		}
+	}
+	return m
+}
+
+// String is the machine on one line.
+func (m Machine) String() string {
+	return fmt.Sprintf("%s, %d CPUs, %d GiB, Linux %s, %s, load average %s at the start (%s)",
+		m.CPU, m.CPUs, m.MemGiB, m.Kernel, m.Go, m.LoadAvg, m.Date)
+}
+
+// ColdStart is what bench/coldstart writes.
+type ColdStart struct {
+	Machine Machine `json:"machine"`
+	Runs    int     `json:"runs"`
+	// Extensions holds KTE first, then the floor.
+	Extensions []ColdStartExt `json:"extensions"`
+	// DNSLookupMs is how long resolving sandbox.localdomain took on this
+	// machine (Lambda answers it from /etc/hosts); KTE's listener resolves
+	// it during init.
+	DNSLookupMs Summary `json:"dns_lookup_ms"`
+	// RingBytes is KTE's ring size in the runs.
+	RingBytes int `json:"ring_bytes"`
+}
+
+// ColdStartExt is one extension's cold-start figures over the runs.
+type ColdStartExt struct {
+	Name string `json:"name"`
+	// FirstNextMs: process start (fork) to its first /event/next.
+	FirstNextMs Summary `json:"first_next_ms"`
+	// SubscribedMs: process start to an accepted Telemetry API
+	// subscription (none for the floor).
+	SubscribedMs Summary `json:"subscribed_ms"`
+	// RegisteredMs: process start to registration.
+	RegisteredMs Summary `json:"registered_ms"`
+	// InitPhaseMs: the simulated Init phase (platform.initReport).
+	InitPhaseMs Summary `json:"init_phase_ms"`
+	// PeakRSSMiB: peak resident set (VmHWM) over the process's life (init,
+	// one small invoke, shutdown).
+	PeakRSSMiB Summary `json:"peak_rss_mib"`
+	// LoggedInitMs: the init_ms of KTE's own start-up line (none for the
+	// floor).
+	LoggedInitMs Summary `json:"logged_init_ms"`
+}
+
+// Load is what bench/load writes.
+type Load struct {
+	Machine Machine    `json:"machine"`
+	Runs    []LoadRate `json:"runs"`
+}
+
+// LoadRate is one sustained rate.
+type LoadRate struct {
+	// Rate is the function log lines per second of function run time.
+	Rate       int     `json:"rate"`
+	Seconds    float64 `json:"seconds"` // wall time of the invocations
+	Invokes    int     `json:"invokes"`
+	InvokeMs   float64 `json:"invoke_ms"` // simulated function duration
+	LineBytes  []int   `json:"line_bytes"`
+	OverheadMs Summary `json:"overhead_ms"` // runtimeDone to the extension's /event/next
+	// CPUPercent is the extension process's CPU time over its life (from
+	// start to exit) divided by that life, in percent of one CPU.
+	CPUPercent float64 `json:"cpu_percent"`
+	// CPUMsPer1kEvents is the extension's CPU time per thousand events
+	// received by Kinesis.
+	CPUMsPer1kEvents float64 `json:"cpu_ms_per_1k_events"`
+	PeakRSSMiB       float64 `json:"peak_rss_mib"`
+	// PeakRSSMiB is the process's VmHWM (see harness.PeakRSS).
+	// SampledRSS is the largest resident set seen by sampling /proc every
+	// 20 ms, split into anonymous memory (heap, ring, stacks) and file
+	// pages (the executable's text).
+	SampledRSSMiB  float64 `json:"sampled_rss_mib"`
+	SampledAnonMiB float64 `json:"sampled_anon_mib"`
+	SampledFileMiB float64 `json:"sampled_file_mib"`
+	RingBytes      int     `json:"ring_bytes"`
+
+	Generated int `json:"generated"` // events the simulator generated
+	Acked     int `json:"acked"`     // events in POSTs the extension answered 2xx
+	Dropped   int `json:"dropped"`   // events Lambda dropped (subscriber queue overflow)
+	Pending   int `json:"pending"`   // events still queued for the extension at the end
+	// PendingTypes counts the pending events by type: the extension's own
+	// last log lines, written after it stopped listening, can never reach it.
+	PendingTypes map[string]int `json:"pending_types,omitempty"`
+	Received     int            `json:"received"` // distinct events found in Kinesis records
+	Records      int            `json:"records"`  // records received by Kinesis
+	Dupes        int            `json:"dupes"`    // records carrying an event already received
+	Unknown      int            `json:"unknown"`  // records matching no generated event
+	Lost         int            `json:"lost"`     // acknowledged events never received by Kinesis
+	Calls        int            `json:"calls"`    // PutRecords calls received
+	Conns        int            `json:"conns"`    // TCP connections the extension opened to Kinesis
+	Summary      string         `json:"summary"`  // the extension's KTE_SUMMARY line
+}
+
+// Write writes v as indented JSON to path.
+func Write(path string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return fmt.Errorf("cannot encode results: %w", err)
+	}
+	if err := os.WriteFile(path, append(b, '\n'), 0o644); err != nil {
+		return fmt.Errorf("cannot write results: %w", err)
+	}
+	return nil
+}
+
+// Read reads JSON from path into v.
+func Read(path string, v any) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("cannot read results: %w", err)
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return fmt.Errorf("cannot decode %s: %w", path, err)
+	}
+	return nil
+}
