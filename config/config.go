@@ -212,16 +212,40 @@ func (c Config) StreamRegion() string {
 // BufferMaxItems events, and one block header, rounded up to 8. The listener
 // sizes its body limit and the ring its minimum from this one figure.
 func (c Config) MaxPostReservation() int {
-	return maxPostReservation(c.BufferMaxBytes, c.BufferMaxItems, c.Enrich)
+	return maxPostReservation(c.BufferMaxBytes, c.BufferMaxItems, c.Enrich, c.RecordMaxBytes)
 }
 
-func maxPostReservation(maxBytes, maxItems int, enrich bool) int {
+// MinRecordBytes is the smallest KTE_RECORD_MAX_BYTES (and
+// KTE_BATCH_MAX_BYTES): a wrapped record (quarantined body or part of an
+// oversize event) needs room for its header (WrapHeaderMaxBytes) and the
+// longest partition key (up to 1 KiB of UTF-8) besides some payload.
+const MinRecordBytes = 8 * KiB
+
+// WrapHeaderMaxBytes bounds the bytes a wrapped record spends besides its
+// payload: the enrichment prefix (EnrichPrefixMaxBytes), the "kte" object
+// with a reason of up to 256 bytes (up to 6 bytes each once escaped), and
+// JSON punctuation. The listener's exact figure is smaller; main's tests
+// check the two agree.
+const WrapHeaderMaxBytes = 3 * KiB
+
+// maxKeyBytes is the longest partition key in bytes (256 characters of up
+// to 4 bytes in UTF-8).
+const maxKeyBytes = KinesisMaxPartitionKeyChars * 4
+
+func maxPostReservation(maxBytes, maxItems int, enrich bool, recordMax int) int {
 	perEvent := FrameHeaderBytes
 	if enrich {
 		perEvent += EnrichPrefixMaxBytes
 	}
-	n := 2*maxBytes + PostSlackBytes + maxItems*perEvent + BlockHeaderBytes
-	return (n + 7) &^ 7
+	body := 2*maxBytes + PostSlackBytes
+	events := body + maxItems*perEvent + BlockHeaderBytes
+	// A body that cannot be split is stored whole, in the worst case as
+	// base64 (4/3 of its size) cut into records of recordMax bytes at most.
+	enc := (body + 2) / 3 * 4
+	room := max(recordMax-maxKeyBytes-WrapHeaderMaxBytes-8, 1)
+	parts := enc/room + 2
+	wrapped := enc + parts*(WrapHeaderMaxBytes+FrameHeaderBytes) + BlockHeaderBytes
+	return (max(events, wrapped) + 7) &^ 7
 }
 
 // MinRingBytes returns the smallest ring the configuration allows: the power
@@ -253,8 +277,8 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 	c.BufferTimeoutMs, _ = l.intIn("KTE_BUFFER_TIMEOUT_MS", TelemetryMinTimeoutMs, TelemetryMaxTimeoutMs)
 
 	c.BatchMaxRecords, _ = l.intIn("KTE_BATCH_MAX_RECORDS", 1, KinesisMaxRecordsPerRequest)
-	batchBytes, okBatch := l.sizeIn("KTE_BATCH_MAX_BYTES", KiB, KinesisLargeRecordMaxBytes)
-	recBytes, okRec := l.sizeIn("KTE_RECORD_MAX_BYTES", KiB, KinesisLargeRecordMaxBytes)
+	batchBytes, okBatch := l.sizeIn("KTE_BATCH_MAX_BYTES", MinRecordBytes, KinesisLargeRecordMaxBytes)
+	recBytes, okRec := l.sizeIn("KTE_RECORD_MAX_BYTES", MinRecordBytes, KinesisLargeRecordMaxBytes)
 	c.BatchMaxBytes, c.RecordMaxBytes = batchBytes, recBytes
 	if okBatch && okRec && recBytes > batchBytes {
 		// Blame the variable the user set; if only the batch limit was set,
@@ -281,7 +305,7 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 	// The ring is checked last: its minimum depends on the buffer settings
 	// and KTE_ENRICH, so it is only judged when those are valid.
 	okEnrich := l.okBool("KTE_ENRICH")
-	c.RingBytes = l.ring("KTE_RING_BYTES", okItems && okBytes && okEnrich, bufBytes, bufItems, c.Enrich)
+	c.RingBytes = l.ring("KTE_RING_BYTES", okItems && okBytes && okEnrich && okRec, bufBytes, bufItems, c.Enrich, recBytes)
 
 	l.lambda(&c.Lambda)
 	if c.Region == "" {
@@ -645,7 +669,7 @@ func (l *loader) logLevel(name string) slog.Level {
 
 // ring validates KTE_RING_BYTES against the reservation that the buffer
 // settings imply; depsOK says whether those settings parsed.
-func (l *loader) ring(name string, depsOK bool, bufBytes, bufItems int, enrich bool) int {
+func (l *loader) ring(name string, depsOK bool, bufBytes, bufItems int, enrich bool, recordMax int) int {
 	v, set := l.lookup(name)
 	if !depsOK {
 		if set {
@@ -657,7 +681,7 @@ func (l *loader) ring(name string, depsOK bool, bufBytes, bufItems int, enrich b
 		}
 		return 0
 	}
-	res := maxPostReservation(bufBytes, bufItems, enrich)
+	res := maxPostReservation(bufBytes, bufItems, enrich, recordMax)
 	minimum := minRingBytes(res)
 	if !set {
 		return max(DefaultRingBytes, minimum)
@@ -665,10 +689,10 @@ func (l *loader) ring(name string, depsOK bool, bufBytes, bufItems int, enrich b
 	n, err := ParseBytes(v)
 	if err != nil || n < int64(minimum) || n&(n-1) != 0 || n > MaxRingBytes {
 		l.fail(name, v, fmt.Sprintf(
-			"a power of two between %s and %s; the minimum is 2 × the largest delivery reservation for KTE_BUFFER_MAX_BYTES=%s, KTE_BUFFER_MAX_ITEMS=%d and KTE_ENRICH=%t (2 × %s + %s + %d × %d B per event + %d B = %d B)%s",
+			"a power of two between %s and %s; the minimum is 2 × the largest delivery reservation, %d B for KTE_BUFFER_MAX_BYTES=%s, KTE_BUFFER_MAX_ITEMS=%d, KTE_ENRICH=%t and KTE_RECORD_MAX_BYTES=%s (a body of up to 2 × %s + %s stored as events with %d B of framing each, or as base64 in wrapped records when it cannot be split)%s",
 			FormatBytes(int64(minimum)), FormatBytes(MaxRingBytes),
-			FormatBytes(int64(bufBytes)), bufItems, enrich,
-			FormatBytes(int64(bufBytes)), FormatBytes(PostSlackBytes), bufItems, perEventBytes(enrich), BlockHeaderBytes, res,
+			res, FormatBytes(int64(bufBytes)), bufItems, enrich, FormatBytes(int64(recordMax)),
+			FormatBytes(int64(bufBytes)), FormatBytes(PostSlackBytes), perEventBytes(enrich),
 			sizeHint(err)))
 		return 0
 	}

@@ -130,7 +130,7 @@ func TestLoadValid(t *testing.T) {
 	f("KTE_BATCH_MAX_BYTES", "1MiB", batchBytes, 1<<20)
 	f("KTE_BATCH_MAX_BYTES", "10MiB", batchBytes, 10<<20)
 	recBytes := func(c Config) any { return c.RecordMaxBytes }
-	f("KTE_RECORD_MAX_BYTES", "1KiB", recBytes, 1<<10)
+	f("KTE_RECORD_MAX_BYTES", "8KiB", recBytes, 8<<10)
 	f("KTE_RECORD_MAX_BYTES", "5MiB", recBytes, 5<<20)
 
 	pk := func(c Config) any { return c.PartitionKey }
@@ -255,11 +255,11 @@ func TestLoadInvalid(t *testing.T) {
 
 	f("KTE_BATCH_MAX_RECORDS", "0", "an integer between 1 and 500")
 	f("KTE_BATCH_MAX_RECORDS", "501", "an integer between 1 and 500")
-	f("KTE_BATCH_MAX_BYTES", "1023", "a size between 1KiB and 10MiB")
-	f("KTE_BATCH_MAX_BYTES", "11MiB", "a size between 1KiB and 10MiB")
+	f("KTE_BATCH_MAX_BYTES", "8191", "a size between 8KiB and 10MiB")
+	f("KTE_BATCH_MAX_BYTES", "11MiB", "a size between 8KiB and 10MiB")
 	f("KTE_BATCH_MAX_BYTES", "512KiB", "≥ KTE_RECORD_MAX_BYTES=1MiB (its default") // record default 1MiB now too big
-	f("KTE_RECORD_MAX_BYTES", "1000", "a size between 1KiB and 10MiB")
-	f("KTE_RECORD_MAX_BYTES", "10241KiB", "a size between 1KiB and 10MiB")
+	f("KTE_RECORD_MAX_BYTES", "4KiB", "a size between 8KiB and 10MiB")
+	f("KTE_RECORD_MAX_BYTES", "10241KiB", "a size between 8KiB and 10MiB")
 	f("KTE_RECORD_MAX_BYTES", "6MiB", "≤ KTE_BATCH_MAX_BYTES=5MiB")
 
 	const pkRange = "environment, random, function, or a fixed key of 1–256 characters"
@@ -306,7 +306,7 @@ func TestLoadInvalid(t *testing.T) {
 	f("KTE_LOG_LEVEL", "trace", "one of error, warn, info, debug")
 	f("KTE_LOG_LEVEL", "warning", "one of error, warn, info, debug")
 
-	const ringRange = "a power of two between 8MiB and 1GiB; the minimum is 2 × the largest delivery reservation for KTE_BUFFER_MAX_BYTES=1MiB, KTE_BUFFER_MAX_ITEMS=1000 and KTE_ENRICH=true"
+	const ringRange = "a power of two between 8MiB and 1GiB; the minimum is 2 × the largest delivery reservation, 2895896 B for KTE_BUFFER_MAX_BYTES=1MiB, KTE_BUFFER_MAX_ITEMS=1000, KTE_ENRICH=true and KTE_RECORD_MAX_BYTES=1MiB"
 	f("KTE_RING_BYTES", "4MiB", ringRange)
 	f("KTE_RING_BYTES", "12MiB", ringRange)
 	f("KTE_RING_BYTES", "2GiB", ringRange)
@@ -402,18 +402,24 @@ func TestRingMinimumFollowsBufferSettings(t *testing.T) {
 			t.Fatalf("unexpected ring %d for reservation %d", c.RingBytes, c.MaxPostReservation())
 		}
 	}
-	// 2*1MiB + 64KiB + 1000*(4+512) + 8 = 2678696.
-	f(nil, 8<<20, 2678696)
-	// 2*1MiB + 64KiB + 1000*4 + 8 = 2166696.
-	f([]string{"KTE_ENRICH", "false"}, 8<<20, 2166696)
+	// Events: 2*1MiB + 64KiB + 1000*(4+512) + 8 = 2678696. Wrapped whole as
+	// base64: 4*ceil(2162688/3) = 2883584 in 2883584/(1MiB-1024-3072-8)+2 = 4
+	// parts of 3072+4 framing, + 8 = 2895896, the larger.
+	f(nil, 8<<20, 2895896)
+	// Events: 2*1MiB + 64KiB + 1000*4 + 8 = 2166696; wrapped: 2895896.
+	f([]string{"KTE_ENRICH", "false"}, 8<<20, 2895896)
 	// 2*1MiB + 64KiB + 10000*516 + 8 = 7322696: 2x exceeds 8MiB, so the default grows to 16MiB.
 	f([]string{"KTE_BUFFER_MAX_ITEMS", "10000"}, 16<<20, 7322696)
 	f([]string{"KTE_BUFFER_MAX_ITEMS", "10000", "KTE_RING_BYTES", "32MiB"}, 32<<20, 7322696)
-	// 2*256KiB + 64KiB + 1000*4 + 8 = 593832.
-	f([]string{"KTE_BUFFER_MAX_BYTES", "256KiB", "KTE_ENRICH", "off", "KTE_RING_BYTES", "2MiB"}, 2<<20, 593832)
+	// Events: 2*256KiB + 64KiB + 1000*4 + 8 = 593832; wrapped: 786432 + 2*3076 + 8 = 792592.
+	f([]string{"KTE_BUFFER_MAX_BYTES", "256KiB", "KTE_ENRICH", "off", "KTE_RING_BYTES", "2MiB"}, 2<<20, 792592)
+	// Small records need more parts: 786432/(8KiB-1024-3072-8)+2 = 194 parts,
+	// 786432 + 194*3076 + 8 = 1383184, more than the events (enriched: 589824 + 1000*516 + 8 = 1105832).
+	f([]string{"KTE_BUFFER_MAX_BYTES", "256KiB", "KTE_RECORD_MAX_BYTES", "8KiB", "KTE_BATCH_MAX_BYTES", "8KiB"}, 8<<20, 1383184)
+	f([]string{"KTE_BUFFER_MAX_BYTES", "256KiB", "KTE_RECORD_MAX_BYTES", "8KiB", "KTE_BATCH_MAX_BYTES", "8KiB", "KTE_ENRICH", "off"}, 8<<20, 1383184)
 
 	_, err := loadWith("KTE_BUFFER_MAX_ITEMS", "10000", "KTE_RING_BYTES", "8MiB")
-	want := `KTE_RING_BYTES="8MiB": must be a power of two between 16MiB and 1GiB; the minimum is 2 × the largest delivery reservation for KTE_BUFFER_MAX_BYTES=1MiB, KTE_BUFFER_MAX_ITEMS=10000 and KTE_ENRICH=true (2 × 1MiB + 64KiB + 10000 × 516 B per event + 8 B = 7322696 B)`
+	want := `KTE_RING_BYTES="8MiB": must be a power of two between 16MiB and 1GiB; the minimum is 2 × the largest delivery reservation, 7322696 B for KTE_BUFFER_MAX_BYTES=1MiB, KTE_BUFFER_MAX_ITEMS=10000, KTE_ENRICH=true and KTE_RECORD_MAX_BYTES=1MiB (a body of up to 2 × 1MiB + 64KiB stored as events with 516 B of framing each, or as base64 in wrapped records when it cannot be split)`
 	if err == nil || err.Error() != want {
 		t.Fatalf("unexpected error;\ngot  %v\nwant %s", err, want)
 	}

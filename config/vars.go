@@ -74,18 +74,18 @@ var Vars = []VarDoc{
 	},
 	{
 		Name: "KTE_BATCH_MAX_BYTES", Default: "5MiB", value: "5MiB",
-		Range:   "1KiB–10MiB",
+		Range:   "8KiB–10MiB",
 		Meaning: "Most bytes (data + partition keys) per PutRecords request. AWS allows 5MiB; above that only for streams whose maximum record size was raised (up to 10MiB).",
 	},
 	{
 		Name: "KTE_RECORD_MAX_BYTES", Default: "1MiB", value: "1MiB",
-		Range:   "1KiB–10MiB, ≤ KTE_BATCH_MAX_BYTES",
+		Range:   "8KiB–10MiB, ≤ KTE_BATCH_MAX_BYTES",
 		Meaning: "Most bytes (data + partition key) per record; larger events are handled as documented. AWS allows 1MiB; above that only for streams whose maximum record size was raised (up to 10MiB).",
 	},
 	{
 		Name: "KTE_RING_BYTES", Default: "8MiB (more if the buffer settings need it)",
 		Range:   "power of two ≤ 1GiB, ≥ 2 × the largest delivery reservation",
-		Meaning: "Memory for buffered events. The minimum follows from KTE_BUFFER_MAX_BYTES, KTE_BUFFER_MAX_ITEMS and KTE_ENRICH: 2 × (2 × max bytes + 64KiB + max items × (4 + 512 if enriched) + 8), rounded up to a power of two; when unset, the larger of 8MiB and that minimum.",
+		Meaning: "Memory for buffered events. The minimum is twice the largest delivery (2 × max bytes + 64KiB), stored either as events (max items × (4 + 512 if enriched) bytes of framing) or, when it cannot be split, as base64 in wrapped records of KTE_RECORD_MAX_BYTES; rounded up to a power of two. When unset, the larger of 8MiB and that minimum. The error message gives the figure.",
 	},
 	{
 		Name: "KTE_SEND_TIMEOUT_MS", Default: "2000", value: "2000",
