@@ -19,15 +19,15 @@ pkg: github.com/kte-dev/kinesis-telemetry-extension/ring
 cpu: AMD EPYC
 BenchmarkWrite/writers=1/frame=100-2   	1000	  50 ns/op	2000 MB/s	0 B/op	0 allocs/op
 pkg: github.com/kte-dev/kinesis-telemetry-extension/bench/ingest
-BenchmarkEndToEnd/impl=kte/body=events_1-2         	   59448	     22469 ns/op	  10.90 MB/s	         4.6 allocs/event	       262.4 cpu-ms/10k-events	     44506 events/s	    2533 B/op	       4 allocs/op
-BenchmarkEndToEnd/impl=kte/body=events_1-2         	   59448	     22469 ns/op	  10.90 MB/s	         4.4 allocs/event	       250.0 cpu-ms/10k-events	     40000 events/s	    2533 B/op	       4 allocs/op
-BenchmarkEndToEnd/impl=kte/body=1MiB-2             	     349	   3461021 ns/op	 302.97 MB/s	         4.611 allocs/event	        40 cpu-ms/10k-events	    300000 events/s	10267483 B/op	    4717 allocs/op
-BenchmarkEndToEnd/impl=baseline/body=events_1-2    	   44676	     26106 ns/op	   9.38 MB/s	        32.58 allocs/event	       270.1 cpu-ms/10k-events	     38000 events/s	    5304 B/op	      32 allocs/op
-BenchmarkEndToEnd/impl=baseline/body=1MiB-2        	     140	   9485351 ns/op	 110.55 MB/s	         5.714 allocs/event	       120.0 cpu-ms/10k-events	    100000 events/s	15130145 B/op	    5845 allocs/op
-BenchmarkInProcess/impl=kte/body=events_1-2        	 5797850	       216.3 ns/op	1132.67 MB/s	         0 allocs/event	         2.762 cpu-ms/10k-events	   4623153 events/s	       0 B/op	       0 allocs/op
-BenchmarkInProcess/impl=baseline/body=events_1-2   	  655430	      1914 ns/op	 128.02 MB/s	         6.014 allocs/event	        24.20 cpu-ms/10k-events	    522531 events/s	     521 B/op	       6 allocs/op
---- FAIL: BenchmarkEndToEnd/impl=baseline/body=256KiB-2
-BenchmarkEndToEnd/impl=baseline/body=256KiB-2   	SDK 2026/11/27 WARN something
+BenchmarkEndToEnd/body=events_1/impl=kte-2         	   59448	     22469 ns/op	  10.90 MB/s	         4.6 allocs/event	       262.4 cpu-ms/10k-events	     44506 events/s	    2533 B/op	       4 allocs/op
+BenchmarkEndToEnd/body=events_1/impl=kte-2         	   59448	     22469 ns/op	  10.90 MB/s	         4.4 allocs/event	       250.0 cpu-ms/10k-events	     40000 events/s	    2533 B/op	       4 allocs/op
+BenchmarkEndToEnd/body=1MiB/impl=kte-2             	     349	   3461021 ns/op	 302.97 MB/s	         4.611 allocs/event	        40 cpu-ms/10k-events	    300000 events/s	10267483 B/op	    4717 allocs/op
+BenchmarkEndToEnd/body=events_1/impl=baseline-2    	   44676	     26106 ns/op	   9.38 MB/s	        32.58 allocs/event	       270.1 cpu-ms/10k-events	     38000 events/s	    5304 B/op	      32 allocs/op
+BenchmarkEndToEnd/body=1MiB/impl=baseline-2        	     140	   9485351 ns/op	 110.55 MB/s	         5.714 allocs/event	       120.0 cpu-ms/10k-events	    100000 events/s	15130145 B/op	    5845 allocs/op
+BenchmarkInProcess/body=events_1/impl=kte-2        	 5797850	       216.3 ns/op	1132.67 MB/s	         0 allocs/event	         2.762 cpu-ms/10k-events	   4623153 events/s	       0 B/op	       0 allocs/op
+BenchmarkInProcess/body=events_1/impl=baseline-2   	  655430	      1914 ns/op	 128.02 MB/s	         6.014 allocs/event	        24.20 cpu-ms/10k-events	    522531 events/s	     521 B/op	       6 allocs/op
+--- FAIL: BenchmarkEndToEnd/body=256KiB/impl=baseline-2
+BenchmarkEndToEnd/body=256KiB/impl=baseline-2   	SDK 2026/11/27 WARN something
 PASS
 `
 
@@ -72,7 +72,7 @@ func TestParseName(t *testing.T) {
 			t.Fatalf("unexpected key of %q; got %v, %v; want %v, %v", name, got, ok, want, wantOK)
 		}
 	}
-	f("BenchmarkEndToEnd/impl=kte/body=events_1-2", key{"EndToEnd", "kte", "events_1"}, true)
+	f("BenchmarkEndToEnd/body=events_1/impl=kte-2", key{"EndToEnd", "kte", "events_1"}, true)
 	f("BenchmarkEndToEnd/impl=kte/body=1MiB", key{"EndToEnd", "kte", "1MiB"}, true)
 	f("BenchmarkEndToEnd/impl=kte-16", key{"EndToEnd", "kte", ""}, false)
 	f("BenchmarkWrite/writers=1/frame=100-2", key{}, false)
