@@ -142,6 +142,7 @@ func BenchmarkReservePost(b *testing.B) {
 	ev := make([]byte, 300)
 	b.SetBytes(100 * 300)
 	b.ReportAllocs()
+	b.ResetTimer()
 	for range b.N {
 		w, err := r.Reserve(100, 100*300)
 		if err != nil {
