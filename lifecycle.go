@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"time"
 
@@ -55,7 +56,11 @@ type extension struct {
 	reg    extapi.RegisterResponse
 	done   *runtimeDone
 	policy *flush.Policy // used by the lifecycle goroutine only
-	stats  *emitter      // nil when KTE_METRICS is off
+	prev   string        // request id of the previous INVOKE (lifecycle goroutine only)
+	// runtimeDones is set when platform.runtimeDone events will come: the
+	// subscription includes platform events and the Telemetry API took it.
+	runtimeDones bool
+	stats        *emitter // nil when KTE_METRICS is off
 }
 
 // run is the whole life of the extension; it returns the exit code.
@@ -194,6 +199,7 @@ func (x *extension) subscribe(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("cannot subscribe to the Telemetry API at %s: %w", sub.URI, err)
 	}
+	x.runtimeDones = slices.Contains(x.cfg.Types, config.TypePlatform)
 	return nil
 }
 
@@ -234,9 +240,12 @@ func (x *extension) loop(ctx context.Context) int {
 func (x *extension) invoke(ctx context.Context, ev *extapi.Event) {
 	now := time.Now()
 	end := ev.Deadline().Add(-x.cfg.ShutdownMargin)
+	prev := x.prev
+	x.prev = ev.RequestID
 	switch x.policy.Invoke(now, x.fullBatchBuffered()) {
 	case flush.Now:
 		x.packer.Resume()
+		x.waitPrevious(ctx, prev, now, end)
 		x.flush(ctx, end)
 	case flush.AfterRuntimeDone:
 		// Full batches go while we wait; the rest after runtimeDone.
@@ -255,6 +264,28 @@ func (x *extension) invoke(ctx context.Context, ev *extapi.Event) {
 	if x.stats != nil && x.stats.due(time.Now()) {
 		x.emitMetrics()
 	}
+}
+
+// waitPrevious waits, before an invoke-style flush, for the previous
+// invocation's runtimeDone if it has not arrived yet. The end of an
+// invocation (its last log lines, runtimeDone, report) is usually still in
+// Lambda's telemetry buffer when the environment freezes, and reaches the
+// listener just after the thaw, while the flush at INVOKE has already begun;
+// a flush does not chase new events, so without this wait that telemetry
+// would wait one more invocation. Lambda delivers it within
+// KTE_BUFFER_TIMEOUT_MS of the thaw; the wait is bounded by that (plus
+// quietSlack) and leaves endFlushReserve before the deadline, runs
+// concurrently with the function, and is skipped when no runtimeDone will
+// come (no platform subscription, or the Telemetry API is not supported).
+func (x *extension) waitPrevious(ctx context.Context, prev string, now, end time.Time) {
+	if prev == "" || !x.runtimeDones {
+		return
+	}
+	until := now.Add(time.Duration(x.cfg.BufferTimeoutMs)*time.Millisecond + quietSlack)
+	if last := end.Add(-endFlushReserve); last.Before(until) {
+		until = last
+	}
+	x.done.wait(ctx, prev, until)
 }
 
 // flush delivers what is buffered, within end, and records the flush for

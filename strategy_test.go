@@ -241,7 +241,6 @@ func TestFlushPeriodic(t *testing.T) {
 	}
 
 	post(logLines("req-0", 0, 5))
-	first := time.Now()
 	rt.invoke("req-1", 3*time.Second) // the first INVOKE always flushes
 	rt.waitNext(2)
 	wantSeqs(t, "first INVOKE", delivered(k, rt.nextAt(2)), 0, 5)
@@ -263,7 +262,8 @@ func TestFlushPeriodic(t *testing.T) {
 	time.Sleep(50 * time.Millisecond)
 	wantSeqs(t, "INVOKE after a full-batch flush", delivered(k, time.Now()), 0, 35)
 
-	time.Sleep(time.Until(first.Add(1100 * time.Millisecond)))
+	// The period counts from the full-batch flush, done by /event/next 4.
+	time.Sleep(time.Until(rt.nextAt(4).Add(1100 * time.Millisecond)))
 	rt.invoke("req-5", 3*time.Second) // the period has passed
 	rt.waitNext(6)
 	wantSeqs(t, "INVOKE after the period", delivered(k, rt.nextAt(6)), 0, 40)
@@ -404,5 +404,74 @@ func TestMetricsOff(t *testing.T) {
 	}
 	if out := h.stdout.String(); out != "" {
 		t.Fatalf("unexpected stdout with KTE_METRICS=false: %q", out)
+	}
+}
+
+// TestFlushInvokeCatchesPreviousTail: the end of invocation N (its last log
+// lines and runtimeDone) usually reaches the extension just after the thaw
+// for N+1; the invoke-style flush waits for it briefly (at most
+// KTE_BUFFER_TIMEOUT_MS + quietSlack) instead of leaving it for N+2.
+func TestFlushInvokeCatchesPreviousTail(t *testing.T) {
+	k := fakeKinesisEnv(t)
+	rt := newFakeRuntime(t)
+	h := startExtension(t, rt, map[string]string{"KTE_FLUSH": "invoke", "KTE_BUFFER_TIMEOUT_MS": "100"})
+	rt.waitNext(1)
+	post := func(events ...[]string) {
+		t.Helper()
+		if got := h.post(body(events...)); got != 200 {
+			t.Fatalf("unexpected status; got %d", got)
+		}
+	}
+	rt.invoke("req-1", 3*time.Second)
+	rt.waitNext(2)
+	post(logLines("req-1", 0, 5), []string{runtimeDoneEvent("req-1")}) // before the freeze
+	rt.invoke("req-2", 3*time.Second)
+	rt.waitNext(3)
+	wantSeqs(t, "INVOKE 2", delivered(k, rt.nextAt(3)), 0, 5)
+
+	// req-2's tail arrives 40 ms after INVOKE 3: still in this flush.
+	start := time.Now()
+	rt.invoke("req-3", 3*time.Second)
+	time.Sleep(40 * time.Millisecond)
+	post(logLines("req-2", 5, 5), []string{runtimeDoneEvent("req-2")})
+	rt.waitNext(4)
+	wantSeqs(t, "INVOKE 3", delivered(k, rt.nextAt(4)), 0, 10)
+	if took := rt.nextAt(4).Sub(start); took < 40*time.Millisecond {
+		t.Fatalf("/event/next after %v, before the tail arrived", took)
+	}
+
+	// req-3's tail never comes: the wait ends after 100 + 30 ms.
+	post(logLines("req-3", 10, 2))
+	start = time.Now()
+	rt.invoke("req-4", 3*time.Second)
+	rt.waitNext(5)
+	if took := rt.nextAt(5).Sub(start); took < 130*time.Millisecond || took > 600*time.Millisecond {
+		t.Fatalf("/event/next after %v; want about 130ms", took)
+	}
+	wantSeqs(t, "INVOKE 4", delivered(k, rt.nextAt(5)), 0, 12)
+	rt.shutdown("spindown", time.Second)
+	if code := h.exitCode(); code != 0 {
+		t.Fatalf("unexpected exit code %d; stderr:\n%s", code, h.stderr.String())
+	}
+}
+
+// TestFlushInvokeNoTailWaitWithoutPlatform: without platform events no
+// runtimeDone ever comes, so the invoke-style flush does not wait for one.
+func TestFlushInvokeNoTailWaitWithoutPlatform(t *testing.T) {
+	fakeKinesisEnv(t)
+	rt := newFakeRuntime(t)
+	h := startExtension(t, rt, map[string]string{"KTE_FLUSH": "invoke", "KTE_TYPES": "function,extension", "KTE_BUFFER_TIMEOUT_MS": "600"})
+	rt.waitNext(1)
+	rt.invoke("req-1", 3*time.Second)
+	rt.waitNext(2)
+	start := time.Now()
+	rt.invoke("req-2", 3*time.Second) // would wait 630 ms for req-1's runtimeDone
+	rt.waitNext(3)
+	if took := rt.nextAt(3).Sub(start); took > 300*time.Millisecond {
+		t.Fatalf("/event/next after %v; want no wait for a runtimeDone that cannot come", took)
+	}
+	rt.shutdown("spindown", 3*time.Second)
+	if code := h.exitCode(); code != 0 {
+		t.Fatalf("unexpected exit code %d; stderr:\n%s", code, h.stderr.String())
 	}
 }
