@@ -14,15 +14,18 @@ BENCHCOUNT ?= 10
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export CDK_DISABLE_VERSION_CHECK := 1
 
-.PHONY: demo synth build-host all deps fmt fmt-check vet lint test test-unit test-race test-cdk fuzz bench build layer demo synth clean
+.PHONY: deps-cdk demo synth build-host all deps fmt fmt-check vet lint test test-unit test-race test-cdk fuzz bench build layer demo synth clean
 
 all: build
 
-## deps: download Go modules and the Node tools (kinesalite) the tests use.
+## deps: download Go modules and the Node tools (kinesalite) the tests and the demo use.
 deps:
 	go mod download
 	cd tools/kinesalite && npm ci --no-audit --no-fund --loglevel=error
-	@if [ -f cdk/go.mod ]; then cd cdk && go mod download; fi
+
+## deps-cdk: the CDK app's modules (about 80 MB), for its tests and synth.
+deps-cdk:
+	cd cdk && go mod download
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')
@@ -38,7 +41,7 @@ lint:
 	go tool staticcheck -checks=all,-ST1000,-ST1003 $(PKGS)
 
 ## test: everything CI checks: format, vet, staticcheck, tests (shuffled), race tests, CDK tests.
-test: deps fmt-check vet lint test-unit test-race test-cdk
+test: deps deps-cdk fmt-check vet lint test-unit test-race test-cdk
 
 test-unit:
 	$(GOTEST) -shuffle=on -count=1 -timeout 15m $(PKGS)
@@ -55,7 +58,7 @@ test-cdk:
 	else echo "cdk/: not present yet"; fi
 
 ## synth: the CloudFormation template in cdk/cdk.out from the real layer zips, no AWS credentials needed.
-synth: layer
+synth: deps-cdk layer
 	cd cdk && CDK_OUTDIR=cdk.out go run .
 
 ## fuzz: a short run of every fuzz target (FUZZTIME each).
