@@ -25,6 +25,17 @@ if [[ -z $bench ]]; then
 fi
 go tool benchstat -filter '/impl:(kte OR baseline)' -col /impl "$bench" > "$out/ingest-benchstat.txt"
 
+# Where KTE's end-to-end CPU goes (the top of the CPU profile).
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+go test -run='^$' -bench='EndToEnd/body=(events_1000|1MiB)/impl=kte' -benchtime=4s \
+	-cpuprofile="$tmp/kte.prof" -o "$tmp/ingest.test" ./bench/ingest/ > /dev/null
+{
+	echo "# go test -run='^\$' -bench='EndToEnd/body=(events_1000|1MiB)/impl=kte' -benchtime=4s -cpuprofile=kte.prof ./bench/ingest/"
+	echo "# go tool pprof -top -nodecount=25 ingest.test kte.prof"
+	go tool pprof -top -nodecount=25 "$tmp/ingest.test" "$tmp/kte.prof" 2>/dev/null | sed -n '4,$p'
+} > "$out/profile-kte-endtoend.txt"
+
 go run ./bench/coldstart -n "${COLDSTART_RUNS:-30}" -out "$out/coldstart.json"
 go run ./bench/load -duration "${LOAD_DURATION:-10s}" -out "$out/load.json"
 
