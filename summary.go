@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"math"
 	"sync"
 	"time"
 
@@ -258,7 +259,7 @@ func (x *extension) emitMetrics() {
 		float64(ls.Malformed+ls.Overflow), float64(ls.Oversize), float64(ls.RefusedFull), float64(ls.TooLarge),
 		float64(m.flushes), float64(m.incomplete), float64(m.endExpired),
 		ms(avg), ms(m.winMax), float64(bufferedFrames(rs, ps)),
-		float64(rs.HighWater), 100*float64(rs.HighWater)/float64(max(rs.Size, 1)),
+		float64(rs.HighWater), math.Round(10000*float64(rs.HighWater)/float64(max(rs.Size, 1)))/100,
 	)
 	// The strategy in use is a log field, not a dimension (it would split
 	// every metric in two under auto).
