@@ -19,8 +19,12 @@
 //     INVOKE arrives, concurrently with the function, then call /event/next.
 //     The telemetry of invocation N (its log lines, runtimeDone, report) is
 //     delivered at INVOKE N+1, or at SHUTDOWN: the delay is the gap to the
-//     next invocation. It adds billed time only when the delivery outlasts
-//     the function. The cheapest choice for busy functions.
+//     next invocation. The end of N is usually still in Lambda's telemetry
+//     buffer at the freeze and arrives just after the thaw, so the
+//     lifecycle first waits for N's runtimeDone, at most
+//     KTE_BUFFER_TIMEOUT_MS + 30 ms (without that wait it would go one
+//     invocation later). It adds billed time only when the wait and the
+//     delivery outlast the function. The cheapest choice for busy functions.
 //   - end (AfterRuntimeDone at every INVOKE): wait until this invocation's
 //     platform.runtimeDone has reached the extension (at most
 //     KTE_FLUSH_END_MAX_WAIT_MS, never past the deadline), then deliver, then
@@ -55,7 +59,8 @@ const (
 	// Skip: deliver nothing now; call /event/next at once. The packer stays
 	// paused, so nothing is in flight.
 	Skip Action = iota
-	// Now: resume the packer and flush at once, concurrently with the
+	// Now: resume the packer and flush at once (after the brief wait for
+	// the previous invocation's runtimeDone), concurrently with the
 	// function, then call /event/next.
 	Now
 	// AfterRuntimeDone: resume the packer, wait for this request's
