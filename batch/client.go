@@ -3,6 +3,7 @@ package batch
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"time"
@@ -61,7 +62,9 @@ func NewKinesisClient(ctx context.Context, cfg config.Config) (*kinesis.Client, 
 	if err != nil {
 		return nil, fmt.Errorf("cannot load AWS configuration for Kinesis: %w", err)
 	}
-	return kinesis.NewFromConfig(awsCfg), nil
+	// Wrapped after loading, so that AWS_CA_BUNDLE can still configure the
+	// buildable client's transport.
+	return kinesis.NewFromConfig(awsCfg, func(o *kinesis.Options) { o.HTTPClient = readOnlyBodies{o.HTTPClient} }), nil
 }
 
 // newHTTPClient returns the SDK's buildable client with explicit dial, TLS
@@ -81,4 +84,23 @@ func newHTTPClient(sendTimeout time.Duration) *awshttp.BuildableClient {
 			tr.ResponseHeaderTimeout = header
 			tr.IdleConnTimeout = idleConnTimeout
 		})
+}
+
+// readOnlyBodies passes requests on with a body that offers only Read and
+// Close. smithy-go closes the request body when the response headers
+// arrive; its closed body's WriteTo then returns io.EOF, which net/http's
+// write loop, still draining the body, takes for a write error: it closes
+// the connection under the response being read. Against a fast endpoint
+// that broke about one call in ten (a new connection each time, and calls
+// failing after Kinesis had stored their records, hence duplicates). With
+// only Read visible, io.EOF after the close is a normal end of body.
+type readOnlyBodies struct{ c kinesis.HTTPClient }
+
+type readCloser struct{ io.ReadCloser }
+
+func (r readOnlyBodies) Do(req *http.Request) (*http.Response, error) {
+	if req.Body != nil && req.Body != http.NoBody {
+		req.Body = readCloser{req.Body}
+	}
+	return r.c.Do(req)
 }

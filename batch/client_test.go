@@ -2,7 +2,12 @@ package batch
 
 import (
 	"context"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -73,5 +78,43 @@ func TestHTTPClientTimeouts(t *testing.T) {
 	}
 	if d := newHTTPClient(time.Second).GetDialer(); d.Timeout != dialTimeout || d.KeepAlive != keepAlive {
 		t.Fatalf("unexpected dialer; got timeout %v keep-alive %v", d.Timeout, d.KeepAlive)
+	}
+}
+
+// TestClientKeepsItsConnection: back-to-back calls against a fast endpoint
+// reuse one connection and never fail. Without readOnlyBodies about one call
+// in ten lost its connection (smithy-go's closed body vs net/http's writer).
+func TestClientKeepsItsConnection(t *testing.T) {
+	var conns atomic.Int64
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/x-amz-json-1.1")
+		_, _ = io.WriteString(w, `{"FailedRecordCount":0,"Records":[{"SequenceNumber":"1","ShardId":"shardId-000000000000"}]}`)
+	}))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	srv.Start()
+	defer srv.Close()
+	clientEnv(t, srv.URL)
+	cfg := testConfig(500, 5*MiB, MiB, "k")
+	cfg.Region = "us-east-1"
+	c, err := NewKinesisClient(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := &kinesis.PutRecordsInput{StreamName: aws.String("test"), Records: []types.PutRecordsRequestEntry{{Data: make([]byte, 64<<10), PartitionKey: aws.String("k")}}}
+	for i := range 200 {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		_, err := c.PutRecords(ctx, in)
+		cancel()
+		if err != nil {
+			t.Fatalf("call %d failed: %v", i, err)
+		}
+	}
+	if n := conns.Load(); n > 2 {
+		t.Fatalf("unexpected connections for 200 sequential calls; got %d; want 1", n)
 	}
 }
