@@ -31,7 +31,9 @@ const (
 // until no POST has arrived for timeoutMs plus quietSlack, and never longer
 // than shutdownQuietShare of the time left.
 const (
-	quietSlack         = 30 * time.Millisecond
+	quietSlack = 30 * time.Millisecond
+	// retryPoll is how often SHUTDOWN checks for a refused delivery's retry.
+	retryPoll          = 5 * time.Millisecond
 	shutdownQuietShare = 0.5
 	// signalShutdownBudget bounds the orderly flush on SIGTERM/SIGINT
 	// outside Lambda, like Lambda's own 2 s SHUTDOWN phase.
@@ -150,6 +152,7 @@ func (x *extension) start(ctx context.Context) error {
 	}()
 	x.lis, err = listener.New(r, listener.Options{
 		Port:          x.cfg.ListenPort,
+		Path:          telemetryPath,
 		MaxBodyBytes:  2*x.cfg.BufferMaxBytes + config.PostSlackBytes,
 		MaxFrameBytes: x.cfg.RecordMaxBytes - maxPartitionKeyBytes(x.cfg),
 		Enrich:        x.cfg.Enrich,
@@ -351,9 +354,11 @@ func (x *extension) shutdown(deadline time.Time, reason string) {
 
 // waitQuiet keeps the listener open until no telemetry has arrived for
 // timeoutMs + quietSlack since SHUTDOWN or the last POST, whichever is
-// later, or until its share of the time left is spent. Telemetry produced
-// before the freeze (the last platform.report) is delivered by Lambda within
-// timeoutMs of the thaw.
+// later, and no refused delivery is waiting for Lambda's retry, or until
+// its share of the time left is spent. Telemetry produced before the freeze
+// (the last platform.report) is delivered by Lambda within timeoutMs of the
+// thaw; a delivery answered 503 for want of ring room comes back after
+// Lambda's backoff, and the packer is sending meanwhile, so it will fit.
 func (x *extension) waitQuiet(end time.Time) {
 	quiet := time.Duration(x.cfg.BufferTimeoutMs)*time.Millisecond + quietSlack
 	from := time.Now()
@@ -368,10 +373,14 @@ func (x *extension) waitQuiet(end time.Time) {
 			last = from
 		}
 		since := now.Sub(last)
-		if since >= quiet {
+		if since >= quiet && !x.lis.RetryPending() {
 			return
 		}
-		time.Sleep(min(quiet-since, limit.Sub(now)))
+		wait := retryPoll
+		if since < quiet {
+			wait = quiet - since
+		}
+		time.Sleep(min(wait, limit.Sub(now)))
 	}
 }
 

@@ -221,7 +221,7 @@ func (h *harness) exitCode() int {
 // post delivers a telemetry body to the extension as Lambda would.
 func (h *harness) post(body string) int {
 	h.t.Helper()
-	resp, err := http.Post(fmt.Sprintf("http://127.0.0.1:%d/telemetry", h.port), "application/json", strings.NewReader(body))
+	resp, err := http.Post(fmt.Sprintf("http://127.0.0.1:%d/", h.port), "application/json", strings.NewReader(body))
 	if err != nil {
 		h.t.Fatalf("cannot post telemetry: %v; stderr:\n%s", err, h.stderr.String())
 	}
@@ -297,7 +297,7 @@ func TestLifecycleDeliversAndShutsDown(t *testing.T) {
 	if sub["schemaVersion"] != "2022-12-13" || buf["timeoutMs"] != 25.0 || buf["maxItems"] != 1000.0 || buf["maxBytes"] != 1048576.0 {
 		t.Fatalf("unexpected subscription; got %v", sub)
 	}
-	if want := fmt.Sprintf("http://sandbox.localdomain:%d/telemetry", h.port); dest["URI"] != want {
+	if want := fmt.Sprintf("http://sandbox.localdomain:%d/", h.port); dest["URI"] != want {
 		t.Fatalf("unexpected destination; got %v; want %s", dest["URI"], want)
 	}
 	if !strings.Contains(h.stderr.String(), "kte: started") || !strings.Contains(h.stderr.String(), "init_ms=") {

@@ -160,6 +160,9 @@ type Listener struct {
 	// lastPost is the time of the last POST on the path, in nanoseconds
 	// since epoch (monotonic); handlers store it, LastPost loads it.
 	lastPost atomic.Int64
+	// lastRefused is the lastPost value of the last POST answered 503;
+	// handlers store it after the answer is decided, RetryPending loads it.
+	lastRefused atomic.Int64
 	// idSeq numbers wrapped payloads.
 	idSeq atomic.Uint64
 
@@ -410,7 +413,20 @@ func (l *Listener) handle(ctx *fasthttp.RequestCtx) {
 	s := l.scratches.Get().(*scratch)
 	status := l.store(ctx.PostBody(), s, now)
 	l.scratches.Put(s)
+	if status == fasthttp.StatusServiceUnavailable {
+		l.lastRefused.Store(now)
+	}
 	ctx.SetStatusCode(status)
+}
+
+// RetryPending reports whether the last POST was refused for want of ring
+// room: Lambda holds that delivery and will POST it again after a backoff,
+// so at SHUTDOWN the lifecycle keeps listening for it. Lambda delivers to a
+// subscriber one POST at a time, so the last POST tells. Safe from any
+// goroutine.
+func (l *Listener) RetryPending() bool {
+	r := l.lastRefused.Load()
+	return r != 0 && r == l.lastPost.Load()
 }
 
 // handleError answers requests fasthttp could not read; a body over

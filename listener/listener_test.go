@@ -596,6 +596,9 @@ func TestRingFullThenRecovers(t *testing.T) {
 	if _, ok := r.Next(); ok {
 		t.Fatalf("unexpected frame in the ring after 503")
 	}
+	if !s.l.RetryPending() {
+		t.Fatalf("unexpected RetryPending false after a 503")
+	}
 
 	// The next POST wakes the reader, which releases the fillers while the
 	// handler waits: the POST succeeds.
@@ -626,6 +629,13 @@ func TestRingFullThenRecovers(t *testing.T) {
 	}
 	if st := s2.l.Stats(); st.RefusedFull != 0 || st.Events != 50 {
 		t.Fatalf("unexpected stats after recovery: %+v", st)
+	}
+	if s2.l.RetryPending() {
+		t.Fatalf("unexpected RetryPending on a listener that refused nothing")
+	}
+	// The retry that Lambda sends after the 503 is accepted: nothing pending.
+	if code := s.post(t, []byte("[]")); code != fasthttp.StatusOK || s.l.RetryPending() {
+		t.Fatalf("unexpected status %d or RetryPending %v after an accepted POST", code, s.l.RetryPending())
 	}
 }
 
