@@ -249,7 +249,7 @@ func (x *extension) invoke(ctx context.Context, ev *extapi.Event) {
 	case flush.Now:
 		x.packer.Resume()
 		x.waitPrevious(ctx, prev, now, end)
-		x.flush(ctx, end)
+		x.invokeFlush(ctx, end)
 	case flush.AfterRuntimeDone:
 		// Full batches go while we wait; the rest after runtimeDone.
 		x.packer.Resume()
@@ -260,7 +260,7 @@ func (x *extension) invoke(ctx context.Context, ev *extapi.Event) {
 		if !x.done.wait(ctx, ev.RequestID, until) {
 			x.stats.endWaitExpired()
 		}
-		x.flush(ctx, end)
+		x.invokeFlush(ctx, end)
 	case flush.Skip:
 		// The packer stays paused since the last flush: nothing in flight.
 	}
@@ -289,6 +289,17 @@ func (x *extension) waitPrevious(ctx context.Context, prev string, now, end time
 		until = last
 	}
 	x.done.wait(ctx, prev, until)
+}
+
+// invokeFlush is a flush at an INVOKE: it ends at end or after
+// KTE_FLUSH_MAX_MS, whichever is first, so that a slow or unavailable
+// stream adds a bounded time to each invocation; what is left stays
+// buffered for the next flush.
+func (x *extension) invokeFlush(ctx context.Context, end time.Time) batch.FlushResult {
+	if budget := time.Now().Add(x.cfg.FlushMax); budget.Before(end) {
+		end = budget
+	}
+	return x.flush(ctx, end)
 }
 
 // flush delivers what is buffered, within end, and records the flush for

@@ -167,6 +167,7 @@ type Config struct {
 	PartitionKey    PartitionKey
 	Flush           Flush
 	FlushEndMaxWait time.Duration
+	FlushMax        time.Duration // longest flush at an INVOKE
 	SendTimeout     time.Duration
 	ShutdownMargin  time.Duration
 
@@ -294,6 +295,7 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 	c.PartitionKey = l.partitionKey("KTE_PARTITION_KEY")
 	c.Flush = l.flush("KTE_FLUSH")
 	c.FlushEndMaxWait = l.millis("KTE_FLUSH_END_MAX_WAIT_MS", 0, 60000)
+	c.FlushMax = l.millis("KTE_FLUSH_MAX_MS", 50, 900000)
 	c.SendTimeout = l.millis("KTE_SEND_TIMEOUT_MS", 100, 60000)
 	c.ShutdownMargin = l.millis("KTE_SHUTDOWN_MARGIN_MS", 0, 1000)
 

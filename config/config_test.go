@@ -55,6 +55,7 @@ func TestLoadDefaults(t *testing.T) {
 		PartitionKey:      PartitionKey{Mode: PartitionKeyEnvironment},
 		Flush:             Flush{Mode: FlushInvoke},
 		FlushEndMaxWait:   2 * time.Second,
+		FlushMax:          2 * time.Second,
 		SendTimeout:       2 * time.Second,
 		ShutdownMargin:    200 * time.Millisecond,
 		Metrics:           true,
@@ -152,6 +153,9 @@ func TestLoadValid(t *testing.T) {
 	endWait := func(c Config) any { return c.FlushEndMaxWait }
 	f("KTE_FLUSH_END_MAX_WAIT_MS", "0", endWait, time.Duration(0))
 	f("KTE_FLUSH_END_MAX_WAIT_MS", "60000", endWait, time.Minute)
+	flushMax := func(c Config) any { return c.FlushMax }
+	f("KTE_FLUSH_MAX_MS", "50", flushMax, 50*time.Millisecond)
+	f("KTE_FLUSH_MAX_MS", "900000", flushMax, 15*time.Minute)
 	send := func(c Config) any { return c.SendTimeout }
 	f("KTE_SEND_TIMEOUT_MS", "100", send, 100*time.Millisecond)
 	f("KTE_SEND_TIMEOUT_MS", "60000", send, time.Minute)
@@ -281,6 +285,7 @@ func TestLoadInvalid(t *testing.T) {
 
 	f("KTE_FLUSH_END_MAX_WAIT_MS", "60001", "an integer between 0 and 60000")
 	f("KTE_FLUSH_END_MAX_WAIT_MS", "-1", "an integer between 0 and 60000")
+	f("KTE_FLUSH_MAX_MS", "49", "an integer between 50 and 900000")
 	f("KTE_SEND_TIMEOUT_MS", "99", "an integer between 100 and 60000")
 	f("KTE_SEND_TIMEOUT_MS", "60001", "an integer between 100 and 60000")
 	f("KTE_SEND_TIMEOUT_MS", "2s", "an integer between 100 and 60000")
@@ -346,6 +351,7 @@ func TestLoadAllErrorsAtOnce(t *testing.T) {
 		"KTE_STREAM":                "no spaces allowed",
 		"KTE_FLUSH":                 "sometimes",
 		"KTE_FLUSH_END_MAX_WAIT_MS": "61000",
+		"KTE_FLUSH_MAX_MS":          "0",
 		"KTE_PARTITION_KEY":         "",
 		"KTE_TYPES":                 "platform,logs",
 		"KTE_ENRICH":                "maybe",

@@ -38,6 +38,11 @@ var Vars = []VarDoc{
 		Meaning: "With end/auto: the longest wait for platform.runtimeDone after an INVOKE, in ms (never past the invoke deadline).",
 	},
 	{
+		Name: "KTE_FLUSH_MAX_MS", Default: "2000", value: "2000",
+		Range:   "50–900000",
+		Meaning: "The longest a delivery at an INVOKE may take, in ms (never past the invoke deadline minus KTE_SHUTDOWN_MARGIN_MS). What is not delivered by then stays buffered for the next one, so a slow or unavailable stream adds at most this much to an invocation. SHUTDOWN uses its whole deadline.",
+	},
+	{
 		Name: "KTE_PARTITION_KEY", Default: "environment", value: "environment",
 		Range:   "`environment`, `random`, `function`, or any other text of 1–256 characters (a fixed key)",
 		Meaning: "Partition key: one random key per execution environment (per-environment order, spread over shards), a random key per record, from 256 generated once (most spread, no order), the function name, or a fixed string (one shard).",

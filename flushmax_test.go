@@ -1,0 +1,44 @@
+package main
+
+import (
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestLifecycleInvokeFlushIsBounded: with a stream that never answers, a
+// flush at INVOKE gives up after KTE_FLUSH_MAX_MS, long before the invoke
+// deadline, and the events stay buffered (they go to stderr at SHUTDOWN).
+func TestLifecycleInvokeFlushIsBounded(t *testing.T) {
+	hang := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		<-r.Context().Done()
+	}))
+	defer hang.Close()
+	t.Setenv("AWS_ENDPOINT_URL_KINESIS", hang.URL)
+	t.Setenv("AWS_ACCESS_KEY_ID", "AKIDLOCAL")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "local-secret")
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	rt := newFakeRuntime(t)
+	h := startExtension(t, rt, map[string]string{"KTE_FLUSH_MAX_MS": "150", "KTE_SEND_TIMEOUT_MS": "5000"})
+	rt.waitNext(1)
+	if got := h.post(telemetryBody("req-0", 0, 20)); got != 200 {
+		t.Fatalf("unexpected status; got %d", got)
+	}
+	start := time.Now()
+	rt.invoke("req-1", 10*time.Second)
+	rt.waitNext(2)
+	if took := time.Since(start); took < 150*time.Millisecond || took > 3*time.Second {
+		t.Fatalf("unexpected INVOKE to /event/next time with KTE_FLUSH_MAX_MS=150 and a 10 s deadline: %v", took)
+	}
+	rt.shutdown("spindown", time.Second)
+	if code := h.exitCode(); code != 0 {
+		t.Fatalf("unexpected exit code %d", code)
+	}
+	if out := h.stderr.String(); !strings.Contains(out, "KTE_SUMMARY reason=spindown received=20 ") || !strings.Contains(out, " dropped_shutdown=20 ") {
+		t.Fatalf("unexpected summary; stderr:\n%s", out)
+	}
+}
