@@ -65,56 +65,6 @@ type extension struct {
 	stats        *emitter // nil when KTE_METRICS is off
 }
 
-// run is the whole life of the extension; it returns the exit code.
-func run(ctx context.Context, e env) int {
-	log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
-
-	// Step 1: the Lambda environment, then register. Without the Runtime
-	// API address nothing can be reported to Lambda: log and exit.
-	lam, err := config.LoadLambda(e.lookup)
-	if err != nil {
-		log.Error("kte: cannot start: " + err.Error())
-		return 1
-	}
-	x := &extension{env: e, log: log, api: extapi.New(lam.RuntimeAPI), done: newRuntimeDone()}
-	events := []extapi.EventType{extapi.Invoke, extapi.Shutdown}
-	if lam.LMI {
-		events = []extapi.EventType{extapi.Shutdown} // Managed Instances refuse INVOKE registration
-	}
-	x.reg, err = x.api.Register(ctx, e.name, events)
-	if err != nil {
-		log.Error("kte: cannot register with the Extensions API", "name", e.name, "error", err)
-		return 1
-	}
-
-	// Step 2: configuration, every bad variable reported at once.
-	x.cfg, err = config.Load(e.lookup)
-	if err != nil {
-		return x.initError(ctx, errTypeConfig, fmt.Errorf("invalid configuration:\n%w", err))
-	}
-	x.log = slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: x.cfg.LogLevel}))
-
-	// Step 3: ring, packer and listener; the Kinesis client (credentials,
-	// endpoint resolution) is built concurrently so it never delays init.
-	if err := x.start(ctx); err != nil {
-		return x.initError(ctx, errTypeListen, err)
-	}
-
-	// Step 4: subscribe. A 202 is a local emulator without telemetry.
-	if err := x.subscribe(ctx); err != nil {
-		x.stopListener()
-		return x.initError(ctx, errTypeSubscribe, err)
-	}
-	x.log.Info("kte: started", "init_ms", fmt.Sprintf("%.2f", float64(time.Since(e.start).Microseconds())/1000),
-		"version", version, "stream", x.cfg.StreamName, "listen", x.lis.Addr(), "ring_bytes", x.cfg.RingBytes,
-		"flush", x.cfg.Flush.String(), "lmi", x.cfg.LMI)
-	x.adviseFlush()
-	x.startMetricsTicker()
-
-	// Step 5: the event loop.
-	return x.loop(ctx)
-}
-
 func (x *extension) initError(ctx context.Context, errType string, err error) int {
 	x.log.Error("kte: init failed", "error_type", errType, "error", err)
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)

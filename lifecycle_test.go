@@ -1,12 +1,15 @@
 package main
 
 import (
+	"context"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/kte-dev/kinesis-telemetry-extension/internal/kinesalite"
 )
 
 // TestLifecycleInvokeFlushIsBounded: with a stream that never answers, a
@@ -40,5 +43,30 @@ func TestLifecycleInvokeFlushIsBounded(t *testing.T) {
 	}
 	if out := h.stderr.String(); !strings.Contains(out, "KTE_SUMMARY reason=spindown received=20 ") || !strings.Contains(out, " dropped_shutdown=20 ") {
 		t.Fatalf("unexpected summary; stderr:\n%s", out)
+	}
+}
+
+// TestLifecycleSignalFlushesLikeShutdown: SIGTERM outside Lambda (the root
+// context cancelled) gets the same orderly flush as SHUTDOWN.
+func TestLifecycleSignalFlushesLikeShutdown(t *testing.T) {
+	kl := kinesalite.StartT(t)
+	stream := kl.StreamT(t, "signal", 1)
+	kinesaliteEnv(t, kl)
+	rt := newFakeRuntime(t)
+	h := startExtension(t, rt, map[string]string{"KTE_STREAM": stream})
+	rt.waitNext(1)
+	if got := h.post(telemetryBody("req-0", 0, 40)); got != 200 {
+		t.Fatalf("unexpected status; got %d", got)
+	}
+	h.cancel() // what signal.NotifyContext does on SIGTERM
+	if code := h.exitCode(); code != 0 {
+		t.Fatalf("unexpected exit code %d; stderr:\n%s", code, h.stderr.String())
+	}
+	recs, err := kl.ReadAll(context.Background(), stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) != 40 || !strings.Contains(h.stderr.String(), "KTE_SUMMARY reason=signal received=40 ") {
+		t.Fatalf("unexpected delivery on SIGTERM; got %d records; stderr:\n%s", len(recs), h.stderr.String())
 	}
 }
