@@ -10,11 +10,12 @@ GOTEST   ?= go test
 PKGS     := ./...
 FUZZTIME ?= 10s
 BENCHCOUNT ?= 10
+BENCHTIME ?= 300ms
 
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export CDK_DISABLE_VERSION_CHECK := 1
 
-.PHONY: deps-cdk demo synth build-host all deps fmt fmt-check vet lint test test-unit test-race test-cdk fuzz bench build layer demo synth clean
+.PHONY: bench-report flushbench deps-cdk demo synth build-host all deps fmt fmt-check vet lint test test-unit test-race test-cdk fuzz bench build layer demo synth clean
 
 all: build
 
@@ -72,9 +73,17 @@ fuzz:
 ## bench: benchmarks with -count for benchstat; results in bench/results/.
 bench:
 	mkdir -p bench/results
-	go test -run='^$$' -bench=. -benchmem -count=$(BENCHCOUNT) -timeout 60m ./ring/ ./listener/ ./batch/ ./bench/... | tee bench/results/latest.txt
+	go test -run='^$$' -bench=. -benchmem -count=$(BENCHCOUNT) -benchtime=$(BENCHTIME) -timeout 60m ./ring/ ./listener/ ./batch/ ./bench/... | tee bench/results/latest.txt
 	go tool benchstat bench/results/latest.txt > bench/results/latest-benchstat.txt
 	@cat bench/results/latest-benchstat.txt
+
+## bench-report: ingest benchmarks, cold start, load, layer sizes and the chart into bench/results/README.md.
+bench-report:
+	BENCHCOUNT=$(BENCHCOUNT) bench/run.sh
+
+## flushbench: delivery delay and per-invoke overhead of each KTE_FLUSH strategy (about 9 minutes).
+flushbench: build-host
+	go run ./flush/cmd/flushbench -seconds 60
 
 ## build-host: the extension for this machine, used by end-to-end tests and the demo.
 build-host:
