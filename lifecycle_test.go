@@ -2,9 +2,6 @@ package main
 
 import (
 	"context"
-	"io"
-	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -16,15 +13,7 @@ import (
 // flush at INVOKE gives up after KTE_FLUSH_MAX_MS, long before the invoke
 // deadline, and the events stay buffered (they go to stderr at SHUTDOWN).
 func TestLifecycleInvokeFlushIsBounded(t *testing.T) {
-	hang := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.Copy(io.Discard, r.Body)
-		<-r.Context().Done()
-	}))
-	defer hang.Close()
-	t.Setenv("AWS_ENDPOINT_URL_KINESIS", hang.URL)
-	t.Setenv("AWS_ACCESS_KEY_ID", "AKIDLOCAL")
-	t.Setenv("AWS_SECRET_ACCESS_KEY", "local-secret")
-	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	hangingKinesis(t)
 	rt := newFakeRuntime(t)
 	h := startExtension(t, rt, map[string]string{"KTE_FLUSH_MAX_MS": "150", "KTE_SEND_TIMEOUT_MS": "5000"})
 	rt.waitNext(1)

@@ -411,15 +411,7 @@ func TestLifecycleInitErrors(t *testing.T) {
 func TestLifecycleOutageWritesUndeliveredToStderr(t *testing.T) {
 	// A Kinesis endpoint that never answers: the outage outlasts the
 	// SHUTDOWN deadline, so every event must end up on stderr.
-	hang := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.Copy(io.Discard, r.Body) // then the server notices the client going away
-		<-r.Context().Done()
-	}))
-	defer hang.Close()
-	t.Setenv("AWS_ENDPOINT_URL_KINESIS", hang.URL)
-	t.Setenv("AWS_ACCESS_KEY_ID", "AKIDLOCAL")
-	t.Setenv("AWS_SECRET_ACCESS_KEY", "local-secret")
-	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	hangingKinesis(t)
 	rt := newFakeRuntime(t)
 	h := startExtension(t, rt, map[string]string{"KTE_SEND_TIMEOUT_MS": "200", "KTE_METRICS": "on"})
 	rt.waitNext(1)
@@ -458,4 +450,19 @@ func TestLifecycleOutageWritesUndeliveredToStderr(t *testing.T) {
 		doc.Values["FlushesIncomplete"] < 1 || doc.Values["CallsFailed"] < 1 || doc.Values["EventsReceived"] != 50 {
 		t.Fatalf("unexpected metrics for an outage: %v", doc.Values)
 	}
+}
+
+// hangingKinesis points the SDK at a Kinesis endpoint that reads each
+// request and never answers, for the test's duration.
+func hangingKinesis(t *testing.T) {
+	t.Helper()
+	hang := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body) // then the server notices the client going away
+		<-r.Context().Done()
+	}))
+	t.Cleanup(hang.Close)
+	t.Setenv("AWS_ENDPOINT_URL_KINESIS", hang.URL)
+	t.Setenv("AWS_ACCESS_KEY_ID", "AKIDLOCAL")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "local-secret")
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
 }
