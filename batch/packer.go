@@ -506,7 +506,52 @@ func (p *Packer) control() {
 		p.fl = fl
 		p.flEvt = p.stats.events.Load()
 		p.flKnown, p.flDone = false, false
+		p.clampWaits(p.now())
 	}
+}
+
+// flushCap returns the longest a retry may wait during the current flush:
+// a quarter of the time left before its deadline, so that a flush gets
+// several attempts instead of ending early behind a backoff set for an
+// earlier, longer outage. -1 when no flush with a deadline is under way.
+func (p *Packer) flushCap(now int64) int64 {
+	if p.fl == nil {
+		return -1
+	}
+	dl, ok := p.fl.ctx.Deadline()
+	if !ok {
+		return -1
+	}
+	return max(int64(dl.Sub(p.epoch))-now, 0) / 4
+}
+
+// retryWait is the backoff for the n-th failure, capped by flushCap.
+func (p *Packer) retryWait(n int, now int64) int64 {
+	w := p.backoff(n)
+	if c := p.flushCap(now); c >= 0 && w > c {
+		w = c
+	}
+	return w
+}
+
+// clampWaits brings the waits set before this flush (the next call, and
+// each event awaiting retry) within flushCap.
+func (p *Packer) clampWaits(now int64) {
+	c := p.flushCap(now)
+	if c < 0 {
+		return
+	}
+	limit := now + c
+	p.notBefore = min(p.notBefore, limit)
+	if p.retrying == 0 {
+		return
+	}
+	for i := p.head; i != p.fresh; i++ {
+		if s := &p.slots[i&p.mask]; s.state == slotRetry && s.due > limit {
+			s.due = limit
+		}
+	}
+	p.nextDue = min(p.nextDue, limit)
 }
 
 func (p *Packer) doGiveUp(gu *giveUpRequest) {

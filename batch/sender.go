@@ -113,7 +113,7 @@ func (p *Packer) callFailed(err error, kind failKind, now int64) {
 	}
 	p.callFails++
 	if kind.retryable() {
-		p.notBefore = now + p.backoff(p.callFails)
+		p.notBefore = now + p.retryWait(p.callFails, now)
 		return
 	}
 	p.notBefore = now + p.cap/2 + randN(p.cap/2+1)
@@ -186,7 +186,7 @@ func (p *Packer) callDone(out *kinesis.PutRecordsOutput, now int64) {
 		attempts = max(attempts, s.attempts)
 	}
 	if attempts > 0 {
-		due := now + p.backoff(int(attempts))
+		due := now + p.retryWait(int(attempts), now)
 		for _, i := range p.req {
 			if s := &p.slots[i&p.mask]; s.state == slotQueued {
 				p.retryLater(s, due)
@@ -198,7 +198,7 @@ func (p *Packer) callDone(out *kinesis.PutRecordsOutput, now int64) {
 		// Nothing got through: treat it like a throttled call, so that new
 		// events wait too.
 		p.callFails++
-		p.notBefore = now + p.backoff(p.callFails)
+		p.notBefore = now + p.retryWait(p.callFails, now)
 		return
 	}
 	p.callFails, p.notBefore = 0, 0

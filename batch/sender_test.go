@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -591,4 +592,44 @@ func TestGiveUpCancelsCallInFlight(t *testing.T) {
 		t.Fatalf("unexpected stats; got %+v", st)
 	}
 	eventually(t, time.Second, "the ring to be empty", func() bool { return r.Stats().InUse == 0 })
+}
+
+// TestFlushRetriesWithinItsDeadline: a backoff longer than the flush's time
+// left (set by failures before the flush, or during it) is shortened to a
+// quarter of that time, so the flush gets more attempts and delivers once
+// the stream recovers, instead of returning early. This is what a SHUTDOWN
+// after a transient outage needs.
+func TestFlushRetriesWithinItsDeadline(t *testing.T) {
+	r := newRing(t, 1<<20)
+	var fails atomic.Int32
+	fails.Store(3)
+	c := &memClient{respond: func(_ int, in *kinesis.PutRecordsInput) (*kinesis.PutRecordsOutput, error) {
+		if fails.Add(-1) >= 0 {
+			return nil, errAPI("InternalFailureException", 500)
+		}
+		return okOutput(len(in.Records)), nil
+	}}
+	p := newPacker(t, r, testConfig(500, 5*MiB, MiB, "k"), Options{Client: c, BackoffBase: 20 * time.Second, BackoffMax: 60 * time.Second})
+	runPacker(t, p)
+	writeEvents(t, r, 0, 50, 100)
+	// A first flush fails three times in a row (whatever the backoff, the
+	// cap lets it retry); a second one then delivers.
+	for range 2 {
+		ctx, cancel := context.WithTimeout(context.Background(), 800*time.Millisecond)
+		res := p.Flush(ctx)
+		cancel()
+		if res.Complete {
+			break
+		}
+	}
+	calls := c.snapshot()
+	delivered := 0
+	for _, call := range calls {
+		if call.err == nil {
+			delivered += len(call.data)
+		}
+	}
+	if delivered != 50 || len(calls) != 4 {
+		t.Fatalf("unexpected delivery; got %d events in %d calls; want 50 after 3 failed calls", delivered, len(calls))
+	}
 }
