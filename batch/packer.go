@@ -858,8 +858,8 @@ func (p *Packer) backoff(n int) int64 {
 	ceil := p.cap
 	if n <= 1 {
 		ceil = min(ceil, p.base)
-	} else if n < 40 {
-		ceil = min(ceil, p.base<<(n-1))
+	} else if shift := n - 1; shift < 62 && p.base <= p.cap>>shift {
+		ceil = p.base << shift // no overflow: at most cap
 	}
 	return randN(ceil + 1)
 }

@@ -283,6 +283,15 @@ func TestBackoffIsCappedFullJitter(t *testing.T) {
 	f(5, 160*time.Millisecond)
 	f(6, 300*time.Millisecond)
 	f(100, 300*time.Millisecond)
+	for n := 7; n < 200; n++ {
+		f(n, 300*time.Millisecond)
+	}
+	// With the defaults (50 ms, 5 s) base<<(n-1) overflows int64 from the
+	// 39th attempt: still the cap, never a panic (an outage reached it).
+	p = newPacker(t, r, testConfig(500, 5*MiB, MiB, "k"), Options{})
+	for n := 8; n < 200; n++ {
+		f(n, DefaultBackoffMax)
+	}
 }
 
 func TestAppendUndelivered(t *testing.T) {
