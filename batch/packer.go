@@ -525,10 +525,14 @@ func (p *Packer) flushCap(now int64) int64 {
 	return max(int64(dl.Sub(p.epoch))-now, 0) / 4
 }
 
+// minRetryCap is the shortest wait flushCap imposes: closer to the deadline
+// the flush keeps the backoff and ends, rather than retrying in a burst.
+const minRetryCap = int64(10 * time.Millisecond)
+
 // retryWait is the backoff for the n-th failure, capped by flushCap.
 func (p *Packer) retryWait(n int, now int64) int64 {
 	w := p.backoff(n)
-	if c := p.flushCap(now); c >= 0 && w > c {
+	if c := p.flushCap(now); c >= minRetryCap && w > c {
 		w = c
 	}
 	return w
@@ -538,7 +542,7 @@ func (p *Packer) retryWait(n int, now int64) int64 {
 // each event awaiting retry) within flushCap.
 func (p *Packer) clampWaits(now int64) {
 	c := p.flushCap(now)
-	if c < 0 {
+	if c < minRetryCap {
 		return
 	}
 	limit := now + c
