@@ -104,7 +104,7 @@ func (x *extension) start(ctx context.Context) error {
 		Port:          x.cfg.ListenPort,
 		Path:          telemetryPath,
 		MaxBodyBytes:  2*x.cfg.BufferMaxBytes + config.PostSlackBytes,
-		MaxFrameBytes: x.cfg.RecordMaxBytes - maxPartitionKeyBytes(x.cfg),
+		MaxFrameBytes: x.cfg.RecordMaxBytes - x.cfg.MaxPartitionKeyBytes(),
 		Enrich:        x.cfg.Enrich,
 		Identity: listener.Identity{
 			Function:    firstNonEmpty(x.reg.FunctionName, x.cfg.FunctionName),

@@ -37,7 +37,7 @@ func TestRingSizingCoversTheListener(t *testing.T) {
 						if err != nil {
 							t.Fatalf("%s: %v", name, err)
 						}
-						maxFrame := c.RecordMaxBytes - maxPartitionKeyBytes(c)
+						maxFrame := c.RecordMaxBytes - c.MaxPartitionKeyBytes()
 						q := listener.MaxQuarantineBlock(2*c.BufferMaxBytes+config.PostSlackBytes, maxFrame, config.EnrichPrefixMaxBytes)
 						if q > c.MaxPostReservation() || q > r.MaxBlock() {
 							t.Fatalf("%s: the listener may need a block of %d bytes; config reserves %d and the ring takes %d",

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 
-	"github.com/kte-dev/kinesis-telemetry-extension/config"
 	"github.com/kte-dev/kinesis-telemetry-extension/listener"
 )
 
@@ -34,17 +33,6 @@ func newEnvironmentID() string {
 	var b [16]byte
 	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails on Linux
 	return hex.EncodeToString(b[:])
-}
-
-// maxPartitionKeyBytes bounds the partition key's bytes, which count
-// towards the record limit: 256 for the generated keys and function names
-// (ASCII, at most 256 characters), the key itself when it is fixed.
-func maxPartitionKeyBytes(c config.Config) int {
-	n := config.KinesisMaxPartitionKeyChars
-	if c.PartitionKey.Mode == config.PartitionKeyFixed {
-		n = max(n, len(c.PartitionKey.Fixed))
-	}
-	return n
 }
 
 func firstNonEmpty(a, b string) string {

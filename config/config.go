@@ -233,6 +233,18 @@ const WrapHeaderMaxBytes = 3 * KiB
 // to 4 bytes in UTF-8).
 const maxKeyBytes = KinesisMaxPartitionKeyChars * 4
 
+// MaxPartitionKeyBytes bounds the bytes a record's partition key takes from
+// KTE_RECORD_MAX_BYTES: 256 for the generated keys and function names
+// (ASCII, at most 256 characters), the key itself when it is fixed. It is
+// never more than the 1 KiB the ring minimum allows for.
+func (c Config) MaxPartitionKeyBytes() int {
+	n := KinesisMaxPartitionKeyChars
+	if c.PartitionKey.Mode == PartitionKeyFixed {
+		n = max(n, len(c.PartitionKey.Fixed))
+	}
+	return n
+}
+
 func maxPostReservation(maxBytes, maxItems int, enrich bool, recordMax int) int {
 	perEvent := FrameHeaderBytes
 	if enrich {

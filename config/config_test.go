@@ -620,3 +620,21 @@ func TestStringers(t *testing.T) {
 	f(PartitionKeyFixed.String(), "fixed")
 	f(PartitionKeyMode(7).String(), "PartitionKeyMode(7)")
 }
+
+func TestMaxPartitionKeyBytes(t *testing.T) {
+	f := func(key string, want int) {
+		t.Helper()
+		c, err := loadWith("KTE_PARTITION_KEY", key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := c.MaxPartitionKeyBytes(); got != want {
+			t.Fatalf("unexpected key bytes for %q; got %d; want %d", key, got, want)
+		}
+	}
+	f("environment", 256)
+	f("random", 256)
+	f("function", 256)
+	f("tenant-7", 256)
+	f(strings.Repeat("ключ", 64), 512) // 256 characters of 2 bytes each
+}
