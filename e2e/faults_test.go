@@ -32,7 +32,7 @@ func TestFaultProxy(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		lost float64
-	}{{"exactly-once", 0}, {"lost-responses", 0.1}} {
+	}{{"exactly-once", 0}, {"lost-responses", 0.25}} {
 		t.Run(tc.name, func(t *testing.T) {
 			var p *faultproxy.Server
 			f := f
@@ -76,7 +76,13 @@ func TestFaultProxy(t *testing.T) {
 				}
 				return
 			}
-			if st.LostResponses == 0 || uint64(o.Duplicates) > st.LostRecords {
+			// A quarter of the forwarded calls lose their response: with the
+			// 20-odd forwarded calls of -short, none lost is about 1 in 2000
+			// (at 0.1 it was 1 in 15, and CI met it).
+			if st.LostResponses == 0 {
+				t.Fatalf("unexpected proxy stats %+v; want at least one lost response (the test does not test what it says)", st)
+			}
+			if uint64(o.Duplicates) > st.LostRecords {
 				t.Fatalf("unexpected duplicates; got %d with %d lost responses of %d records; want at most the records whose response was lost",
 					o.Duplicates, st.LostResponses, st.LostRecords)
 			}
