@@ -64,7 +64,15 @@ func NewKinesisClient(ctx context.Context, cfg config.Config) (*kinesis.Client, 
 	}
 	// Wrapped after loading, so that AWS_CA_BUNDLE can still configure the
 	// buildable client's transport.
-	return kinesis.NewFromConfig(awsCfg, func(o *kinesis.Options) { o.HTTPClient = readOnlyBodies{o.HTTPClient} }), nil
+	return kinesis.NewFromConfig(awsCfg, WireOptions), nil
+}
+
+// WireOptions is what the packer needs of a Kinesis client beyond the
+// SDK's defaults: PutRecords bodies and answers handled by wireProtocol, and
+// the request-body wrapper readOnlyBodies.
+func WireOptions(o *kinesis.Options) {
+	o.HTTPClient = readOnlyBodies{o.HTTPClient}
+	o.Protocol = wireProtocol{o.Protocol}
 }
 
 // newHTTPClient returns the SDK's buildable client with explicit dial, TLS

@@ -296,7 +296,7 @@ func (f *fakeKinesis) client() *kinesis.Client {
 		Credentials:  credentials.NewStaticCredentialsProvider("AKIDTEST", "secret", ""),
 		Retryer:      aws.NopRetryer{},
 		HTTPClient:   newHTTPClient(2 * time.Second),
-	})
+	}, WireOptions)
 }
 
 // countingClient wraps a PutRecordsAPI and counts calls in flight.

@@ -177,8 +177,9 @@ type Packer struct {
 	r     *ring.Ring
 	enc   Encoder
 	input kinesis.PutRecordsInput
-	name  string // stream name, for log lines
-	arn   string // stream ARN, or a template naming the region, for log lines
+	wire  wireBuffers // the request body and answer entries, reused (wire.go)
+	name  string      // stream name, for log lines
+	arn   string      // stream ARN, or a template naming the region, for log lines
 	log   *slog.Logger
 	undel io.Writer
 

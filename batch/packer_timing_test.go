@@ -141,7 +141,7 @@ func BenchmarkSend(b *testing.B) {
 				Credentials:  credentials.NewStaticCredentialsProvider("AKIDBENCH", "secret", ""),
 				Retryer:      aws.NopRetryer{},
 				HTTPClient:   newHTTPClient(5 * time.Second),
-			})
+			}, WireOptions)
 			cfg := testConfig(500, 5*MiB, MiB, "")
 			cfg.PartitionKey = config.PartitionKey{Mode: config.PartitionKeyEnvironment}
 			r := newRing(b, 64*MiB)

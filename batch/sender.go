@@ -28,7 +28,7 @@ func (p *Packer) send(ctx context.Context) {
 	p.stats.callRecords.Add(uint64(len(entries)))
 	p.stats.callBytes.Add(uint64(p.enc.Bytes()))
 
-	out, err := p.client.PutRecords(actx, &p.input)
+	out, err := p.client.PutRecords(withWireBuffers(actx, &p.wire), &p.input)
 
 	p.ctl.mu.Lock()
 	p.ctl.cancel = nil
