@@ -4,7 +4,7 @@ import "unsafe"
 
 // NewAt returns a ring whose positions start at start (rounded down to 8),
 // so tests can run the indices across the 2^64 wraparound.
-func NewAt(size int, start uint64) (*Ring, error) { return newAt(size, start) }
+func NewAt(size int, start uint64) (*Ring, error) { return newAt(size, start, false) }
 
 // Positions returns head, read and release for assertions.
 func (r *Ring) Positions() (head, read, release uint64) {
@@ -26,3 +26,6 @@ func (r *Ring) ZeroBeyondHead() bool {
 // OffsetHead and OffsetRelease expose the field layout for the padding test.
 func OffsetHead(r *Ring) uintptr    { return unsafe.Offsetof(r.head) }
 func OffsetRelease(r *Ring) uintptr { return unsafe.Offsetof(r.release) }
+
+// NewAtOffHeap is NewAt with the arena outside the Go heap (NewOffHeap).
+func NewAtOffHeap(size int, start uint64) (*Ring, error) { return newAt(size, start, true) }

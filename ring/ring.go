@@ -129,18 +129,35 @@ type Ring struct {
 // (MaxBlock), which guarantees that any such block fits once the ring is
 // empty, wherever the head stands.
 func New(size int) (*Ring, error) {
-	return newAt(size, 0)
+	return newAt(size, 0, false)
 }
 
-func newAt(size int, start uint64) (*Ring, error) {
+// NewOffHeap is New with the arena mapped outside the Go heap (anonymous
+// private memory from the operating system, where it can): the garbage
+// collector then neither counts the arena nor paces itself by it, so the
+// heap's own goal stays a few MiB instead of growing by the ring's size,
+// and pages the ring never touched never become resident. The arena is
+// never unmapped: use it for a ring that lives as long as the process.
+func NewOffHeap(size int) (*Ring, error) {
+	return newAt(size, 0, true)
+}
+
+func newAt(size int, start uint64, offHeap bool) (*Ring, error) {
 	if size < MinSize || size > MaxSize || bits.OnesCount(uint(size)) != 1 {
 		return nil, fmt.Errorf("ring: size %d must be a power of two between %d and %d", size, MinSize, MaxSize)
 	}
-	// Allocate as []uint64 so that every 8-aligned offset is 8-aligned in
-	// memory and can hold an atomic header word.
-	words := make([]uint64, size/8)
+	var buf []byte
+	if offHeap {
+		buf = mapArena(size) // page-aligned, zeroed; nil where unsupported
+	}
+	if buf == nil {
+		// Allocate as []uint64 so that every 8-aligned offset is 8-aligned
+		// in memory and can hold an atomic header word.
+		words := make([]uint64, size/8)
+		buf = unsafe.Slice((*byte)(unsafe.Pointer(&words[0])), size)
+	}
 	r := &Ring{
-		buf:      unsafe.Slice((*byte)(unsafe.Pointer(&words[0])), size),
+		buf:      buf,
 		mask:     uint64(size - 1),
 		size:     uint64(size),
 		maxBlock: size / 2,

@@ -41,16 +41,22 @@ func TestStress(t *testing.T) {
 		size    int
 		writers int
 		start   uint64
+		offHeap bool
 	}{
-		{"small-ring-9-writers", 16 << 10, 9, nearWrap},
-		{"large-ring-3-writers", 1 << 20, 3, nearWrap - 1<<19},
+		{"small-ring-9-writers", 16 << 10, 9, nearWrap, false},
+		{"large-ring-3-writers", 1 << 20, 3, nearWrap - 1<<19, false},
+		{"off-heap-ring-4-writers", 64 << 10, 4, nearWrap - 1<<15, true},
 	} {
-		t.Run(c.name, func(t *testing.T) { stress(t, c.size, c.writers, c.start, total) })
+		t.Run(c.name, func(t *testing.T) { stress(t, c.size, c.writers, c.start, total, c.offHeap) })
 	}
 }
 
-func stress(t *testing.T, size, writers int, start uint64, total int) {
-	r, err := ring.NewAt(size, start)
+func stress(t *testing.T, size, writers int, start uint64, total int, offHeap bool) {
+	newAt := ring.NewAt
+	if offHeap {
+		newAt = ring.NewAtOffHeap
+	}
+	r, err := newAt(size, start)
 	if err != nil {
 		t.Fatal(err)
 	}
