@@ -56,6 +56,7 @@ type extension struct {
 	lis    *listener.Listener
 	packer *batch.Packer
 	reg    extapi.RegisterResponse
+	envID  string // this execution environment's random id (enrichment, partition keys)
 	done   *runtimeDone
 	policy *flush.Policy // used by the lifecycle goroutine only
 	prev   string        // request id of the previous INVOKE (lifecycle goroutine only)
@@ -75,16 +76,20 @@ func (x *extension) initError(ctx context.Context, errType string, err error) in
 	return 1
 }
 
-func (x *extension) start(ctx context.Context) error {
-	r, err := ring.New(x.cfg.RingBytes)
+// prepare builds the ring, the flush policy, the packer and the listener,
+// and starts the listener: everything that needs only the configuration.
+// It runs while the registration is on its way; the listener can take
+// POSTs from now on, but none come before the subscription.
+func (x *extension) prepare() error {
+	r, err := ring.NewOffHeap(x.cfg.RingBytes)
 	if err != nil {
 		return fmt.Errorf("KTE_RING_BYTES=%d: %w", x.cfg.RingBytes, err)
 	}
 	x.ring = r
 	x.policy = flush.New(x.cfg.Flush)
-	envID := newEnvironmentID()
+	x.envID = newEnvironmentID()
 	x.packer, err = batch.New(r, x.cfg, batch.Options{
-		EnvironmentKey: envID,
+		EnvironmentKey: x.envID,
 		AlwaysOn:       x.cfg.LMI, // no freeze on Managed Instances: deliver continuously
 		Undelivered:    x.env.stderr,
 		Logger:         x.log,
@@ -92,27 +97,13 @@ func (x *extension) start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	go func() {
-		c, err := batch.NewKinesisClient(context.WithoutCancel(ctx), x.cfg)
-		if err != nil {
-			x.log.Error("kte: cannot build the Kinesis client; events stay buffered", "error", err)
-			return
-		}
-		x.packer.SetClient(c)
-	}()
 	x.lis, err = listener.New(r, listener.Options{
 		Port:          x.cfg.ListenPort,
 		Path:          telemetryPath,
 		MaxBodyBytes:  2*x.cfg.BufferMaxBytes + config.PostSlackBytes,
 		MaxFrameBytes: x.cfg.RecordMaxBytes - x.cfg.MaxPartitionKeyBytes(),
 		Enrich:        x.cfg.Enrich,
-		Identity: listener.Identity{
-			Function:    firstNonEmpty(x.reg.FunctionName, x.cfg.FunctionName),
-			Version:     firstNonEmpty(x.reg.FunctionVersion, x.cfg.FunctionVersion),
-			Region:      x.cfg.Region,
-			Account:     x.reg.AccountID,
-			Environment: envID,
-		},
+		Identity:      x.identity(extapi.RegisterResponse{}), // the registration's answer comes in start
 		Logger:        x.log,
 		OnRuntimeDone: x.onRuntimeDone,
 	})
@@ -122,11 +113,41 @@ func (x *extension) start(ctx context.Context) error {
 	if err := x.lis.Start(); err != nil {
 		return fmt.Errorf("cannot start the telemetry listener on port %d: %w", x.cfg.ListenPort, err)
 	}
+	return nil
+}
+
+// identity is what enrichment writes into every event: the registration's
+// answer where there is one, else the environment's.
+func (x *extension) identity(reg extapi.RegisterResponse) listener.Identity {
+	return listener.Identity{
+		Function:    firstNonEmpty(reg.FunctionName, x.cfg.FunctionName),
+		Version:     firstNonEmpty(reg.FunctionVersion, x.cfg.FunctionVersion),
+		Region:      x.cfg.Region,
+		Account:     reg.AccountID,
+		Environment: x.envID,
+	}
+}
+
+// start completes what prepare built once registered: the listener's
+// identity, the metrics, the packer's goroutine and the Kinesis client.
+func (x *extension) start(ctx context.Context) error {
+	if err := x.lis.SetIdentity(x.identity(x.reg)); err != nil {
+		return err
+	}
 	if x.cfg.Metrics {
+		var err error
 		if x.stats, err = x.newEmitter(); err != nil {
 			return err
 		}
 	}
+	go func() {
+		c, err := batch.NewKinesisClient(context.WithoutCancel(ctx), x.cfg)
+		if err != nil {
+			x.log.Error("kte: cannot build the Kinesis client; events stay buffered", "error", err)
+			return
+		}
+		x.packer.SetClient(c)
+	}()
 	go func() {
 		if err := x.packer.Run(context.WithoutCancel(ctx)); err != nil {
 			x.log.Error("kte: packer stopped", "error", err)

@@ -4,9 +4,11 @@
 //
 // The lifecycle, as steps (see run):
 //
-//  1. read the Lambda environment and register with the Extensions API;
-//  2. load the configuration (errors go to /init/error, naming every bad variable);
-//  3. start the telemetry listener and the packer on a preallocated ring,
+//  1. read the Lambda environment and the configuration, and register with
+//     the Extensions API, while the ring, the packer and the telemetry
+//     listener are built and started (extension.prepare);
+//  2. report configuration errors to /init/error, naming every bad variable;
+//  3. give the listener the registration's identity and start the packer,
 //     while the Kinesis client is built concurrently;
 //  4. subscribe to the Telemetry API (202 from a local emulator: keep working);
 //  5. loop on /event/next: on INVOKE deliver what is buffered as KTE_FLUSH
@@ -60,34 +62,53 @@ type env struct {
 func run(ctx context.Context, e env) int {
 	log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 
-	// Step 1: the Lambda environment, then register. Without the Runtime
-	// API address nothing can be reported to Lambda: log and exit.
+	// Step 1: the Lambda environment, the configuration, then register.
+	// Without the Runtime API address nothing can be reported to Lambda:
+	// log and exit.
 	lam, err := config.LoadLambda(e.lookup)
 	if err != nil {
 		log.Error("kte: cannot start: " + err.Error())
 		return 1
 	}
 	x := &extension{env: e, log: log, api: extapi.New(lam.RuntimeAPI), done: newRuntimeDone()}
+
+	// The configuration is read before registering (only its errors wait
+	// for the registration, which /init/error needs), so that the ring, the
+	// packer and the listener are built while the registration is on its
+	// way: none of them needs its answer.
+	var cfgErr error
+	var prepared chan error
+	if x.cfg, cfgErr = config.Load(e.lookup); cfgErr == nil {
+		x.log = slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: x.cfg.LogLevel}))
+		prepared = make(chan error, 1)
+		go func() { prepared <- x.prepare() }()
+	}
 	events := []extapi.EventType{extapi.Invoke, extapi.Shutdown}
 	if lam.LMI {
 		events = []extapi.EventType{extapi.Shutdown} // Managed Instances refuse INVOKE registration
 	}
 	x.reg, err = x.api.Register(ctx, e.name, events)
 	if err != nil {
-		log.Error("kte: cannot register with the Extensions API", "name", e.name, "error", err)
+		if prepared != nil && <-prepared == nil {
+			x.stopListener()
+		}
+		x.log.Error("kte: cannot register with the Extensions API", "name", e.name, "error", err)
 		return 1
 	}
 
 	// Step 2: configuration, every bad variable reported at once.
-	x.cfg, err = config.Load(e.lookup)
-	if err != nil {
-		return x.initError(ctx, errTypeConfig, fmt.Errorf("invalid configuration:\n%w", err))
+	if cfgErr != nil {
+		return x.initError(ctx, errTypeConfig, fmt.Errorf("invalid configuration:\n%w", cfgErr))
 	}
-	x.log = slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: x.cfg.LogLevel}))
 
-	// Step 3: ring, packer and listener; the Kinesis client (credentials,
-	// endpoint resolution) is built concurrently so it never delays init.
+	// Step 3: what prepare built, completed with the registration's
+	// identity; the Kinesis client (credentials, endpoint resolution) is
+	// built concurrently so it never delays init.
+	if err := <-prepared; err != nil {
+		return x.initError(ctx, errTypeListen, err)
+	}
 	if err := x.start(ctx); err != nil {
+		x.stopListener()
 		return x.initError(ctx, errTypeListen, err)
 	}
 
