@@ -114,6 +114,9 @@ type ColdStart struct {
 	// machine (Lambda answers it from /etc/hosts); KTE's listener resolves
 	// it during init.
 	DNSLookupMs Summary `json:"dns_lookup_ms"`
+	// LambdaHosts is set when the runs had sandbox.localdomain in
+	// /etc/hosts, as Lambda has (bench/coldstart -lambda-hosts).
+	LambdaHosts bool `json:"lambda_hosts"`
 	// RingBytes is KTE's ring size in the runs.
 	RingBytes int `json:"ring_bytes"`
 }
