@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -400,38 +401,63 @@ func (s *scanner) array(elem func() error) error {
 }
 
 // str reads a string. Escapes are decoded into a new slice (rare in this
-// answer: error messages only).
+// answer: error messages only). The closing quote is found with
+// bytes.IndexByte; the string's bytes are then checked in one tight loop.
 func (s *scanner) str() ([]byte, error) {
 	s.space()
 	if s.i >= len(s.b) || s.b[s.i] != '"' {
 		return nil, s.fail("string expected")
 	}
-	start := s.i
-	s.i++
+	start := s.i + 1
+	end := start
+	for {
+		q := bytes.IndexByte(s.b[end:], '"')
+		if q < 0 {
+			s.i = len(s.b)
+			return nil, s.fail("unterminated string")
+		}
+		end += q
+		bs := 0 // backslashes right before the quote: an odd count escapes it
+		for k := end - 1; k >= start && s.b[k] == '\\'; k-- {
+			bs++
+		}
+		if bs%2 == 0 {
+			break
+		}
+		end++
+	}
+	v := s.b[start:end]
 	escaped := false
-	for s.i < len(s.b) {
-		c := s.b[s.i]
-		switch {
-		case c == '"':
-			s.i++
-			if !escaped {
-				return s.b[start+1 : s.i-1], nil
-			}
-			var v string
-			if err := json.Unmarshal(s.b[start:s.i], &v); err != nil {
-				return nil, s.fail("bad string escape")
-			}
-			return []byte(v), nil
-		case c == '\\':
-			escaped = true
-			s.i += 2
-		case c < 0x20:
+	k := 0
+	for ; k+8 <= len(v) && !special8(binary.LittleEndian.Uint64(v[k:])); k += 8 {
+	}
+	for _, c := range v[k:] {
+		if c < 0x20 {
 			return nil, s.fail("control character in string")
-		default:
-			s.i++
+		}
+		if c == '\\' {
+			escaped = true
 		}
 	}
-	return nil, s.fail("unterminated string")
+	s.i = end + 1
+	if !escaped {
+		return v, nil
+	}
+	var u string
+	if err := json.Unmarshal(s.b[start-1:end+1], &u); err != nil {
+		return nil, s.fail("bad string escape")
+	}
+	return []byte(u), nil
+}
+
+// special8 reports whether any of the 8 bytes in x is a control character
+// (below 0x20) or a backslash (bit tricks: a byte below n, a zero byte).
+func special8(x uint64) bool {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	below := (x - ones*0x20) &^ x & highs
+	y := x ^ (ones * '\\')
+	bs := (y - ones) &^ y & highs
+	return below|bs != 0
 }
 
 // skip consumes one value of any kind.

@@ -3,6 +3,7 @@ package batch
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"io"
@@ -313,4 +314,54 @@ func oracleAnswer(body []byte) ([]string, bool) {
 		codes = nil
 	}
 	return codes, true
+}
+
+// BenchmarkParseAnswer reads a 500-record answer with one failed record.
+func BenchmarkParseAnswer(b *testing.B) {
+	var sb strings.Builder
+	sb.WriteString(`{"FailedRecordCount":1,"Records":[`)
+	for i := range 500 {
+		if i > 0 {
+			sb.WriteByte(',')
+		}
+		if i == 7 {
+			sb.WriteString(`{"ErrorCode":"ProvisionedThroughputExceededException","ErrorMessage":"Rate exceeded for shard shardId-000000000001 in stream s under account 123456789012."}`)
+			continue
+		}
+		sb.WriteString(`{"SequenceNumber":"49590338271490256608559692538361571095921575989136588898","ShardId":"shardId-000000000001"}`)
+	}
+	sb.WriteString(`]}`)
+	body := []byte(sb.String())
+	var recs []types.PutRecordsResultEntry
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	for b.Loop() {
+		var err error
+		if recs, _, err = parsePutRecordsAnswer(body, recs[:0]); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// TestSpecial8: every byte value in every position, among ordinary bytes
+// (and among 0xff bytes, which stress the borrow of the bit trick).
+func TestSpecial8(t *testing.T) {
+	for _, fill := range []byte{'a', 0xff, 0x20, 0x5d} {
+		for pos := range 8 {
+			for c := range 256 {
+				var b [8]byte
+				for i := range b {
+					b[i] = fill
+				}
+				b[pos] = byte(c)
+				want := false
+				for _, x := range b {
+					want = want || x < 0x20 || x == '\\'
+				}
+				if got := special8(binary.LittleEndian.Uint64(b[:])); got != want {
+					t.Fatalf("unexpected special8(%q) = %v; want %v", b, got, want)
+				}
+			}
+		}
+	}
 }
