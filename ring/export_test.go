@@ -29,3 +29,6 @@ func OffsetRelease(r *Ring) uintptr { return unsafe.Offsetof(r.release) }
 
 // NewAtOffHeap is NewAt with the arena outside the Go heap (NewOffHeap).
 func NewAtOffHeap(size int, start uint64) (*Ring, error) { return newAt(size, start, true) }
+
+// Arena returns the ring's whole byte arena.
+func (r *Ring) Arena() []byte { return r.buf }

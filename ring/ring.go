@@ -15,6 +15,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"os"
 	"math/bits"
 	"sync/atomic"
 	"unsafe"
@@ -86,6 +87,7 @@ type Ring struct {
 	mask     uint64
 	size     uint64
 	maxBlock int
+	pageMask uint64        // page size - 1 for an arena mapped by NewOffHeap, else 0
 	wake     chan struct{} // capacity 1: a pending wake-up for the reader
 	ready    chan struct{} // closed at New: returned by Wait when data is already there
 
@@ -135,9 +137,10 @@ func New(size int) (*Ring, error) {
 // NewOffHeap is New with the arena mapped outside the Go heap (anonymous
 // private memory from the operating system, where it can): the garbage
 // collector then neither counts the arena nor paces itself by it, so the
-// heap's own goal stays a few MiB instead of growing by the ring's size,
-// and pages the ring never touched never become resident. The arena is
-// never unmapped: use it for a ring that lives as long as the process.
+// heap's own goal stays a few MiB instead of growing by the ring's size.
+// On Linux, released pages go back to the kernel (see zero), so the ring's
+// resident memory is about what it holds, not its size. The arena is never
+// unmapped: use it for a ring that lives as long as the process.
 func NewOffHeap(size int) (*Ring, error) {
 	return newAt(size, 0, true)
 }
@@ -147,8 +150,12 @@ func newAt(size int, start uint64, offHeap bool) (*Ring, error) {
 		return nil, fmt.Errorf("ring: size %d must be a power of two between %d and %d", size, MinSize, MaxSize)
 	}
 	var buf []byte
+	var pageMask uint64
 	if offHeap {
 		buf = mapArena(size) // page-aligned, zeroed; nil where unsupported
+		if ps := os.Getpagesize(); buf != nil && ps <= size {
+			pageMask = uint64(ps - 1)
+		}
 	}
 	if buf == nil {
 		// Allocate as []uint64 so that every 8-aligned offset is 8-aligned
@@ -161,6 +168,7 @@ func newAt(size int, start uint64, offHeap bool) (*Ring, error) {
 		mask:     uint64(size - 1),
 		size:     uint64(size),
 		maxBlock: size / 2,
+		pageMask: pageMask,
 		wake:     make(chan struct{}, 1),
 		ready:    make(chan struct{}),
 	}
@@ -377,7 +385,7 @@ func (r *Ring) Next() (Frame, bool) {
 }
 
 // Release frees every frame up to and including f (everything before
-// f.End()), zeroing the bytes for reuse. Frames must be released in order;
+// f.End()), zeroing the bytes for reuse (see zero). Frames must be released in order;
 // releasing a frame already released is a no-op. Reader only. It does no
 // allocation.
 func (r *Ring) Release(f Frame) { r.ReleaseTo(f.end) }
@@ -394,12 +402,33 @@ func (r *Ring) ReleaseTo(end uint64) {
 	}
 	a, b := rel&r.mask, end&r.mask
 	if a < b {
-		clear(r.buf[a:b])
+		r.zero(a, b)
 	} else {
-		clear(r.buf[a:])
-		clear(r.buf[:b])
+		r.zero(a, r.size)
+		r.zero(0, b)
 	}
 	r.release.Store(end)
+}
+
+// zero clears the arena's bytes [a, b). In an arena mapped by NewOffHeap
+// the whole pages of the range are handed back to the kernel instead
+// (dropPages), so that the ring's resident memory follows what it holds,
+// not the most it ever held: positions move around the whole arena, and
+// without this every page would stay resident after the first lap, even
+// at a trickle of telemetry. The pages at the edges are shared with bytes
+// that are not released, or already reused by writers: those are cleared,
+// so about one page per release of the last lap stays resident. Reader
+// only.
+func (r *Ring) zero(a, b uint64) {
+	if r.pageMask != 0 {
+		pa, pb := (a+r.pageMask)&^r.pageMask, b&^r.pageMask
+		if pa < pb && dropPages(r.buf[pa:pb]) {
+			clear(r.buf[a:pa])
+			clear(r.buf[pb:b])
+			return
+		}
+	}
+	clear(r.buf[a:b])
 }
 
 // Unread returns the bytes reserved but not yet returned by Next (committed

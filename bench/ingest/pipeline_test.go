@@ -169,7 +169,7 @@ type ktePipeline struct {
 func newKTE(tb testing.TB, tr transport, c batch.PutRecordsAPI) *ktePipeline {
 	tb.Helper()
 	cfg := benchConfig(tb)
-	r, err := ring.New(cfg.RingBytes)
+	r, err := ring.NewOffHeap(cfg.RingBytes) // as the extension does (lifecycle.go)
 	if err != nil {
 		tb.Fatal(err)
 	}
