@@ -15,8 +15,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"os"
 	"math/bits"
+	"os"
 	"sync/atomic"
 	"unsafe"
 )
