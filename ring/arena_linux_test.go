@@ -7,6 +7,7 @@ import (
 	"os"
 	"syscall"
 	"testing"
+	"time"
 	"unsafe"
 
 	"github.com/kte-dev/kinesis-telemetry-extension/ring"
@@ -28,14 +29,14 @@ func residentKiB(t *testing.T, b []byte) int {
 	return n * ps >> 10
 }
 
-// TestOffHeapReleaseReturnsPages: after several laps of 60 KiB blocks
-// through a 4 MiB off-heap ring, what is resident is about what the ring
-// holds plus one page per release of the last lap (the page where a
-// release starts is shared with bytes that writers may already be reusing,
-// so it is cleared, not dropped): 68 pages here. A heap-style clear leaves
-// the whole arena resident (4084 KiB measured). The bytes still read as zeros where the ring relies on
-// it (the stress test covers that under concurrency).
-func TestOffHeapReleaseReturnsPages(t *testing.T) {
+// TestOffHeapRingStaysAtTheFront: 60 KiB blocks written and drained one at
+// a time through a 4 MiB off-heap ring, three laps' worth: a block that
+// finds the ring empty past its first quarter goes back to the arena's
+// beginning, so what is resident is about a quarter of the arena plus a
+// block, not all of it (a ring whose positions sweep the whole arena has
+// all of it resident after one lap: 4084 KiB measured). While the ring
+// holds anything, blocks follow each other as usual.
+func TestOffHeapRingStaysAtTheFront(t *testing.T) {
 	const size = 4 << 20
 	r, err := ring.NewOffHeap(size)
 	if err != nil {
@@ -52,14 +53,106 @@ func TestOffHeapReleaseReturnsPages(t *testing.T) {
 			t.Fatalf("unexpected frames at block %d", i)
 		}
 	}
-	if err := write(r, []byte("last")); err != nil {
+	if kib, most := residentKiB(t, r.Arena()), size/4>>10+2*len(payload)>>10; kib > most {
+		t.Fatalf("unexpected resident arena %d KiB; want at most %d KiB of %d KiB", kib, most, size>>10)
+	}
+
+	// Not empty: no jump. Two blocks, the first kept unreleased.
+	if err := write(r, []byte("one")); err != nil {
 		t.Fatal(err)
 	}
-	f, ok := r.Next()
-	if !ok || string(f.Data) != "last" {
-		t.Fatalf("unexpected frame %q", f.Data)
+	h0, _, _ := r.Positions()
+	if err := write(r, []byte("two")); err != nil {
+		t.Fatal(err)
 	}
-	if kib := residentKiB(t, r.Arena()); kib > 512 {
-		t.Fatalf("unexpected resident arena %d KiB after releasing everything; want at most 512 KiB of %d KiB", kib, size>>10)
+	h1, _, _ := r.Positions()
+	if got, want := h1-h0, uint64(ring.BlockSize(1, 3)); got != want {
+		t.Fatalf("unexpected second reservation length %d with the ring not empty; want %d (no jump)", got, want)
+	}
+	if got := drain(r); len(got) != 2 || string(got[0]) != "one" || string(got[1]) != "two" {
+		t.Fatalf("unexpected frames %q", got)
+	}
+	if hw := r.Stats().HighWater; hw > ring.BlockSize(1, 60<<10) {
+		t.Fatalf("unexpected high water %d; want at most one block (%d): the pad of a jump holds nothing", hw, ring.BlockSize(1, 60<<10))
+	}
+}
+
+// TestOffHeapDropsPagesWhenSlow: three laps of 60 KiB blocks through a
+// 4 MiB off-heap ring that is never empty (one block always held, so no
+// block goes back to the front). With page dropping on, what stays
+// resident is the held blocks and about one page per release of the last
+// lap; with it off, the whole arena.
+func TestOffHeapDropsPagesWhenSlow(t *testing.T) {
+	const size = 4 << 20
+	payload := make([]byte, 60<<10)
+	resident := func(dropping bool) int {
+		r, err := ring.NewOffHeap(size)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := write(r, payload); err != nil {
+			t.Fatal(err)
+		}
+		prev, ok := r.Next()
+		if !ok {
+			t.Fatal("no first frame")
+		}
+		for i := range 3 * size / len(payload) {
+			r.SetDropping(dropping)
+			copy(payload, fmt.Sprintf("block %08d", i))
+			if err := write(r, payload); err != nil {
+				t.Fatal(err)
+			}
+			f, ok := r.Next()
+			if !ok || string(f.Data[:14]) != fmt.Sprintf("block %08d", i) {
+				t.Fatalf("unexpected frame at block %d", i)
+			}
+			r.Release(prev) // the ring keeps f: never empty
+			prev = f
+		}
+		kib := residentKiB(t, r.Arena())
+		// After measuring: reading the dropped pages maps them (to the
+		// zero page), which mincore counts.
+		if !r.ZeroBeyondHead() {
+			t.Fatal("free region not zeroed")
+		}
+		return kib
+	}
+	if kib := resident(false); kib < 3<<10 {
+		t.Fatalf("unexpected resident arena %d KiB without dropping; want most of %d KiB (the test does not measure what it says)", kib, size>>10)
+	}
+	if kib := resident(true); kib > 512 {
+		t.Fatalf("unexpected resident arena %d KiB with dropping; want at most 512 KiB of %d KiB", kib, size>>10)
+	}
+}
+
+// TestDropDecision: pages are dropped during a window when the previous
+// window's release rate makes a lap take at least 10 s.
+func TestDropDecision(t *testing.T) {
+	const size = 8 << 20
+	r, err := ring.NewOffHeap(size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Unix(1000, 0)
+	steps := []struct {
+		at       time.Duration
+		released uint64
+		want     bool
+	}{
+		{0, 1000, false},                      // the first window starts: off until measured
+		{500 * time.Millisecond, 1000, false}, // within the window
+		{time.Second, size / 50, true},        // ~size/50 per second: a lap takes ~50 s
+		{2 * time.Second, size, false},        // size per second: a lap takes 1 s
+		{2500 * time.Millisecond, 0, false},   // within the window
+		{3 * time.Second, size / 20, true},    // exactly 10 s a lap: slow enough
+		{4 * time.Second, size/10 + 1, false}, // a little faster than 10 s a lap
+		{6 * time.Second, 0, true},            // nothing released for 2 s
+	}
+	for i, s := range steps {
+		r.MeasureRelease(s.released, t0.Add(s.at))
+		if r.Dropping() != s.want {
+			t.Fatalf("step %d (%v, %d bytes): unexpected dropping %v; want %v", i, s.at, s.released, r.Dropping(), s.want)
+		}
 	}
 }

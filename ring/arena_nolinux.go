@@ -2,6 +2,8 @@
 
 package ring
 
-// dropPages is not used here (MADV_DONTNEED does not promise zeros on every
-// system): released bytes are cleared instead.
+// canDropPages is false here: MADV_DONTNEED does not promise zeros on
+// every system, so released bytes are cleared.
+const canDropPages = false
+
 func dropPages([]byte) bool { return false }

@@ -1,6 +1,9 @@
 package ring
 
-import "unsafe"
+import (
+	"time"
+	"unsafe"
+)
 
 // NewAt returns a ring whose positions start at start (rounded down to 8),
 // so tests can run the indices across the 2^64 wraparound.
@@ -32,3 +35,13 @@ func NewAtOffHeap(size int, start uint64) (*Ring, error) { return newAt(size, st
 
 // Arena returns the ring's whole byte arena.
 func (r *Ring) Arena() []byte { return r.buf }
+
+// SetDropping turns page dropping on or off until the next rate window ends.
+func (r *Ring) SetDropping(on bool) { r.dropping = on }
+
+// Dropping reports whether released pages are dropped now.
+func (r *Ring) Dropping() bool { return r.dropping }
+
+// MeasureRelease feeds the release-rate measurement as if n bytes were
+// released at now.
+func (r *Ring) MeasureRelease(n uint64, now time.Time) { r.measureRelease(n, now) }

@@ -18,6 +18,7 @@ import (
 	"math/bits"
 	"os"
 	"sync/atomic"
+	"time"
 	"unsafe"
 )
 
@@ -87,9 +88,11 @@ type Ring struct {
 	mask     uint64
 	size     uint64
 	maxBlock int
-	pageMask uint64        // page size - 1 for an arena mapped by NewOffHeap, else 0
-	wake     chan struct{} // capacity 1: a pending wake-up for the reader
-	ready    chan struct{} // closed at New: returned by Wait when data is already there
+	// frontWhenEmpty: a block reserved in an empty ring goes to the
+	// arena's beginning (NewOffHeap; see Reserve).
+	frontWhenEmpty bool
+	wake           chan struct{} // capacity 1: a pending wake-up for the reader
+	ready          chan struct{} // closed at New: returned by Wait when data is already there
 
 	_ [cacheLine]byte
 
@@ -109,6 +112,12 @@ type Ring struct {
 	refused       atomic.Uint64
 	tooLarge      atomic.Uint64
 	highWater     atomic.Uint64
+	// frontAt is where the last block that restarted at the arena's
+	// beginning was put (frontWhenEmpty): [release, frontAt) is then a pad
+	// until the reader skips it. Written and read by writers, for the
+	// high-water mark only.
+	frontAt  atomic.Uint64
+	restarts atomic.Uint64
 
 	_ [cacheLine]byte
 
@@ -122,6 +131,15 @@ type Ring struct {
 	read     uint64 // next byte to parse
 	blockEnd uint64 // end of the current block, rounded
 	bodyEnd  uint64 // end of the current block's frames
+
+	// Page dropping (zero), reader-private: pageMask is the page size - 1
+	// for an arena mapped by NewOffHeap on Linux, else 0 (read-only after
+	// New). The release rate is measured over windows of dropWindow.
+	pageMask    uint64
+	dropping    bool      // the last window's rate makes a lap slower than slowLap
+	padSkipped  uint64    // pad bytes Next skipped since the last release
+	winStart    time.Time // start of the current window
+	winReleased uint64    // frame bytes released in the current window
 
 	_ [cacheLine]byte
 }
@@ -138,8 +156,10 @@ func New(size int) (*Ring, error) {
 // private memory from the operating system, where it can): the garbage
 // collector then neither counts the arena nor paces itself by it, so the
 // heap's own goal stays a few MiB instead of growing by the ring's size.
-// On Linux, released pages go back to the kernel (see zero), so the ring's
-// resident memory is about what it holds, not its size. The arena is never
+// A block reserved while the ring is empty goes to the arena's beginning
+// (see Reserve), so that the pages written, and resident, are about the
+// most the ring held between two moments it was empty, not the whole
+// arena after its first lap. The arena is never
 // unmapped: use it for a ring that lives as long as the process.
 func NewOffHeap(size int) (*Ring, error) {
 	return newAt(size, 0, true)
@@ -150,12 +170,8 @@ func newAt(size int, start uint64, offHeap bool) (*Ring, error) {
 		return nil, fmt.Errorf("ring: size %d must be a power of two between %d and %d", size, MinSize, MaxSize)
 	}
 	var buf []byte
-	var pageMask uint64
 	if offHeap {
 		buf = mapArena(size) // page-aligned, zeroed; nil where unsupported
-		if ps := os.Getpagesize(); buf != nil && ps <= size {
-			pageMask = uint64(ps - 1)
-		}
 	}
 	if buf == nil {
 		// Allocate as []uint64 so that every 8-aligned offset is 8-aligned
@@ -164,13 +180,14 @@ func newAt(size int, start uint64, offHeap bool) (*Ring, error) {
 		buf = unsafe.Slice((*byte)(unsafe.Pointer(&words[0])), size)
 	}
 	r := &Ring{
-		buf:      buf,
-		mask:     uint64(size - 1),
-		size:     uint64(size),
-		maxBlock: size / 2,
-		pageMask: pageMask,
-		wake:     make(chan struct{}, 1),
-		ready:    make(chan struct{}),
+		buf:            buf,
+		mask:           uint64(size - 1),
+		size:           uint64(size),
+		maxBlock:       size / 2,
+		pageMask:       pageMaskOf(buf, offHeap, size),
+		frontWhenEmpty: offHeap,
+		wake:           make(chan struct{}, 1),
+		ready:          make(chan struct{}),
 	}
 	close(r.ready)
 	start &^= 7
@@ -226,8 +243,20 @@ func (r *Ring) Reserve(n, payload int) (Reservation, error) {
 		head := r.head.Load()
 		off := head & r.mask
 		var pad uint64
-		if off+need > r.size {
+		restart := false
+		switch {
+		case off+need > r.size:
 			pad = r.size - off // the block must not straddle the end
+		case r.frontWhenEmpty && head == rel && off >= r.size/4 && off >= need:
+			// The ring is empty: start again at the arena's beginning,
+			// behind a pad to its end, so that the bytes in use stay at
+			// the front of the arena (warm in cache, and the only pages
+			// written while the ring drains between bursts) instead of
+			// sweeping all of it. Until the reader skips the pad, it
+			// takes room: off >= size/4 leaves at least a quarter of the
+			// ring to other writers meanwhile, and off >= need lets this
+			// block fit.
+			pad, restart = r.size-off, true
 		}
 		end := head + pad + need
 		if end-rel > r.size {
@@ -241,7 +270,17 @@ func (r *Ring) Reserve(n, payload int) (Reservation, error) {
 		if pad > 0 {
 			r.header(head).Store(pad<<kindShift | kindPad)
 		}
-		if used := end - rel; used > r.highWater.Load() {
+		if restart {
+			r.frontAt.Store(head + pad)
+			r.restarts.Add(1)
+		}
+		// The pad of a restart holds nothing: while the reader has not
+		// skipped it, count from its end.
+		used := end - rel
+		if j := r.frontAt.Load(); int64(j-rel) > 0 && int64(end-j) >= 0 {
+			used = end - j
+		}
+		if used > r.highWater.Load() {
 			r.raiseHighWater(used)
 		}
 		pos := head + pad
@@ -363,6 +402,8 @@ func (r *Ring) Next() (Frame, bool) {
 					// Nothing unreleased before the pad: free it now.
 					r.header(start).Store(0)
 					r.release.Store(r.read)
+				} else {
+					r.padSkipped += n // released later, with the frames after it
 				}
 				continue
 			case kindBlock:
@@ -385,7 +426,7 @@ func (r *Ring) Next() (Frame, bool) {
 }
 
 // Release frees every frame up to and including f (everything before
-// f.End()), zeroing the bytes for reuse (see zero). Frames must be released in order;
+// f.End()), zeroing the bytes for reuse. Frames must be released in order;
 // releasing a frame already released is a no-op. Reader only. It does no
 // allocation.
 func (r *Ring) Release(f Frame) { r.ReleaseTo(f.end) }
@@ -401,6 +442,7 @@ func (r *Ring) ReleaseTo(end uint64) {
 		panic(fmt.Sprintf("BUG: ring: release to %d past the read position %d", end, r.read))
 	}
 	a, b := rel&r.mask, end&r.mask
+	r.measureRelease(end-rel, time.Now())
 	if a < b {
 		r.zero(a, b)
 	} else {
@@ -410,17 +452,56 @@ func (r *Ring) ReleaseTo(end uint64) {
 	r.release.Store(end)
 }
 
-// zero clears the arena's bytes [a, b). In an arena mapped by NewOffHeap
-// the whole pages of the range are handed back to the kernel instead
-// (dropPages), so that the ring's resident memory follows what it holds,
-// not the most it ever held: positions move around the whole arena, and
-// without this every page would stay resident after the first lap, even
-// at a trickle of telemetry. The pages at the edges are shared with bytes
-// that are not released, or already reused by writers: those are cleared,
-// so about one page per release of the last lap stays resident. Reader
-// only.
+// Page dropping. An off-heap arena on Linux can hand released pages back to
+// the kernel (dropPages) instead of clearing them: they read as zeros, and
+// are resident again only when written. Positions sweep the whole arena, so
+// without it every page of the ring stays resident after the first lap,
+// however little the ring holds. Dropping costs a page fault when the page
+// is written again, one lap later; so it is done only while a lap takes at
+// least slowLap at the measured release rate (at 8 MiB: below about
+// 0.8 MB/s, a few thousand events per second), where those faults cost
+// nothing that shows, and the pages would otherwise sit idle for seconds.
+const (
+	slowLap    = 10 * time.Second
+	dropWindow = time.Second
+)
+
+// pageMaskOf returns the page size - 1 when an off-heap arena of size
+// bytes can drop pages, else 0.
+func pageMaskOf(buf []byte, offHeap bool, size int) uint64 {
+	ps := os.Getpagesize()
+	if !offHeap || !canDropPages || ps > size || uintptr(unsafe.Pointer(&buf[0]))%uintptr(ps) != 0 {
+		return 0
+	}
+	return uint64(ps - 1)
+}
+
+// measureRelease adds n released bytes (pads excluded) to the current
+// window and, once the window is over, decides whether to drop pages
+// during the next one.
+func (r *Ring) measureRelease(n uint64, now time.Time) {
+	if r.pageMask == 0 {
+		return
+	}
+	n -= min(n, r.padSkipped)
+	r.padSkipped = 0
+	if r.winStart.IsZero() {
+		r.winStart = now
+	}
+	r.winReleased += n
+	if el := now.Sub(r.winStart); el >= dropWindow {
+		// lap time = size / rate = size * elapsed / released
+		r.dropping = r.winReleased == 0 || float64(r.size)*float64(el)/float64(r.winReleased) >= float64(slowLap)
+		r.winStart, r.winReleased = now, 0
+	}
+}
+
+// zero clears the arena's bytes [a, b), dropping the whole pages inside
+// the range while dropping is on. The pages at the edges are shared with
+// bytes that are not released, or already reused by writers: those are
+// cleared. Reader only.
 func (r *Ring) zero(a, b uint64) {
-	if r.pageMask != 0 {
+	if r.dropping {
 		pa, pb := (a+r.pageMask)&^r.pageMask, b&^r.pageMask
 		if pa < pb && dropPages(r.buf[pa:pb]) {
 			clear(r.buf[a:pa])
@@ -478,6 +559,7 @@ type Stats struct {
 	BlocksWritten uint64 // blocks committed
 	Refused       uint64 // reservations refused with ErrFull
 	TooLarge      uint64 // reservations refused with ErrTooLarge
+	Restarts      uint64 // blocks put at the arena's beginning in an empty ring (NewOffHeap)
 }
 
 // Stats returns the counters. Safe from any goroutine.
@@ -492,6 +574,7 @@ func (r *Ring) Stats() Stats {
 		BlocksWritten: r.blocksWritten.Load(),
 		Refused:       r.refused.Load(),
 		TooLarge:      r.tooLarge.Load(),
+		Restarts:      r.restarts.Load(),
 	}
 }
 

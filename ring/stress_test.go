@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/kte-dev/kinesis-telemetry-extension/ring"
 )
@@ -42,16 +43,18 @@ func TestStress(t *testing.T) {
 		writers int
 		start   uint64
 		offHeap bool
+		drop    bool // page dropping forced on (off-heap rings decide by rate after 1 s)
 	}{
-		{"small-ring-9-writers", 16 << 10, 9, nearWrap, false},
-		{"large-ring-3-writers", 1 << 20, 3, nearWrap - 1<<19, false},
-		{"off-heap-ring-4-writers", 64 << 10, 4, nearWrap - 1<<15, true},
+		{"small-ring-9-writers", 16 << 10, 9, nearWrap, false, false},
+		{"large-ring-3-writers", 1 << 20, 3, nearWrap - 1<<19, false, false},
+		{"off-heap-ring-4-writers", 64 << 10, 4, nearWrap - 1<<15, true, false},
+		{"off-heap-dropping-ring-4-writers", 64 << 10, 4, nearWrap - 1<<15, true, true},
 	} {
-		t.Run(c.name, func(t *testing.T) { stress(t, c.size, c.writers, c.start, total, c.offHeap) })
+		t.Run(c.name, func(t *testing.T) { stress(t, c.size, c.writers, c.start, total, c.offHeap, c.drop) })
 	}
 }
 
-func stress(t *testing.T, size, writers int, start uint64, total int, offHeap bool) {
+func stress(t *testing.T, size, writers int, start uint64, total int, offHeap, drop bool) {
 	newAt := ring.NewAt
 	if offHeap {
 		newAt = ring.NewAtOffHeap
@@ -60,6 +63,7 @@ func stress(t *testing.T, size, writers int, start uint64, total int, offHeap bo
 	if err != nil {
 		t.Fatal(err)
 	}
+	r.SetDropping(drop)
 	perWriter := total / writers
 	var wg sync.WaitGroup
 	for w := range writers {
@@ -97,6 +101,11 @@ func stress(t *testing.T, size, writers int, start uint64, total int, offHeap bo
 				}
 				res.Commit()
 				seq += n
+				if offHeap && rng.IntN(16) == 0 {
+					// Let the reader catch up and empty the ring, so that
+					// blocks go back to the arena's beginning (Restarts).
+					time.Sleep(50 * time.Microsecond)
+				}
 			}
 		}()
 	}
@@ -171,5 +180,11 @@ func stress(t *testing.T, size, writers int, start uint64, total int, offHeap bo
 	if !r.ZeroBeyondHead() {
 		t.Fatalf("ring not zeroed after the run")
 	}
-	t.Logf("%d writers, %d frames, %d refused reservations, high water %d of %d", writers, seen, st.Refused, st.HighWater, st.Size)
+	if offHeap && st.Restarts == 0 {
+		t.Fatalf("unexpected stats %+v; want blocks put back at the arena's beginning (the test does not test what it says)", st)
+	}
+	if st.HighWater > st.Size {
+		t.Fatalf("unexpected high water %d above the size %d", st.HighWater, st.Size)
+	}
+	t.Logf("%d writers, %d frames, %d refused reservations, %d restarts, high water %d of %d", writers, seen, st.Refused, st.Restarts, st.HighWater, st.Size)
 }
