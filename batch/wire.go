@@ -9,12 +9,13 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"unicode/utf8"
 
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	smithy "github.com/aws/smithy-go"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
+
+	"github.com/kte-dev/kinesis-telemetry-extension/internal/jsonesc"
 )
 
 // The packer's PutRecords calls go through the SDK as any call does
@@ -164,10 +165,10 @@ func appendPutRecords(dst []byte, in *kinesis.PutRecordsInput) ([]byte, error) {
 			dst = append(dst, `{"Data":"`...)
 			dst = base64.StdEncoding.AppendEncode(dst, e.Data)
 			dst = append(dst, `","PartitionKey":`...)
-			dst = appendJSONString(dst, *e.PartitionKey)
+			dst = jsonesc.AppendString(dst, *e.PartitionKey)
 			if e.ExplicitHashKey != nil {
 				dst = append(dst, `,"ExplicitHashKey":`...)
-				dst = appendJSONString(dst, *e.ExplicitHashKey)
+				dst = jsonesc.AppendString(dst, *e.ExplicitHashKey)
 			}
 			dst = append(dst, '}')
 		}
@@ -175,12 +176,12 @@ func appendPutRecords(dst []byte, in *kinesis.PutRecordsInput) ([]byte, error) {
 	}
 	if in.StreamARN != nil {
 		dst = append(dst, `"StreamARN":`...)
-		dst = appendJSONString(dst, *in.StreamARN)
+		dst = jsonesc.AppendString(dst, *in.StreamARN)
 		dst = append(dst, ',')
 	}
 	if in.StreamName != nil {
 		dst = append(dst, `"StreamName":`...)
-		dst = appendJSONString(dst, *in.StreamName)
+		dst = jsonesc.AppendString(dst, *in.StreamName)
 		dst = append(dst, ',')
 	}
 	if dst[len(dst)-1] == ',' {
@@ -197,52 +198,6 @@ func grow(dst []byte, n int) []byte {
 	g := make([]byte, len(dst), len(dst)+n)
 	copy(g, dst)
 	return g
-}
-
-const hexDigits = "0123456789abcdef"
-
-// appendJSONString appends s as a JSON string: quotes, backslashes and
-// control characters escaped, invalid UTF-8 replaced by U+FFFD (as
-// encoding/json does).
-func appendJSONString(dst []byte, s string) []byte {
-	dst = append(dst, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c >= 0x20 && c != '"' && c != '\\' && c < utf8.RuneSelf {
-			i++
-			continue
-		}
-		if c < utf8.RuneSelf {
-			dst = append(dst, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				dst = append(dst, '\\', c)
-			case '\n':
-				dst = append(dst, '\\', 'n')
-			case '\r':
-				dst = append(dst, '\\', 'r')
-			case '\t':
-				dst = append(dst, '\\', 't')
-			default:
-				dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, `\ufffd`...)
-			i++
-			start = i
-			continue
-		}
-		i += size
-	}
-	dst = append(dst, s[start:]...)
-	return append(dst, '"')
 }
 
 // Error codes the packer tells apart, shared so that decoding an answer

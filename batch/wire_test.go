@@ -202,20 +202,7 @@ func TestWireBuffersReused(t *testing.T) {
 	for i := range in.Records {
 		in.Records[i].PartitionKey = aws.String("0123456789abcdef0123456789abcdef")
 	}
-	var answer strings.Builder
-	answer.WriteString(`{"FailedRecordCount":1,"Records":[`)
-	for i := range 500 {
-		if i > 0 {
-			answer.WriteByte(',')
-		}
-		if i == 7 {
-			answer.WriteString(`{"ErrorCode":"ProvisionedThroughputExceededException","ErrorMessage":"Rate exceeded for shard shardId-000000000001 in stream s under account 123456789012."}`)
-			continue
-		}
-		answer.WriteString(`{"SequenceNumber":"49590338271490256608559692538361571095921575989136588898","ShardId":"shardId-000000000001"}`)
-	}
-	answer.WriteString(`]}`)
-	body := []byte(answer.String())
+	body := answer500()
 	b := &wireBuffers{}
 	run := func() {
 		var err error
@@ -318,20 +305,7 @@ func oracleAnswer(body []byte) ([]string, bool) {
 
 // BenchmarkParseAnswer reads a 500-record answer with one failed record.
 func BenchmarkParseAnswer(b *testing.B) {
-	var sb strings.Builder
-	sb.WriteString(`{"FailedRecordCount":1,"Records":[`)
-	for i := range 500 {
-		if i > 0 {
-			sb.WriteByte(',')
-		}
-		if i == 7 {
-			sb.WriteString(`{"ErrorCode":"ProvisionedThroughputExceededException","ErrorMessage":"Rate exceeded for shard shardId-000000000001 in stream s under account 123456789012."}`)
-			continue
-		}
-		sb.WriteString(`{"SequenceNumber":"49590338271490256608559692538361571095921575989136588898","ShardId":"shardId-000000000001"}`)
-	}
-	sb.WriteString(`]}`)
-	body := []byte(sb.String())
+	body := answer500()
 	var recs []types.PutRecordsResultEntry
 	b.SetBytes(int64(len(body)))
 	b.ReportAllocs()
@@ -364,4 +338,23 @@ func TestSpecial8(t *testing.T) {
 			}
 		}
 	}
+}
+
+// answer500 is a 500-record PutRecords answer whose eighth record failed,
+// with entries of the size Kinesis writes.
+func answer500() []byte {
+	var b strings.Builder
+	b.WriteString(`{"FailedRecordCount":1,"Records":[`)
+	for i := range 500 {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		if i == 7 {
+			b.WriteString(`{"ErrorCode":"ProvisionedThroughputExceededException","ErrorMessage":"Rate exceeded for shard shardId-000000000001 in stream s under account 123456789012."}`)
+			continue
+		}
+		b.WriteString(`{"SequenceNumber":"49590338271490256608559692538361571095921575989136588898","ShardId":"shardId-000000000001"}`)
+	}
+	b.WriteString(`]}`)
+	return []byte(b.String())
 }

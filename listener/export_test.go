@@ -1,6 +1,10 @@
 package listener
 
-import "github.com/valyala/fasthttp"
+import (
+	"github.com/valyala/fasthttp"
+
+	"github.com/kte-dev/kinesis-telemetry-extension/internal/jsonesc"
+)
 
 // Member exposes member for tests.
 func Member(obj []byte, key string) []byte { return member(obj, key) }
@@ -12,9 +16,9 @@ func Unescape(raw []byte) ([]byte, bool) {
 	return dst[:n], ok
 }
 
-// AppendEscaped exposes appendEscaped and escapedLen for tests.
-func AppendEscaped(dst, p []byte) []byte { return appendEscaped(dst, p) }
-func EscapedLen(p []byte) (int, bool)    { return escapedLen(p) }
+// AppendEscaped exposes jsonesc.AppendEscaped and jsonesc.EscapedLen to the listener's tests.
+func AppendEscaped(dst, p []byte) []byte { return jsonesc.AppendEscaped(dst, p) }
+func EscapedLen(p []byte) (int, bool)    { return jsonesc.EscapedLen(p) }
 
 // AppendPrefix exposes the enrichment prefix.
 func AppendPrefix(dst []byte, id Identity) []byte { return appendPrefix(dst, id) }

@@ -1,5 +1,7 @@
 package listener
 
+import "github.com/kte-dev/kinesis-telemetry-extension/internal/jsonesc"
+
 // Identity says where events come from; with enrichment on, the listener
 // writes it as a "lambda" object in front of every event's own members.
 type Identity struct {
@@ -20,15 +22,15 @@ type Identity struct {
 // had a "lambda" member would then hold two; Lambda's events have none.)
 func appendPrefix(dst []byte, id Identity) []byte {
 	dst = append(dst, `{"lambda":{"function":`...)
-	dst = appendString(dst, id.Function)
+	dst = jsonesc.AppendString(dst, id.Function)
 	dst = append(dst, `,"version":`...)
-	dst = appendString(dst, id.Version)
+	dst = jsonesc.AppendString(dst, id.Version)
 	dst = append(dst, `,"region":`...)
-	dst = appendString(dst, id.Region)
+	dst = jsonesc.AppendString(dst, id.Region)
 	dst = append(dst, `,"account":`...)
-	dst = appendString(dst, id.Account)
+	dst = jsonesc.AppendString(dst, id.Account)
 	dst = append(dst, `,"environment":`...)
-	dst = appendString(dst, id.Environment)
+	dst = jsonesc.AppendString(dst, id.Environment)
 	return append(dst, "},"...)
 }
 

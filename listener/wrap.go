@@ -7,6 +7,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/kte-dev/kinesis-telemetry-extension/ring"
+
+	"github.com/kte-dev/kinesis-telemetry-extension/internal/jsonesc"
 )
 
 // Wrapped records. Bytes the listener cannot store as plain events are
@@ -83,7 +85,7 @@ func appendHeader(dst, pre []byte, g *group, p *part) []byte {
 	dst = append(dst, `"kte":{"quarantine":"`...)
 	dst = append(dst, g.kind...)
 	dst = append(dst, `","reason":`...)
-	dst = appendString(dst, g.reason)
+	dst = jsonesc.AppendString(dst, g.reason)
 	if name := g.typ.String(); name != "" {
 		dst = append(dst, `,"type":"`...)
 		dst = append(dst, name...)
@@ -91,7 +93,7 @@ func appendHeader(dst, pre []byte, g *group, p *part) []byte {
 	}
 	dst = append(dst, `,"id":"`...)
 	for shift := 60; shift >= 0; shift -= 4 {
-		dst = append(dst, hexDigits[g.id>>uint(shift)&0xf])
+		dst = append(dst, "0123456789abcdef"[g.id>>uint(shift)&0xf])
 	}
 	dst = append(dst, `","part":`...)
 	dst = strconv.AppendInt(dst, int64(p.num), 10)
@@ -148,7 +150,7 @@ func (l *Listener) newGroup(s *scratch, kind, reason string, typ Type, body []by
 		reason = reason[:cut]
 	}
 	payload := body[start:end]
-	esc, valid := escapedLen(payload)
+	esc, valid := jsonesc.EscapedLen(payload)
 	s.groups = append(s.groups, group{
 		kind:   kind,
 		reason: reason,
@@ -184,7 +186,7 @@ func (l *Listener) plan(s *scratch, pre, body []byte, gi int) (n, total int) {
 		for i := 0; i < len(payload); {
 			size, el := 1, 0
 			if c := payload[i]; c < utf8.RuneSelf {
-				el = asciiEscLen[c]
+				el = jsonesc.ASCIILen[c]
 			} else {
 				_, size = utf8.DecodeRune(payload[i:])
 				el = size
@@ -223,7 +225,7 @@ func writeParts(w *ring.Reservation, s *scratch, pre, body []byte, gi, from, to 
 			out = out[:k+p.enc]
 			base64.StdEncoding.Encode(out[k:], chunk)
 		} else {
-			out = appendEscaped(out, chunk)
+			out = jsonesc.AppendEscaped(out, chunk)
 		}
 		out = append(out, '"', '}')
 		if len(out) != len(f) || &out[0] != &f[0] {

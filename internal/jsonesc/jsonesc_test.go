@@ -1,0 +1,38 @@
+package jsonesc_test
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+	"unicode/utf8"
+
+	"github.com/kte-dev/kinesis-telemetry-extension/internal/jsonesc"
+)
+
+// TestAppendStringRoundTrips: encoding/json reads back what AppendString
+// writes, byte for byte for valid UTF-8 and with U+FFFD for invalid bytes,
+// and EscapedLen is the length written.
+func TestAppendStringRoundTrips(t *testing.T) {
+	for _, s := range []string{"", "plain", `q"uo\te`, "tab\tnl\nnul\x00\x1f\b\f\x7f", "ünïcødé ✓ 𝄞", "bad\xffutf8\xc3", "\u2028",
+		strings.Repeat("k", 300)} {
+		got := jsonesc.AppendString([]byte("x"), s)
+		var back string
+		if err := json.Unmarshal(got[1:], &back); err != nil {
+			t.Fatalf("unexpected invalid JSON %q for %q: %v", got, s, err)
+		}
+		if want := strings.ToValidUTF8(s, "\ufffd"); back != want && utf8.ValidString(s) {
+			t.Fatalf("unexpected round trip %q; want %q", back, want)
+		}
+		if !utf8.ValidString(s) && !utf8.ValidString(back) {
+			t.Fatalf("unexpected invalid UTF-8 %q", back)
+		}
+		if n, valid := jsonesc.EscapedLen([]byte(s)); n != len(got)-3 || valid != utf8.ValidString(s) {
+			t.Fatalf("unexpected EscapedLen %d, %v for %q; wrote %d", n, valid, s, len(got)-3)
+		}
+	}
+	key := strings.Repeat("k", 256)
+	dst := make([]byte, 0, 512)
+	if a := testing.AllocsPerRun(100, func() { dst = jsonesc.AppendString(dst[:0], key) }); a != 0 {
+		t.Fatalf("unexpected %.0f allocations; want 0", a)
+	}
+}
