@@ -8,6 +8,10 @@
 // entry) until its delivery is settled. Nothing is ever overwritten before it
 // is released: a writer that finds no room gets ErrFull.
 //
+// The arena is allocated once, on the Go heap (New) or mapped outside it
+// (NewOffHeap, what the extension uses: the garbage collector does not pace
+// itself by it, and its resident pages follow what it holds).
+//
 // The package imports the standard library only.
 package ring
 
@@ -76,7 +80,8 @@ func alignUp(n int) int { return (n + 7) &^ 7 }
 // Positions are byte offsets that only grow (uint64, wrapping modulo 2^64);
 // the arena index is pos & mask. All bytes in [head, release+size) are zero:
 // writers only write inside their reservation, and the reader zeroes what it
-// releases before publishing the release. A reserved block's header therefore
+// releases (or hands its whole pages back to the kernel, which zeroes them)
+// before publishing the release. A reserved block's header therefore
 // reads 0 until its writer commits it.
 //
 // A Ring must not be copied after first use.
