@@ -475,3 +475,60 @@ func TestFlushInvokeNoTailWaitWithoutPlatform(t *testing.T) {
 		t.Fatalf("unexpected exit code %d; stderr:\n%s", code, h.stderr.String())
 	}
 }
+
+// TestMetricsTickerUnderManagedInstances: with no INVOKE events (Managed
+// Instances register SHUTDOWN only), the EMF line comes from a ticker, and
+// once more at SHUTDOWN; each line carries the change since the previous
+// one, so the lines add up to the totals.
+func TestMetricsTickerUnderManagedInstances(t *testing.T) {
+	defer func(d time.Duration) { lmiMetricsInterval = d }(lmiMetricsInterval)
+	lmiMetricsInterval = 150 * time.Millisecond
+	fakeKinesisEnv(t)
+	rt := newFakeRuntime(t)
+	h := startExtension(t, rt, map[string]string{"KTE_METRICS": "true", "AWS_LAMBDA_MAX_CONCURRENCY": "4"})
+	rt.waitNext(1)
+	if got := h.post(body(logLines("req-0", 0, 20))); got != 200 {
+		t.Fatalf("unexpected status; got %d", got)
+	}
+	lines := func() []string {
+		out := strings.TrimSuffix(h.stdout.String(), "\n")
+		if out == "" {
+			return nil
+		}
+		return strings.Split(out, "\n")
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for len(lines()) < 2 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	ls := lines()
+	if len(ls) < 2 {
+		t.Fatalf("unexpected EMF lines before SHUTDOWN; got %d; want at least 2 at a 150 ms interval; stderr:\n%s", len(ls), h.stderr.String())
+	}
+	rt.shutdown("spindown", time.Second)
+	if code := h.exitCode(); code != 0 {
+		t.Fatalf("unexpected exit code %d; stderr:\n%s", code, h.stderr.String())
+	}
+	all := lines()
+	if len(all) <= len(ls) {
+		t.Fatalf("unexpected EMF lines; got %d after SHUTDOWN, %d before; want one more at SHUTDOWN", len(all), len(ls))
+	}
+	sum := 0.0
+	for i, l := range all {
+		doc, err := emftest.Parse([]byte(l))
+		if err != nil {
+			t.Fatalf("line %d is not EMF: %v\n%s", i, err, l)
+		}
+		got := doc.Values["EventsReceived"]
+		if got < 0 {
+			t.Fatalf("unexpected EventsReceived %v in line %d; want a change, never negative", got, i)
+		}
+		if string(doc.Root["FlushStrategy"]) != `"continuous"` {
+			t.Fatalf("unexpected FlushStrategy %s under Managed Instances", doc.Root["FlushStrategy"])
+		}
+		sum += got
+	}
+	if sum != 20 {
+		t.Fatalf("unexpected EventsReceived over %d lines: %v; want 20", len(all), sum)
+	}
+}

@@ -218,12 +218,16 @@ func (m *emitter) stopTicker() { m.stopOnce.Do(func() { close(m.stop) }) }
 
 // startMetricsTicker emits once a minute on Lambda Managed Instances, where
 // there is no INVOKE to emit at and the environment is never frozen.
+// lmiMetricsInterval is how often Managed Instances, which have no INVOKE to
+// hang metrics on, get an EMF line (tests shorten it).
+var lmiMetricsInterval = metrics.DefaultInterval
+
 func (x *extension) startMetricsTicker() {
 	if x.stats == nil || !x.cfg.LMI {
 		return
 	}
 	go func() {
-		t := time.NewTicker(metrics.DefaultInterval)
+		t := time.NewTicker(lmiMetricsInterval)
 		defer t.Stop()
 		for {
 			select {
