@@ -15,11 +15,11 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
-	"github.com/valyala/fasthttp"
 
 	"github.com/kte-dev/kinesis-telemetry-extension/batch"
 	"github.com/kte-dev/kinesis-telemetry-extension/bench/baseline"
 	"github.com/kte-dev/kinesis-telemetry-extension/bench/fakekinesis"
+	"github.com/kte-dev/kinesis-telemetry-extension/bench/internal/poster"
 	"github.com/kte-dev/kinesis-telemetry-extension/config"
 	"github.com/kte-dev/kinesis-telemetry-extension/listener"
 	"github.com/kte-dev/kinesis-telemetry-extension/ring"
@@ -39,6 +39,8 @@ type pipeline interface {
 	// post hands one body to the implementation; it returns once the body
 	// is acknowledged (for HTTP: answered 200).
 	post(body []byte) error
+	// endpoint is the telemetry endpoint's address over HTTP, else "".
+	endpoint() string
 	// flush delivers everything posted so far.
 	flush(ctx context.Context) error
 	close()
@@ -155,9 +157,8 @@ type ktePipeline struct {
 	ring   *ring.Ring
 	packer *batch.Packer
 	lis    *listener.Listener // overHTTP only
-	client *fasthttp.HostClient
-	req    *fasthttp.Request
-	resp   *fasthttp.Response
+	poster *poster.Client     // overHTTP only
+	addr   string             // overHTTP only: the telemetry endpoint
 	cancel context.CancelFunc
 	done   chan struct{}
 
@@ -193,7 +194,8 @@ func newKTE(tb testing.TB, tr transport, c batch.PutRecordsAPI) *ktePipeline {
 		if err := k.lis.Start(); err != nil {
 			tb.Fatal(err)
 		}
-		k.client, k.req, k.resp = newPoster(k.lis.Addr().String())
+		k.addr = k.lis.Addr().String()
+		k.poster = poster.New(k.addr, listener.DefaultPath)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	k.cancel = cancel
@@ -205,9 +207,11 @@ func newKTE(tb testing.TB, tr transport, c batch.PutRecordsAPI) *ktePipeline {
 	return k
 }
 
+func (k *ktePipeline) endpoint() string { return k.addr }
+
 func (k *ktePipeline) post(body []byte) error {
 	if k.lis != nil {
-		return postBody(k.client, k.req, k.resp, body)
+		return k.poster.Post(body)
 	}
 	return k.ingest(body)
 }
@@ -260,7 +264,7 @@ func (k *ktePipeline) close() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		_ = k.lis.Shutdown(ctx)
 		cancel()
-		k.client.CloseIdleConnections()
+		k.poster.Close()
 	}
 	k.cancel()
 	<-k.done
@@ -269,9 +273,8 @@ func (k *ktePipeline) close() {
 // basePipeline is the plain implementation.
 type basePipeline struct {
 	ext    *baseline.Extension
-	client *fasthttp.HostClient
-	req    *fasthttp.Request
-	resp   *fasthttp.Response
+	poster *poster.Client // overHTTP only
+	addr   string         // overHTTP only: the telemetry endpoint
 	http   bool
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -293,7 +296,8 @@ func newBaseline(tb testing.TB, tr transport, c baseline.PutRecordsAPI) *basePip
 		if err != nil {
 			tb.Fatal(err)
 		}
-		p.client, p.req, p.resp = newPoster(addr.String())
+		p.addr = addr.String()
+		p.poster = poster.New(p.addr, listener.DefaultPath)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	p.cancel = cancel
@@ -310,53 +314,24 @@ func newBaseline(tb testing.TB, tr transport, c baseline.PutRecordsAPI) *basePip
 
 func (p *basePipeline) post(body []byte) error {
 	if p.http {
-		return postBody(p.client, p.req, p.resp, body)
+		return p.poster.Post(body)
 	}
 	return p.ext.Ingest(context.Background(), body)
 }
 
 func (p *basePipeline) flush(ctx context.Context) error { return p.ext.Flush(ctx) }
 
+func (p *basePipeline) endpoint() string { return p.addr }
+
 func (p *basePipeline) close() {
 	if p.http {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		_ = p.ext.Shutdown(ctx)
 		cancel()
-		p.client.CloseIdleConnections()
+		p.poster.Close()
 	}
 	p.cancel()
 	<-p.done
-}
-
-// newPoster returns the HTTP client that stands in for Lambda's Telemetry
-// API: the same fasthttp client for both implementations, one connection,
-// one POST at a time, as Lambda delivers to a subscriber.
-func newPoster(addr string) (*fasthttp.HostClient, *fasthttp.Request, *fasthttp.Response) {
-	c := &fasthttp.HostClient{Addr: addr, MaxConns: 1, ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second}
-	req := fasthttp.AcquireRequest()
-	req.SetRequestURI("http://" + addr + listener.DefaultPath)
-	req.Header.SetMethod(fasthttp.MethodPost)
-	req.Header.SetContentType("application/json")
-	return c, req, fasthttp.AcquireResponse()
-}
-
-// postBody POSTs body, again while the answer is 503 (the ring is full and
-// Lambda would retry), and fails on any other status than 200.
-func postBody(c *fasthttp.HostClient, req *fasthttp.Request, resp *fasthttp.Response, body []byte) error {
-	req.SetBodyRaw(body)
-	for {
-		if err := c.Do(req, resp); err != nil {
-			return fmt.Errorf("cannot post: %w", err)
-		}
-		switch resp.StatusCode() {
-		case fasthttp.StatusOK:
-			return nil
-		case fasthttp.StatusServiceUnavailable:
-			time.Sleep(time.Millisecond)
-		default:
-			return fmt.Errorf("unexpected status %d: %s", resp.StatusCode(), resp.Body())
-		}
-	}
 }
 
 // impl names an implementation and builds its pipeline.
