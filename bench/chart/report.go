@@ -33,7 +33,7 @@ var (
 
 // familyDoc says what each benchmark family measures.
 var familyDoc = map[string]string{
-	"EndToEnd":  "one Telemetry API POST over loopback TCP (the same fasthttp client for both) → split/decode → ring/queue → PutRecords requests sent with the AWS SDK v2 client to an in-process fake Kinesis endpoint; full requests go out while bodies stream in, the rest is flushed inside the timing",
+	"EndToEnd":  "one Telemetry API POST over loopback TCP (the same fasthttp client for both, in a child process that stands in for Lambda) → split/decode → ring/queue → PutRecords requests sent with the AWS SDK v2 client to an in-process fake Kinesis endpoint; full requests go out while bodies stream in, the rest is flushed inside the timing",
 	"InProcess": "the implementations' own work without HTTP and without the SDK: body → split/decode → ring/queue → PutRecords input handed to a client that accepts it at once",
 }
 
@@ -42,7 +42,7 @@ var familyDoc = map[string]string{
 func (r *report) panels() []panel {
 	metrics := []struct{ unit, title string }{
 		{"events/s", "Throughput (events/s)"},
-		{"cpu-ms/10k-events", "CPU per 10k events (ms, whole process)"},
+		{"cpu-ms/10k-events", "CPU per 10k events (ms, benchmark process)"},
 		{"allocs/event", "Allocations per event"},
 	}
 	var ps []panel
@@ -103,8 +103,9 @@ func (r *report) writeBench(w io.Writer) {
 	fmt.Fprintf(w, "`go test -bench` on %s/%s, CPU %q. The baseline (`bench/baseline`) is the usual extension: `net/http`, "+
 		"`encoding/json` into `[]json.RawMessage`, a channel of events, one SDK call per 500 records. Both get the same "+
 		"bodies, client, SDK settings and fake Kinesis endpoint; KTE runs with its defaults except enrichment (off, so both "+
-		"send the same bytes). Figures are medians of %d runs; CPU and allocations are the whole process's (client, "+
-		"servers and fake endpoint included, for both alike).\n", h["goos"], h["goarch"], h["cpu"], r.maxRuns())
+		"send the same bytes). Figures are medians of %d runs; CPU and allocations are those of the benchmark process: "+
+		"the implementation and the fake endpoint, for both alike (end to end, the POSTs come from a child process, "+
+		"whose work is not counted).\n", h["goos"], h["goarch"], h["cpu"], r.maxRuns())
 	if r.chart != "" {
 		fmt.Fprintln(w)
 		fmt.Fprintf(w, "![ingest chart](%s)\n", r.chart)
