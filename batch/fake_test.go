@@ -27,6 +27,7 @@ import (
 
 	"github.com/kte-dev/kinesis-telemetry-extension/config"
 	"github.com/kte-dev/kinesis-telemetry-extension/ring"
+	"github.com/kte-dev/kinesis-telemetry-extension/ring/ringtest"
 )
 
 // testConfig returns a valid configuration for stream "test" with the given
@@ -61,23 +62,6 @@ func newPacker(tb testing.TB, r *ring.Ring, cfg config.Config, opts Options) *Pa
 		tb.Fatal(err)
 	}
 	return p
-}
-
-// writeBlock commits frames to r as one block.
-func writeBlock(r *ring.Ring, frames ...[]byte) error {
-	total := 0
-	for _, f := range frames {
-		total += len(f)
-	}
-	w, err := r.Reserve(len(frames), total)
-	if err != nil {
-		return err
-	}
-	for _, f := range frames {
-		w.Append(f)
-	}
-	w.Commit()
-	return nil
 }
 
 // event returns a size-byte event that starts with its id (8 hex digits,
@@ -353,7 +337,7 @@ func errAPI(code string, status int) error {
 
 // writeAll writes events to p's ring as one block.
 func writeAll(tb testing.TB, p *Packer, events [][]byte) {
-	if err := writeBlock(p.r, events...); err != nil {
+	if err := ringtest.Write(p.r, events...); err != nil {
 		tb.Fatal(err)
 	}
 }

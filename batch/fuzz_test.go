@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 
 	"github.com/kte-dev/kinesis-telemetry-extension/config"
+	"github.com/kte-dev/kinesis-telemetry-extension/ring/ringtest"
 )
 
 // FuzzPacker packs random frame sizes and counts under random limits,
@@ -104,7 +105,7 @@ func fuzzPacker(t *testing.T, data []byte) {
 			sizes = append(sizes, size)
 		}
 		for len(block) > 0 {
-			err := writeBlock(r, block...)
+			err := ringtest.Write(r, block...)
 			if err == nil {
 				break
 			}

@@ -12,6 +12,7 @@ import (
 	"github.com/kte-dev/kinesis-telemetry-extension/internal/faultproxy"
 	"github.com/kte-dev/kinesis-telemetry-extension/internal/kinesalite"
 	"github.com/kte-dev/kinesis-telemetry-extension/ring"
+	"github.com/kte-dev/kinesis-telemetry-extension/ring/ringtest"
 )
 
 // These tests run the packer against kinesalite, a Kinesis implementation
@@ -55,7 +56,7 @@ func pipeline(t *testing.T, p *Packer, r *ring.Ring, sizes []int) {
 					block[j] = event(i+j, sizes[i+j])
 				}
 				for {
-					err := writeBlock(r, block...)
+					err := ringtest.Write(r, block...)
 					if err == nil {
 						break
 					}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/kte-dev/kinesis-telemetry-extension/config"
 	"github.com/kte-dev/kinesis-telemetry-extension/ring"
+	"github.com/kte-dev/kinesis-telemetry-extension/ring/ringtest"
 )
 
 const (
@@ -79,7 +80,7 @@ func TestPackLimits(t *testing.T) {
 		var undelivered bytes.Buffer
 		p := newPacker(t, r, cfg, Options{Undelivered: &undelivered})
 		for i, size := range sizes {
-			if err := writeBlock(r, event(i, size)); err != nil {
+			if err := ringtest.Write(r, event(i, size)); err != nil {
 				t.Fatalf("%s: cannot write event %d: %v", name, i, err)
 			}
 		}
@@ -176,7 +177,7 @@ func TestReleaseOrderWithOutOfOrderSuccess(t *testing.T) {
 	for i := range n {
 		e := event(i, 100)
 		size = ring.BlockSize(1, len(e))
-		if err := writeBlock(r, e); err != nil {
+		if err := ringtest.Write(r, e); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -233,7 +234,7 @@ func TestWholeCallFailureKeepsEverything(t *testing.T) {
 	r := newRing(t, 64*KiB)
 	p := newPacker(t, r, testConfig(500, 5*MiB, MiB, "k"), Options{})
 	for i := range 5 {
-		if err := writeBlock(r, event(i, 50)); err != nil {
+		if err := ringtest.Write(r, event(i, 50)); err != nil {
 			t.Fatal(err)
 		}
 	}

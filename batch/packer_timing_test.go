@@ -18,6 +18,7 @@ import (
 
 	"github.com/kte-dev/kinesis-telemetry-extension/config"
 	"github.com/kte-dev/kinesis-telemetry-extension/ring"
+	"github.com/kte-dev/kinesis-telemetry-extension/ring/ringtest"
 )
 
 var benchSizes = []struct {
@@ -62,7 +63,7 @@ func benchPack(b *testing.B, size int, withWrite bool) {
 		if !withWrite {
 			b.StopTimer()
 		}
-		if err := writeBlock(p.r, events[:n]...); err != nil {
+		if err := ringtest.Write(p.r, events[:n]...); err != nil {
 			b.Fatal(err)
 		}
 		if !withWrite {
@@ -156,7 +157,7 @@ func BenchmarkSend(b *testing.B) {
 			p.Resume()
 			block := buildEvents(min(100, perBatch(bs.size)), bs.size)
 			// Warm up: one call, so that the connection and caches exist.
-			if err := writeBlock(r, block...); err != nil {
+			if err := ringtest.Write(r, block...); err != nil {
 				b.Fatal(err)
 			}
 			if res := p.Flush(context.Background()); !res.Complete {
@@ -169,7 +170,7 @@ func BenchmarkSend(b *testing.B) {
 			b.ResetTimer()
 			for done := 0; done < b.N; {
 				n := min(len(block), b.N-done)
-				if err := writeBlock(r, block[:n]...); err != nil {
+				if err := ringtest.Write(r, block[:n]...); err != nil {
 					if !errors.Is(err, ring.ErrFull) {
 						b.Fatal(err)
 					}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/kte-dev/kinesis-telemetry-extension/config"
 	"github.com/kte-dev/kinesis-telemetry-extension/ring"
+	"github.com/kte-dev/kinesis-telemetry-extension/ring/ringtest"
 )
 
 // slack is added to time bounds; the race detector slows everything down.
@@ -32,7 +33,7 @@ var slack = func() time.Duration {
 func writeEvents(tb testing.TB, r *ring.Ring, first, n, size int) {
 	tb.Helper()
 	for i := first; i < first+n; i++ {
-		if err := writeBlock(r, event(i, size)); err != nil {
+		if err := ringtest.Write(r, event(i, size)); err != nil {
 			tb.Fatalf("cannot write event %d: %v", i, err)
 		}
 	}
@@ -456,7 +457,7 @@ func TestFlushDoesNotChaseNewEvents(t *testing.T) {
 				return
 			default:
 			}
-			if writeBlock(r, event(i, 100)) != nil {
+			if ringtest.Write(r, event(i, 100)) != nil {
 				time.Sleep(time.Millisecond)
 			}
 		}
@@ -493,7 +494,7 @@ func TestGiveUpAfterRunReturned(t *testing.T) {
 	// Raw newlines in an event are written as spaces.
 	e := event(0, 20)
 	e[10], e[11] = '\n', '\r'
-	if err := writeBlock(r, e); err != nil {
+	if err := ringtest.Write(r, e); err != nil {
 		t.Fatal(err)
 	}
 	writeEvents(t, r, 1, 19, 20)
@@ -536,7 +537,7 @@ func TestOversizeOnlyIsReleased(t *testing.T) {
 	runPacker(t, p)
 	p.Resume()
 	for i := range 40 { // 40 KiB of events that can never be sent: more than half the ring
-		if err := writeBlock(r, event(i, KiB)); err != nil {
+		if err := ringtest.Write(r, event(i, KiB)); err != nil {
 			t.Fatalf("cannot write event %d: %v", i, err)
 		}
 		eventually(t, time.Second, "the ring to be released", func() bool { return r.Stats().InUse == 0 })

@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 
 	"github.com/kte-dev/kinesis-telemetry-extension/ring"
+	"github.com/kte-dev/kinesis-telemetry-extension/ring/ringtest"
 )
 
 // TestPackerConcurrentExactlyOnce runs the packer goroutine against several
@@ -85,7 +86,7 @@ func TestPackerConcurrentExactlyOnce(t *testing.T) {
 				for j := range block {
 					block[j] = event(i+j, sizeOf(i+j))
 				}
-				if err := writeBlock(r, block...); err != nil {
+				if err := ringtest.Write(r, block...); err != nil {
 					if !errors.Is(err, ring.ErrFull) {
 						t.Error(err)
 						return

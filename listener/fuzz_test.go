@@ -11,6 +11,7 @@ import (
 
 	"github.com/kte-dev/kinesis-telemetry-extension/listener"
 	"github.com/kte-dev/kinesis-telemetry-extension/ring"
+	"github.com/kte-dev/kinesis-telemetry-extension/ring/ringtest"
 )
 
 // FuzzSplitArray checks SplitArray against encoding/json: a body that
@@ -125,7 +126,7 @@ func (h fuzzHandler) check(t *testing.T, b []byte) {
 	if code := ctx.Response.StatusCode(); code != fasthttp.StatusOK {
 		t.Fatalf("unexpected status; got %d; want 200", code)
 	}
-	frames := drain(h.r)
+	frames := ringtest.Drain(h.r)
 	for _, fr := range frames {
 		if len(fr) > h.o.MaxFrameBytes || !json.Valid(fr) {
 			t.Fatalf("unexpected frame (%d bytes, limit %d, valid %v): %.200q", len(fr), h.o.MaxFrameBytes, json.Valid(fr), fr)

@@ -22,6 +22,7 @@ import (
 
 	"github.com/kte-dev/kinesis-telemetry-extension/listener"
 	"github.com/kte-dev/kinesis-telemetry-extension/ring"
+	"github.com/kte-dev/kinesis-telemetry-extension/ring/ringtest"
 )
 
 var testIdentity = listener.Identity{
@@ -121,24 +122,6 @@ func (s *server) post(t *testing.T, b []byte) int {
 	return code
 }
 
-// drain returns copies of every committed frame and releases them.
-func drain(r *ring.Ring) [][]byte {
-	var out [][]byte
-	var last ring.Frame
-	for {
-		f, ok := r.Next()
-		if !ok {
-			break
-		}
-		out = append(out, bytes.Clone(f.Data))
-		last = f
-	}
-	if len(out) > 0 {
-		r.Release(last)
-	}
-	return out
-}
-
 func checkStats(t *testing.T, got, want listener.Stats) {
 	t.Helper()
 	if got != want {
@@ -158,7 +141,7 @@ func TestPostEventsByteExact(t *testing.T) {
 		if code := s.post(t, b); code != fasthttp.StatusOK {
 			t.Fatalf("unexpected status; got %d; want 200", code)
 		}
-		frames := drain(s.r)
+		frames := ringtest.Drain(s.r)
 		if len(frames) != len(elems) {
 			t.Fatalf("unexpected frame count; got %d; want %d", len(frames), len(elems))
 		}
@@ -200,7 +183,7 @@ func TestEnrichment(t *testing.T) {
 	if code := s.post(t, b); code != fasthttp.StatusOK {
 		t.Fatalf("unexpected status; got %d; want 200", code)
 	}
-	frames := drain(s.r)
+	frames := ringtest.Drain(s.r)
 	elems, _ := oracle(b)
 	if len(frames) != len(elems) {
 		t.Fatalf("unexpected frame count; got %d; want %d", len(frames), len(elems))
@@ -240,7 +223,7 @@ func TestEnrichment(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.post(t, body(false, sampleEvents[7]))
-	frames = drain(s.r)
+	frames = ringtest.Drain(s.r)
 	want := string(listener.AppendPrefix(nil, id2)) + sampleEvents[7][1:]
 	if len(frames) != 1 || string(frames[0]) != want {
 		t.Fatalf("unexpected frame after SetIdentity; got %q; want %q", frames, want)
@@ -258,7 +241,7 @@ func TestEmptyArray(t *testing.T) {
 			t.Fatalf("unexpected status for %q; got %d; want 200", b, code)
 		}
 	}
-	if frames := drain(s.r); len(frames) != 0 {
+	if frames := ringtest.Drain(s.r); len(frames) != 0 {
 		t.Fatalf("unexpected frames for empty arrays: %q", frames)
 	}
 	checkStats(t, s.l.Stats(), listener.Stats{Posts: 3, Accepted: 3})
@@ -334,7 +317,7 @@ func TestMalformedBodiesQuarantined(t *testing.T) {
 				if code := s.post(t, b); code != fasthttp.StatusOK {
 					t.Fatalf("unexpected status for %q; got %d; want 200", b, code)
 				}
-				frames := drain(s.r)
+				frames := ringtest.Drain(s.r)
 				if len(frames) != 1 {
 					t.Fatalf("unexpected frame count; got %d; want 1", len(frames))
 				}
@@ -407,7 +390,7 @@ func TestMalformedBodyInParts(t *testing.T) {
 			if code := s.post(t, b); code != fasthttp.StatusOK {
 				t.Fatalf("unexpected status; got %d; want 200", code)
 			}
-			frames := drain(s.r)
+			frames := ringtest.Drain(s.r)
 			if len(frames) < 2 {
 				t.Fatalf("unexpected frame count; got %d; want several parts", len(frames))
 			}
@@ -437,7 +420,7 @@ func TestOversizeEventInParts(t *testing.T) {
 			if code := s.post(t, b); code != fasthttp.StatusOK {
 				t.Fatalf("unexpected status; got %d; want 200", code)
 			}
-			frames := drain(s.r)
+			frames := ringtest.Drain(s.r)
 			if len(frames) < 4 {
 				t.Fatalf("unexpected frame count; got %d; want the parts between two events", len(frames))
 			}
@@ -470,12 +453,12 @@ func TestOversizeEventInParts(t *testing.T) {
 		head := `{"type":"function","record":"`
 		fit := head + strings.Repeat("x", o.MaxFrameBytes-pre+1-len(head)-2) + `"}`
 		s.post(t, body(false, fit))
-		if frames := drain(s.r); len(frames) != 1 || len(frames[0]) != o.MaxFrameBytes {
+		if frames := ringtest.Drain(s.r); len(frames) != 1 || len(frames[0]) != o.MaxFrameBytes {
 			t.Fatalf("unexpected frames for an event at the limit: %d frames", len(frames))
 		}
 		over := head + strings.Repeat("x", o.MaxFrameBytes-pre+2-len(head)-2) + `"}`
 		s.post(t, body(false, over))
-		if frames := drain(s.r); len(frames) != 2 {
+		if frames := ringtest.Drain(s.r); len(frames) != 2 {
 			t.Fatalf("unexpected frames for an event one byte over the limit; got %d; want 2 parts", len(frames))
 		}
 		st := s.l.Stats()
@@ -499,7 +482,7 @@ func TestOverflowQuarantined(t *testing.T) {
 	if code := s.post(t, b); code != fasthttp.StatusOK {
 		t.Fatalf("unexpected status; got %d; want 200", code)
 	}
-	w, payload := reassemble(t, drain(s.r), o.MaxFrameBytes)
+	w, payload := reassemble(t, ringtest.Drain(s.r), o.MaxFrameBytes)
 	if w.KTE.Quarantine != listener.QuarantineOverflow || !bytes.Equal(payload, b) {
 		t.Fatalf("unexpected overflow record: %+v", w.KTE)
 	}
@@ -529,7 +512,7 @@ func TestMethodAndPath(t *testing.T) {
 	f(fasthttp.MethodPost, "/telemetry/x", fasthttp.StatusNotFound)
 	f(fasthttp.MethodGet, "/other", fasthttp.StatusNotFound)
 	f(fasthttp.MethodPost, "/telemetry?x=1", fasthttp.StatusOK)
-	if frames := drain(s.r); len(frames) != 1 {
+	if frames := ringtest.Drain(s.r); len(frames) != 1 {
 		t.Fatalf("unexpected frames; got %d; want 1", len(frames))
 	}
 	checkStats(t, s.l.Stats(), listener.Stats{BadRequests: 5, Posts: 1, Accepted: 1, Events: 1, Frames: 1,
@@ -546,7 +529,7 @@ func TestBodyTooLarge(t *testing.T) {
 	if code := s.post(t, ok); code != fasthttp.StatusOK {
 		t.Fatalf("unexpected status below the limit; got %d; want 200", code)
 	}
-	drain(s.r)
+	ringtest.Drain(s.r)
 	if st := s.l.Stats(); st.TooLarge != 1 || st.Posts != 1 || st.Accepted != 1 {
 		t.Fatalf("unexpected stats: %+v", st)
 	}
@@ -623,7 +606,7 @@ func TestRingFullThenRecovers(t *testing.T) {
 		t.Fatalf("unexpected: the reader was never woken")
 	}
 	elems, _ := oracle(b)
-	frames := drain(r)
+	frames := ringtest.Drain(r)
 	if len(frames) != len(elems) || !bytes.Equal(frames[0], elems[0]) || !bytes.Equal(frames[49], elems[49]) {
 		t.Fatalf("unexpected frames after recovery; got %d; want %d", len(frames), len(elems))
 	}
@@ -737,7 +720,7 @@ func TestLoopbackSocket(t *testing.T) {
 		t.Fatalf("unexpected status; got %d; want 200", code)
 	}
 	elems, _ := oracle(b)
-	frames := drain(r)
+	frames := ringtest.Drain(r)
 	if len(frames) != len(elems) || !bytes.Equal(frames[len(frames)-1], elems[len(elems)-1]) {
 		t.Fatalf("unexpected frames; got %d; want %d", len(frames), len(elems))
 	}
@@ -763,7 +746,7 @@ func TestLoopbackSocket(t *testing.T) {
 	if st := l.Stats(); st.TooLarge != 2 || st.Accepted != 1 {
 		t.Fatalf("unexpected stats: %+v", st)
 	}
-	if frames := drain(r); len(frames) != 0 {
+	if frames := ringtest.Drain(r); len(frames) != 0 {
 		t.Fatalf("unexpected frames after 413: %d", len(frames))
 	}
 }
@@ -870,7 +853,7 @@ func TestConcurrentPostsAndSetIdentity(t *testing.T) {
 	go func() { // the single reader
 		defer close(readerDone)
 		for {
-			frames := drain(r)
+			frames := ringtest.Drain(r)
 			for _, fr := range frames {
 				var p []byte
 				for _, pre := range prefixes {

@@ -11,6 +11,7 @@ import (
 	"unsafe"
 
 	"github.com/kte-dev/kinesis-telemetry-extension/ring"
+	"github.com/kte-dev/kinesis-telemetry-extension/ring/ringtest"
 )
 
 // residentKiB returns how much of b is resident in memory (mincore).
@@ -45,10 +46,10 @@ func TestOffHeapRingStaysAtTheFront(t *testing.T) {
 	payload := make([]byte, 60<<10)
 	for i := range 3 * size / len(payload) {
 		copy(payload, fmt.Sprintf("block %08d", i))
-		if err := write(r, payload); err != nil {
+		if err := ringtest.Write(r, payload); err != nil {
 			t.Fatal(err)
 		}
-		got := drain(r)
+		got := ringtest.Drain(r)
 		if len(got) != 1 || string(got[0][:14]) != fmt.Sprintf("block %08d", i) {
 			t.Fatalf("unexpected frames at block %d", i)
 		}
@@ -58,18 +59,18 @@ func TestOffHeapRingStaysAtTheFront(t *testing.T) {
 	}
 
 	// Not empty: no jump. Two blocks, the first kept unreleased.
-	if err := write(r, []byte("one")); err != nil {
+	if err := ringtest.Write(r, []byte("one")); err != nil {
 		t.Fatal(err)
 	}
 	h0, _, _ := r.Positions()
-	if err := write(r, []byte("two")); err != nil {
+	if err := ringtest.Write(r, []byte("two")); err != nil {
 		t.Fatal(err)
 	}
 	h1, _, _ := r.Positions()
 	if got, want := h1-h0, uint64(ring.BlockSize(1, 3)); got != want {
 		t.Fatalf("unexpected second reservation length %d with the ring not empty; want %d (no jump)", got, want)
 	}
-	if got := drain(r); len(got) != 2 || string(got[0]) != "one" || string(got[1]) != "two" {
+	if got := ringtest.Drain(r); len(got) != 2 || string(got[0]) != "one" || string(got[1]) != "two" {
 		t.Fatalf("unexpected frames %q", got)
 	}
 	if hw := r.Stats().HighWater; hw > ring.BlockSize(1, 60<<10) {
@@ -90,7 +91,7 @@ func TestOffHeapDropsPagesWhenSlow(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := write(r, payload); err != nil {
+		if err := ringtest.Write(r, payload); err != nil {
 			t.Fatal(err)
 		}
 		prev, ok := r.Next()
@@ -100,7 +101,7 @@ func TestOffHeapDropsPagesWhenSlow(t *testing.T) {
 		for i := range 3 * size / len(payload) {
 			r.SetDropping(dropping)
 			copy(payload, fmt.Sprintf("block %08d", i))
-			if err := write(r, payload); err != nil {
+			if err := ringtest.Write(r, payload); err != nil {
 				t.Fatal(err)
 			}
 			f, ok := r.Next()

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/kte-dev/kinesis-telemetry-extension/ring"
+	"github.com/kte-dev/kinesis-telemetry-extension/ring/ringtest"
 )
 
 // TestOffHeapArenaIsNotHeap: NewOffHeap's arena is not counted by the Go
@@ -21,10 +22,10 @@ func TestOffHeapArenaIsNotHeap(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := write(r, frame(1, 100), frame(2, 200)); err != nil {
+		if err := ringtest.Write(r, frame(1, 100), frame(2, 200)); err != nil {
 			t.Fatal(err)
 		}
-		if got := drain(r); len(got) != 2 || string(got[1]) != string(frame(2, 200)) {
+		if got := ringtest.Drain(r); len(got) != 2 || string(got[1]) != string(frame(2, 200)) {
 			t.Fatalf("unexpected frames %q", got)
 		}
 		runtime.ReadMemStats(&after)

@@ -9,6 +9,7 @@ import (
 	"unsafe"
 
 	"github.com/kte-dev/kinesis-telemetry-extension/ring"
+	"github.com/kte-dev/kinesis-telemetry-extension/ring/ringtest"
 )
 
 const (
@@ -23,41 +24,6 @@ func mustNew(t *testing.T, size int, start uint64) *ring.Ring {
 		t.Fatal(err)
 	}
 	return r
-}
-
-// write reserves one block holding frames and commits it.
-func write(r *ring.Ring, frames ...[]byte) error {
-	total := 0
-	for _, f := range frames {
-		total += len(f)
-	}
-	w, err := r.Reserve(len(frames), total)
-	if err != nil {
-		return err
-	}
-	for _, f := range frames {
-		w.Append(f)
-	}
-	w.Commit()
-	return nil
-}
-
-// drain returns copies of every committed frame and releases them.
-func drain(r *ring.Ring) [][]byte {
-	var out [][]byte
-	var last ring.Frame
-	for {
-		f, ok := r.Next()
-		if !ok {
-			break
-		}
-		out = append(out, bytes.Clone(f.Data))
-		last = f
-	}
-	if len(out) > 0 {
-		r.Release(last)
-	}
-	return out
 }
 
 func frame(i, size int) []byte {
@@ -94,10 +60,10 @@ func TestFramingRoundTrip(t *testing.T) {
 		r := mustNew(t, 1<<16, start)
 		f := func(frames ...[]byte) {
 			t.Helper()
-			if err := write(r, frames...); err != nil {
+			if err := ringtest.Write(r, frames...); err != nil {
 				t.Fatalf("cannot write: %v", err)
 			}
-			got := drain(r)
+			got := ringtest.Drain(r)
 			if len(got) != len(frames) {
 				t.Fatalf("unexpected frame count; got %d; want %d", len(got), len(frames))
 			}
@@ -131,14 +97,14 @@ func TestWrapAroundPadsInsteadOfSplitting(t *testing.T) {
 			if left <= 600 {
 				break
 			}
-			if err := write(r, frame(0, min(left-600, 1500))); err != nil {
+			if err := ringtest.Write(r, frame(0, min(left-600, 1500))); err != nil {
 				t.Fatal(err)
 			}
-			drain(r)
+			ringtest.Drain(r)
 		}
 		head0, _, _ := r.Positions()
 		second := frame(1, 1000) // needs ~1 KiB; ~600 B left before the end
-		if err := write(r, second); err != nil {
+		if err := ringtest.Write(r, second); err != nil {
 			t.Fatal(err)
 		}
 		head1, _, _ := r.Positions()
@@ -147,7 +113,7 @@ func TestWrapAroundPadsInsteadOfSplitting(t *testing.T) {
 		if got := head1 - head0; got != wantPad+uint64(ring.BlockSize(1, 1000)) {
 			t.Fatalf("unexpected reservation length; got %d; want pad %d + block %d", got, wantPad, ring.BlockSize(1, 1000))
 		}
-		got := drain(r)
+		got := ringtest.Drain(r)
 		if len(got) != 1 || !bytes.Equal(got[0], second) {
 			t.Fatalf("unexpected frames after wrap; got %d frames", len(got))
 		}
@@ -166,14 +132,14 @@ func TestFullAndEmptyEdges(t *testing.T) {
 		// Fill exactly: 4 blocks of a quarter each.
 		quarter := ring.MinSize/4 - ring.BlockSize(1, 0)
 		for i := range 4 {
-			if err := write(r, frame(i, quarter)); err != nil {
+			if err := ringtest.Write(r, frame(i, quarter)); err != nil {
 				t.Fatalf("cannot write block %d: %v", i, err)
 			}
 		}
 		if st := r.Stats(); st.InUse != ring.MinSize || st.HighWater != ring.MinSize {
 			t.Fatalf("unexpected stats when full; got %+v", st)
 		}
-		if err := write(r, []byte("x")); !errors.Is(err, ring.ErrFull) {
+		if err := ringtest.Write(r, []byte("x")); !errors.Is(err, ring.ErrFull) {
 			t.Fatalf("unexpected error on a full ring; got %v; want %v", err, ring.ErrFull)
 		}
 		// Read everything but release nothing: still full, and Next must not
@@ -192,19 +158,19 @@ func TestFullAndEmptyEdges(t *testing.T) {
 		if _, ok := r.Next(); ok {
 			t.Fatalf("unexpected frame beyond head on a full ring")
 		}
-		if err := write(r, []byte("x")); !errors.Is(err, ring.ErrFull) {
+		if err := ringtest.Write(r, []byte("x")); !errors.Is(err, ring.ErrFull) {
 			t.Fatalf("unexpected error with nothing released; got %v", err)
 		}
 		// Release one quarter: exactly one quarter fits again, not more.
 		r.Release(frames[0])
-		if err := write(r, frame(9, quarter)); err != nil {
+		if err := ringtest.Write(r, frame(9, quarter)); err != nil {
 			t.Fatalf("cannot write after release: %v", err)
 		}
-		if err := write(r, []byte("x")); !errors.Is(err, ring.ErrFull) {
+		if err := ringtest.Write(r, []byte("x")); !errors.Is(err, ring.ErrFull) {
 			t.Fatalf("unexpected error after refill; got %v", err)
 		}
 		r.Release(frames[3])
-		got := drain(r)
+		got := ringtest.Drain(r)
 		if len(got) != 1 || !bytes.Equal(got[0], frame(9, quarter)) {
 			t.Fatalf("unexpected frames after refill; got %d", len(got))
 		}
@@ -216,10 +182,10 @@ func TestFullAndEmptyEdges(t *testing.T) {
 
 func TestMultiFrameReservationIsAllOrNothing(t *testing.T) {
 	r := mustNew(t, ring.MinSize, nearWrapAligned)
-	if err := write(r, frame(0, r0MaxPayload())); err != nil {
+	if err := ringtest.Write(r, frame(0, r0MaxPayload())); err != nil {
 		t.Fatal(err)
 	}
-	if err := write(r, frame(1, 1500)); err != nil {
+	if err := ringtest.Write(r, frame(1, 1500)); err != nil {
 		t.Fatal(err)
 	}
 	// A POST of 10 frames that needs more than the free space: refused whole.
@@ -227,18 +193,18 @@ func TestMultiFrameReservationIsAllOrNothing(t *testing.T) {
 	for i := range 10 {
 		post = append(post, frame(i, 60))
 	}
-	if err := write(r, post...); !errors.Is(err, ring.ErrFull) {
+	if err := ringtest.Write(r, post...); !errors.Is(err, ring.ErrFull) {
 		t.Fatalf("unexpected error; got %v; want %v", err, ring.ErrFull)
 	}
 	head, read, _ := r.Positions()
 	if st := r.Stats(); st.FramesWritten != 2 || head-read != uint64(ring.BlockSize(1, r0MaxPayload())+ring.BlockSize(1, 1500)) {
 		t.Fatalf("refused reservation left traces; stats %+v, head-read %d", st, head-read)
 	}
-	drain(r)
-	if err := write(r, post...); err != nil {
+	ringtest.Drain(r)
+	if err := ringtest.Write(r, post...); err != nil {
 		t.Fatalf("cannot write the POST once there is room: %v", err)
 	}
-	got := drain(r)
+	got := ringtest.Drain(r)
 	if len(got) != 10 {
 		t.Fatalf("unexpected frame count; got %d; want 10", len(got))
 	}
@@ -273,10 +239,10 @@ func TestMaxBlockAlwaysFitsWhenEmpty(t *testing.T) {
 	big := r0MaxPayload()
 	for shift := 0; shift < ring.MinSize; shift += 8 * 37 {
 		r := mustNew(t, ring.MinSize, uint64(shift))
-		if err := write(r, frame(1, big)); err != nil {
+		if err := ringtest.Write(r, frame(1, big)); err != nil {
 			t.Fatalf("cannot write MaxBlock at offset %d: %v", shift, err)
 		}
-		if got := drain(r); len(got) != 1 || len(got[0]) != big {
+		if got := ringtest.Drain(r); len(got) != 1 || len(got[0]) != big {
 			t.Fatalf("unexpected read back at offset %d", shift)
 		}
 	}
@@ -290,7 +256,7 @@ func TestUncommittedBlockHoldsBackLaterOnes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := write(r, []byte("later")); err != nil {
+	if err := ringtest.Write(r, []byte("later")); err != nil {
 		t.Fatal(err)
 	}
 	if _, ok := r.Next(); ok {
@@ -299,7 +265,7 @@ func TestUncommittedBlockHoldsBackLaterOnes(t *testing.T) {
 	slow.Append([]byte("12345"))
 	slow.Append([]byte("67890"))
 	slow.Commit()
-	got := drain(r)
+	got := ringtest.Drain(r)
 	want := []string{"12345", "67890", "later"}
 	if len(got) != len(want) {
 		t.Fatalf("unexpected frames; got %q; want %q", got, want)
@@ -319,10 +285,10 @@ func TestAbandonIsSkipped(t *testing.T) {
 	}
 	w.Append(frame(1, 60))
 	w.Abandon()
-	if err := write(r, []byte("kept")); err != nil {
+	if err := ringtest.Write(r, []byte("kept")); err != nil {
 		t.Fatal(err)
 	}
-	got := drain(r)
+	got := ringtest.Drain(r)
 	if len(got) != 1 || string(got[0]) != "kept" {
 		t.Fatalf("unexpected frames; got %q; want [kept]", got)
 	}
@@ -358,14 +324,14 @@ func TestReservationMisuseIsABug(t *testing.T) {
 		w.Commit()
 	})
 	f("release past read", func(r *ring.Ring) {
-		_ = write(r, []byte("abc"))
+		_ = ringtest.Write(r, []byte("abc"))
 		r.ReleaseTo(1 << 20)
 	})
 }
 
 func TestReleaseInPieces(t *testing.T) {
 	r := mustNew(t, ring.MinSize, nearWrap)
-	if err := write(r, []byte("one"), []byte("two"), []byte("three")); err != nil {
+	if err := ringtest.Write(r, []byte("one"), []byte("two"), []byte("three")); err != nil {
 		t.Fatal(err)
 	}
 	a, _ := r.Next()
@@ -400,24 +366,24 @@ func TestWaitAndWake(t *testing.T) {
 	if ready(r.Wait()) {
 		t.Fatalf("unexpected ready Wait on an empty ring")
 	}
-	if err := write(r, []byte("x")); err != nil { // armed: the commit must wake
+	if err := ringtest.Write(r, []byte("x")); err != nil { // armed: the commit must wake
 		t.Fatal(err)
 	}
 	if !ready(r.Wait()) {
 		t.Fatalf("Wait not ready with a committed frame")
 	}
-	drain(r)
+	ringtest.Drain(r)
 	c := r.Wait()
 	if ready(c) {
 		t.Fatalf("unexpected ready Wait after draining")
 	}
-	if err := write(r, []byte("y")); err != nil {
+	if err := ringtest.Write(r, []byte("y")); err != nil {
 		t.Fatal(err)
 	}
 	if !ready(c) {
 		t.Fatalf("commit did not wake the armed reader")
 	}
-	drain(r)
+	ringtest.Drain(r)
 	c = r.Wait()
 	r.Wake()
 	if !ready(c) {
