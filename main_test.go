@@ -1,12 +1,10 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -15,6 +13,8 @@ import (
 	"time"
 
 	"github.com/kte-dev/kinesis-telemetry-extension/internal/kinesalite"
+	"github.com/kte-dev/kinesis-telemetry-extension/internal/testsupport"
+	"github.com/kte-dev/kinesis-telemetry-extension/lambdasim"
 	"github.com/kte-dev/kinesis-telemetry-extension/metrics/emftest"
 )
 
@@ -136,40 +136,12 @@ func (f *fakeRuntime) waitNext(n int) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe for the logger and the test to share.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
 type harness struct {
 	t       *testing.T
 	rt      *fakeRuntime
 	port    int
-	stderr  *syncBuffer
-	stdout  *syncBuffer
+	stderr  *testsupport.SyncBuffer
+	stdout  *testsupport.SyncBuffer
 	code    chan int
 	cancel  context.CancelFunc
 	envVars map[string]string
@@ -179,7 +151,11 @@ type harness struct {
 // given KTE_ variables on top of a valid base configuration.
 func startExtension(t *testing.T, rt *fakeRuntime, vars map[string]string) *harness {
 	t.Helper()
-	h := &harness{t: t, rt: rt, port: freePort(t), stderr: &syncBuffer{}, stdout: &syncBuffer{}, code: make(chan int, 1)}
+	port, err := lambdasim.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &harness{t: t, rt: rt, port: port, stderr: &testsupport.SyncBuffer{}, stdout: &testsupport.SyncBuffer{}, code: make(chan int, 1)}
 	h.envVars = map[string]string{
 		"AWS_LAMBDA_RUNTIME_API":      rt.addr(),
 		"AWS_REGION":                  "us-east-1",

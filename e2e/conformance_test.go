@@ -14,6 +14,7 @@ import (
 
 	"github.com/kte-dev/kinesis-telemetry-extension/internal/kinesalite"
 	"github.com/kte-dev/kinesis-telemetry-extension/internal/rie"
+	"github.com/kte-dev/kinesis-telemetry-extension/lambdasim"
 )
 
 // The conformance tests run the extension under AWS's Runtime Interface
@@ -74,7 +75,7 @@ func startEmulator(t *testing.T, managed bool) *emulatorRun {
 	if err := rie.Layer(layer, function, extBin); err != nil {
 		t.Fatal(err)
 	}
-	port, err := FreePort()
+	port, err := lambdasim.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}

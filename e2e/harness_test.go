@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/kte-dev/kinesis-telemetry-extension/internal/kinesalite"
+	"github.com/kte-dev/kinesis-telemetry-extension/internal/testsupport"
 	"github.com/kte-dev/kinesis-telemetry-extension/lambdasim"
 )
 
@@ -20,28 +21,18 @@ const extName = "kinesis-telemetry-extension"
 var extBin string
 
 func TestMain(m *testing.M) {
-	os.Exit(runTests(m))
-}
-
-func runTests(m *testing.M) int {
-	dir, err := os.MkdirTemp("", "kte-e2e-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer os.RemoveAll(dir)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	// KTE_E2E_EXTENSION runs the tests against another build (for example
-	// a candidate fix); its file name must be the extension's name.
-	if extBin = os.Getenv("KTE_E2E_EXTENSION"); extBin == "" {
-		if extBin, err = lambdasim.Build(ctx, ".", dir, extName); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
+	os.Exit(testsupport.Main(m, "kte-e2e-", func(ctx context.Context, dir string) error {
+		workDir = dir
+		// KTE_E2E_EXTENSION runs the tests against another build (for
+		// example a candidate fix); its file name must be the extension's
+		// name.
+		if extBin = os.Getenv("KTE_E2E_EXTENSION"); extBin != "" {
+			return nil
 		}
-	}
-	workDir = dir
-	return m.Run()
+		var err error
+		extBin, err = lambdasim.Build(ctx, ".", dir, extName)
+		return err
+	}))
 }
 
 // workDir holds what TestMain built; tests may add binaries there.
@@ -92,7 +83,7 @@ func newRun(t *testing.T, o runOptions) *run {
 	if o.endpoint != nil {
 		endpoint = o.endpoint(k.Endpoint)
 	}
-	port, err := FreePort()
+	port, err := lambdasim.FreePort()
 	if err != nil {
 		t.Fatalf("cannot find a free port: %v", err)
 	}

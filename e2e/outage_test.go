@@ -65,7 +65,7 @@ func TestOutage(t *testing.T) {
 // TestNoEndpoint points the extension at a port where nothing listens, from
 // the start: every event generated before SHUTDOWN must be on stderr.
 func TestNoEndpoint(t *testing.T) {
-	port, err := FreePort()
+	port, err := lambdasim.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}

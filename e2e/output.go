@@ -3,7 +3,6 @@ package e2e
 import (
 	"bytes"
 	"io"
-	"net"
 	"strconv"
 	"strings"
 	"sync"
@@ -109,17 +108,6 @@ func ParseSummary(line string) map[string]string {
 		}
 	}
 	return m
-}
-
-// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago, for
-// KTE_LISTEN_PORT and the emulator's addresses.
-func FreePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 // ExtensionEnv is the environment the extension needs to ship to a local

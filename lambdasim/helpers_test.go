@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -12,33 +11,22 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/kte-dev/kinesis-telemetry-extension/internal/testsupport"
 )
 
 // Binaries built once by TestMain.
 var testextBin, floorextBin string
 
 func TestMain(m *testing.M) {
-	os.Exit(runTests(m))
-}
-
-func runTests(m *testing.M) int {
-	dir, err := os.MkdirTemp("", "lambdasim-test-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer os.RemoveAll(dir)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	if testextBin, err = Build(ctx, TestExtensionPackage, dir, "testext"); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	if floorextBin, err = Build(ctx, FloorExtensionPackage, dir, "floorext"); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	return m.Run()
+	os.Exit(testsupport.Main(m, "lambdasim-test-", func(ctx context.Context, dir string) error {
+		var err error
+		if testextBin, err = Build(ctx, TestExtensionPackage, dir, "testext"); err != nil {
+			return err
+		}
+		floorextBin, err = Build(ctx, FloorExtensionPackage, dir, "floorext")
+		return err
+	}))
 }
 
 // slow scales waits under the race detector.

@@ -193,7 +193,7 @@ var initMsRE = regexp.MustCompile(`kte: started.* init_ms=([0-9.]+)`)
 // once runs one environment with the extension at path: init, one small
 // invocation, shutdown.
 func once(ctx context.Context, path string, fake *fakekinesis.Server) (sample, error) {
-	port, err := harness.FreePort()
+	port, err := lambdasim.FreePort()
 	if err != nil {
 		return sample{}, err
 	}

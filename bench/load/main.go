@@ -132,7 +132,7 @@ func run(rates, lines []int, duration, invoke time.Duration, env []string, outPa
 func once(ctx context.Context, kte string, rate int, lines []int, duration, invoke time.Duration, env []string) (results.LoadRate, error) {
 	fake := fakekinesis.New(fakekinesis.Options{Keep: true})
 	defer fake.Close()
-	port, err := harness.FreePort()
+	port, err := lambdasim.FreePort()
 	if err != nil {
 		return results.LoadRate{}, err
 	}

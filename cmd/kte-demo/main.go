@@ -123,7 +123,7 @@ func demo(ctx context.Context, o options, stdout io.Writer) (int, error) {
 	if err := k.CreateStream(ctx, o.stream, int32(o.shards)); err != nil {
 		return 1, err
 	}
-	port, err := e2e.FreePort()
+	port, err := lambdasim.FreePort()
 	if err != nil {
 		return 1, fmt.Errorf("cannot find a free port: %w", err)
 	}

@@ -1,16 +1,13 @@
 package flushtest
 
 import (
-	"bytes"
 	"context"
-	"fmt"
-	"net"
 	"os"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/kte-dev/kinesis-telemetry-extension/flush"
+	"github.com/kte-dev/kinesis-telemetry-extension/internal/testsupport"
 	"github.com/kte-dev/kinesis-telemetry-extension/lambdasim"
 )
 
@@ -21,50 +18,11 @@ import (
 var extBin string
 
 func TestMain(m *testing.M) {
-	os.Exit(runTests(m))
-}
-
-func runTests(m *testing.M) int {
-	dir, err := os.MkdirTemp("", "flushtest-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer os.RemoveAll(dir)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	if extBin, err = lambdasim.Build(ctx, "github.com/kte-dev/kinesis-telemetry-extension", dir, ExtensionName); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	return m.Run()
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	os.Exit(testsupport.Main(m, "flushtest-", func(ctx context.Context, dir string) error {
+		var err error
+		extBin, err = lambdasim.Build(ctx, "github.com/kte-dev/kinesis-telemetry-extension", dir, ExtensionName)
+		return err
+	}))
 }
 
 // run runs sc and checks what holds under every strategy: every event the
@@ -73,11 +31,15 @@ func freePort(t *testing.T) int {
 // SHUTDOWN.
 func run(t *testing.T, sc Scenario) *Result {
 	t.Helper()
-	out := &syncBuffer{}
+	out := &testsupport.SyncBuffer{}
 	sc.Binary, sc.Output = extBin, out
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	r, err := Run(ctx, sc, freePort(t))
+	port, err := lambdasim.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := Run(ctx, sc, port)
 	if err != nil {
 		t.Fatalf("%s: %v\nextension output:\n%s", sc.Flush, err, out.String())
 	}

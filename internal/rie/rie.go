@@ -21,7 +21,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -31,6 +30,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/kte-dev/kinesis-telemetry-extension/lambdasim"
 )
 
 // Package paths of what Build compiles.
@@ -174,11 +175,11 @@ func Start(cfg Config) (*Emulator, error) {
 	if err := Check(); err != nil {
 		return nil, err
 	}
-	p1, err := freePort()
+	p1, err := lambdasim.FreePort()
 	if err != nil {
 		return nil, err
 	}
-	p2, err := freePort()
+	p2, err := lambdasim.FreePort()
 	if err != nil {
 		return nil, err
 	}
@@ -332,12 +333,3 @@ func descendants(pid int) []int {
 
 // Done is closed when the emulator has exited.
 func (e *Emulator) Done() <-chan struct{} { return e.done }
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("cannot find a free port: %w", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}

@@ -7,7 +7,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"strconv"
 	"strings"
@@ -39,17 +38,6 @@ func Build(ctx context.Context, dir string) (kte, floor string, err error) {
 		return "", "", err
 	}
 	return kte, floor, nil
-}
-
-// FreePort returns a TCP port free on 127.0.0.1 now, for KTE_LISTEN_PORT
-// (so that runs do not collide with anything else on the default 4243).
-func FreePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("cannot find a free port: %w", err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
 }
 
 // KTEEnv returns the environment of a KTE run against fake: the endpoint and

@@ -1,9 +1,7 @@
 package harness
 
 import (
-	"net"
 	"os"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -50,16 +48,4 @@ func TestPeakRSS(t *testing.T) {
 		t.Fatalf("unexpected peak; got %+v; want at least 64 MiB", p)
 	}
 	_ = b[len(b)-1]
-}
-
-func TestFreePort(t *testing.T) {
-	port, err := FreePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
-	if err != nil {
-		t.Fatalf("unexpected error listening on the free port %d: %v", port, err)
-	}
-	ln.Close()
 }

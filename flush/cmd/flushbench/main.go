@@ -25,7 +25,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"slices"
 	"strconv"
@@ -87,7 +86,7 @@ func run() error {
 			for i := range invs {
 				invs[i] = lambdasim.Invocation{Duration: *duration, LogLines: *lines}
 			}
-			port, err := freePort()
+			port, err := lambdasim.FreePort()
 			if err != nil {
 				return err
 			}
@@ -165,13 +164,4 @@ func ms(d time.Duration) string {
 	default:
 		return fmt.Sprintf("%.1f ms", float64(d.Microseconds())/1000)
 	}
-}
-
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
 }
