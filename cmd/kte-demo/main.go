@@ -19,6 +19,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -307,21 +308,8 @@ func report(w io.Writer, r *result) int {
 	return 0
 }
 
-func typeList(m map[string]int) string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	var b strings.Builder
-	for i, k := range keys {
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		fmt.Fprintf(&b, "%s %d", k, m[k])
-	}
-	return b.String()
-}
+// typeList lists event counts by type, "function 1200, platform.report 30".
+func typeList(m map[string]int) string { return countList(m, "%s %d") }
 
 // shardList says how the records spread over the shards.
 func shardList(rs []kinesalite.Record) string {
@@ -329,20 +317,22 @@ func shardList(rs []kinesalite.Record) string {
 	for _, r := range rs {
 		n[r.ShardID]++
 	}
-	keys := make([]string, 0, len(n))
-	for k := range n {
-		keys = append(keys, k)
+	s := countList(n, "%s: %d")
+	if len(n) == 1 {
+		s += "; one partition key per execution environment keeps its order on one shard"
 	}
-	slices.Sort(keys)
+	return s
+}
+
+// countList formats m's entries with format (a key, then its count) in key
+// order, joined by commas.
+func countList(m map[string]int, format string) string {
 	var b strings.Builder
-	for i, k := range keys {
+	for i, k := range slices.Sorted(maps.Keys(m)) {
 		if i > 0 {
 			b.WriteString(", ")
 		}
-		fmt.Fprintf(&b, "%s: %d", k, n[k])
-	}
-	if len(keys) == 1 {
-		b.WriteString("; one partition key per execution environment keeps its order on one shard")
+		fmt.Fprintf(&b, format, k, m[k])
 	}
 	return b.String()
 }
