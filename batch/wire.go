@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
@@ -153,7 +154,7 @@ func appendPutRecords(dst []byte, in *kinesis.PutRecordsInput) ([]byte, error) {
 	if in.StreamARN != nil {
 		n += 2 * len(*in.StreamARN)
 	}
-	dst = grow(dst, n)
+	dst = slices.Grow(dst, n)
 	dst = append(dst, '{')
 	if in.Records != nil { // as the SDK: a nil list is left out, an empty one is not
 		dst = append(dst, `"Records":[`...)
@@ -188,16 +189,6 @@ func appendPutRecords(dst []byte, in *kinesis.PutRecordsInput) ([]byte, error) {
 		dst = dst[:len(dst)-1]
 	}
 	return append(dst, '}'), nil
-}
-
-// grow returns dst with room for n more bytes, keeping its contents.
-func grow(dst []byte, n int) []byte {
-	if cap(dst)-len(dst) >= n {
-		return dst
-	}
-	g := make([]byte, len(dst), len(dst)+n)
-	copy(g, dst)
-	return g
 }
 
 // Error codes the packer tells apart, shared so that decoding an answer
