@@ -5,7 +5,6 @@ import (
 	"encoding/hex"
 	"strconv"
 	"time"
-	"unicode/utf8"
 )
 
 // Telemetry event types produced by the simulator [DG-SCH].
@@ -76,42 +75,6 @@ func appendEnvelope(dst []byte, t time.Time, typ string, record []byte) []byte {
 	dst = append(dst, `","record":`...)
 	dst = append(dst, record...)
 	return append(dst, '}')
-}
-
-// appendJSONString appends s as a JSON string literal. Invalid UTF-8 is
-// replaced by U+FFFD, so the output always parses.
-func appendJSONString(dst []byte, s string) []byte {
-	const hexDigits = "0123456789abcdef"
-	dst = append(dst, '"')
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			switch {
-			case c == '"' || c == '\\':
-				dst = append(dst, '\\', c)
-			case c == '\n':
-				dst = append(dst, '\\', 'n')
-			case c == '\r':
-				dst = append(dst, '\\', 'r')
-			case c == '\t':
-				dst = append(dst, '\\', 't')
-			case c < 0x20:
-				dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-			default:
-				dst = append(dst, c)
-			}
-			i++
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			dst = append(dst, `\ufffd`...)
-		} else {
-			dst = append(dst, s[i:i+size]...)
-		}
-		i += size
-	}
-	return append(dst, '"')
 }
 
 // appendMs appends a duration in milliseconds with up to three decimals.

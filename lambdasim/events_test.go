@@ -58,27 +58,6 @@ func TestAppendFunctionLine(t *testing.T) {
 	f(LogJSON, 4096, 4096)
 }
 
-func TestAppendJSONString(t *testing.T) {
-	f := func(in, want string) {
-		t.Helper()
-		got := string(appendJSONString(nil, in))
-		if got != want {
-			t.Fatalf("unexpected encoding of %q; got %s; want %s", in, got, want)
-		}
-		var back string
-		if err := json.Unmarshal([]byte(got), &back); err != nil {
-			t.Fatalf("unexpected invalid JSON %s: %v", got, err)
-		}
-	}
-	f("", `""`)
-	f("plain", `"plain"`)
-	f("a\"b\\c", `"a\"b\\c"`)
-	f("tab\tnl\ncr\r", `"tab\tnl\ncr\r"`)
-	f("\x00\x1f", `"\u0000\u001f"`)
-	f("héllo ✓", `"héllo ✓"`)
-	f("bad\xffutf8", `"bad\ufffdutf8"`)
-}
-
 func TestCompare(t *testing.T) {
 	ev := func(id int, b string) Event { return Event{ID: id, Bytes: []byte(b)} }
 	want := []Event{ev(0, "a"), ev(1, "b"), ev(2, "same"), ev(3, "same")}

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/kte-dev/kinesis-telemetry-extension/internal/jsonesc"
 )
 
 // process is one launched extension executable. Fields after start are
@@ -380,7 +382,7 @@ func (s *Sim) extensionLog(e *ext, line []byte) {
 	for first := true; first || len(line) > 0; first = false {
 		chunk := line[:min(len(line), maxLogRecord)]
 		line = line[len(chunk):]
-		rec := appendJSONString(make([]byte, 0, len(chunk)+8), string(chunk))
+		rec := jsonesc.AppendString(make([]byte, 0, len(chunk)+8), string(chunk))
 		s.mu.Lock()
 		s.emitLocked(TypeExtensionLog, "", e.name, e.gen, rec, nil)
 		s.mu.Unlock()

@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/kte-dev/kinesis-telemetry-extension/internal/jsonesc"
 )
 
 // Sentinel errors.
@@ -1052,11 +1054,11 @@ func invokeEvent(deadline time.Time, reqID, arn, trace string) []byte {
 	b := []byte(`{"eventType":"INVOKE","deadlineMs":`)
 	b = strconv.AppendInt(b, deadline.UnixMilli(), 10)
 	b = append(b, `,"requestId":`...)
-	b = appendJSONString(b, reqID)
+	b = jsonesc.AppendString(b, reqID)
 	b = append(b, `,"invokedFunctionArn":`...)
-	b = appendJSONString(b, arn)
+	b = jsonesc.AppendString(b, arn)
 	b = append(b, `,"tracing":{"type":"X-Amzn-Trace-Id","value":`...)
-	b = appendJSONString(b, trace)
+	b = jsonesc.AppendString(b, trace)
 	return append(b, "}}"...)
 }
 

@@ -1,5 +1,6 @@
 // Package jsonesc writes JSON string contents: what the listener's
-// enrichment and wrapped records and the packer's PutRecords bodies share.
+// enrichment and wrapped records, the packer's PutRecords bodies and the
+// local Lambda simulator's events share.
 // Quotes, backslashes and control characters are escaped, and invalid UTF-8
 // is replaced by U+FFFD, as encoding/json does. It allocates nothing when
 // dst has room.

@@ -36,3 +36,26 @@ func TestAppendStringRoundTrips(t *testing.T) {
 		t.Fatalf("unexpected %.0f allocations; want 0", a)
 	}
 }
+
+// TestAppendStringEncodings: the exact bytes written for each kind of
+// character.
+func TestAppendStringEncodings(t *testing.T) {
+	f := func(in, want string) {
+		t.Helper()
+		got := string(jsonesc.AppendString(nil, in))
+		if got != want {
+			t.Fatalf("unexpected encoding of %q; got %s; want %s", in, got, want)
+		}
+		var back string
+		if err := json.Unmarshal([]byte(got), &back); err != nil {
+			t.Fatalf("unexpected invalid JSON %s: %v", got, err)
+		}
+	}
+	f("", `""`)
+	f("plain", `"plain"`)
+	f("a\"b\\c", `"a\"b\\c"`)
+	f("tab\tnl\ncr\r", `"tab\tnl\ncr\r"`)
+	f("\x00\x1f", `"\u0000\u001f"`)
+	f("héllo ✓", `"héllo ✓"`)
+	f("bad\xffutf8", `"bad\ufffdutf8"`)
+}
