@@ -8,7 +8,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/kte-dev/kinesis-telemetry-extension/listener"
-	"github.com/kte-dev/kinesis-telemetry-extension/ring"
+	"github.com/kte-dev/kinesis-telemetry-extension/ring/ringtest"
 )
 
 // newRequest returns a prepared POST of b to /telemetry, as fasthttp hands
@@ -40,15 +40,7 @@ func TestAllocsHandlerEnriched(t *testing.T) {
 			if ctx.Response.StatusCode() != fasthttp.StatusOK {
 				panic("unexpected status " + ctx.Response.String())
 			}
-			var last ring.Frame
-			for {
-				f, ok := r.Next()
-				if !ok {
-					break
-				}
-				last = f
-			}
-			r.Release(last)
+			ringtest.ReleaseAll(r)
 		})
 		if n != 0 {
 			t.Fatalf("unexpected allocations for %s; got %v; want 0", name, n)

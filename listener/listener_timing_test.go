@@ -10,6 +10,7 @@ import (
 
 	"github.com/kte-dev/kinesis-telemetry-extension/listener"
 	"github.com/kte-dev/kinesis-telemetry-extension/ring"
+	"github.com/kte-dev/kinesis-telemetry-extension/ring/ringtest"
 )
 
 // Sink keeps benchmark results alive.
@@ -101,15 +102,7 @@ func BenchmarkHandler(b *testing.B) {
 					if ctx.Response.StatusCode() != fasthttp.StatusOK {
 						b.Fatalf("unexpected status %d", ctx.Response.StatusCode())
 					}
-					var last ring.Frame
-					for {
-						f, ok := r.Next()
-						if !ok {
-							break
-						}
-						last = f
-					}
-					r.Release(last)
+					ringtest.ReleaseAll(r)
 				}
 			})
 		}

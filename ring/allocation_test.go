@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/kte-dev/kinesis-telemetry-extension/ring"
+	"github.com/kte-dev/kinesis-telemetry-extension/ring/ringtest"
 )
 
 func TestAllocsReserveCopyCommitReadRelease(t *testing.T) {
@@ -28,15 +29,7 @@ func TestAllocsReserveCopyCommitReadRelease(t *testing.T) {
 		w.Append(a)
 		copy(w.Frame(len(b)), b)
 		w.Commit()
-		var last ring.Frame
-		for {
-			fr, ok := r.Next()
-			if !ok {
-				break
-			}
-			last = fr
-		}
-		r.Release(last)
+		ringtest.ReleaseAll(r)
 	})
 	f("wait+wake", func() {
 		r.Wake()

@@ -43,3 +43,17 @@ func Drain(r *ring.Ring) [][]byte {
 	}
 	return out
 }
+
+// ReleaseAll reads every committed frame and releases them, without
+// copying anything (it allocates nothing). Reader only.
+func ReleaseAll(r *ring.Ring) {
+	var last ring.Frame
+	for {
+		f, ok := r.Next()
+		if !ok {
+			break
+		}
+		last = f
+	}
+	r.Release(last)
+}
