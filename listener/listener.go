@@ -175,10 +175,11 @@ type Listener struct {
 	logMalformed, logOversize, logFull, logTooLarge limiter
 
 	// Serving state, guarded by mu.
-	mu       sync.Mutex
-	ln       net.Listener
-	served   chan struct{} // closed when Serve returns
-	serveErr error
+	mu        sync.Mutex
+	ln        net.Listener
+	accepting chan struct{} // closed at Serve's first Accept
+	served    chan struct{} // closed when Serve returns
+	serveErr  error
 }
 
 // scratch is one handler's working memory, reused through a sync.Pool:
@@ -304,9 +305,9 @@ func (l *Listener) resolve() (string, error) {
 }
 
 // StartOn serves on ln (for example a fasthttputil.InmemoryListener) in a
-// new goroutine and returns once the server is accepting, so that a
-// Shutdown right after it cannot miss the server. The Listener owns ln from
-// now on; Shutdown closes it.
+// new goroutine. It returns at once: connections made before the server's
+// first Accept wait in ln's backlog (the lifecycle subscribes meanwhile).
+// The Listener owns ln from now on; Shutdown closes it.
 func (l *Listener) StartOn(ln net.Listener) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -315,6 +316,7 @@ func (l *Listener) StartOn(ln net.Listener) error {
 	}
 	sl := &startListener{Listener: ln, accepting: make(chan struct{})}
 	l.ln = ln
+	l.accepting = sl.accepting
 	l.served = make(chan struct{})
 	go func() {
 		err := l.srv.Serve(sl)
@@ -323,15 +325,12 @@ func (l *Listener) StartOn(ln net.Listener) error {
 		l.mu.Unlock()
 		close(l.served)
 	}()
-	select {
-	case <-sl.accepting:
-	case <-l.served: // Serve failed at once; Shutdown reports its error
-	}
 	return nil
 }
 
 // startListener reports the server's first Accept call: fasthttp registers
-// the listener for Shutdown before it, so from then on Shutdown sees it.
+// the listener for Shutdown before it, so from then on Shutdown sees it
+// (Shutdown waits for it, so that it cannot miss a server just started).
 type startListener struct {
 	net.Listener
 	once      sync.Once
@@ -358,16 +357,22 @@ func (l *Listener) Addr() net.Addr {
 // the latter case, or an error Serve returned.
 func (l *Listener) Shutdown(ctx context.Context) error {
 	l.mu.Lock()
-	started := l.ln != nil
+	started, accepting, served := l.ln != nil, l.accepting, l.served
 	l.mu.Unlock()
 	if !started {
 		return nil
+	}
+	select {
+	case <-accepting:
+	case <-served: // Serve failed at once; its error is reported below
+	case <-ctx.Done():
+		return fmt.Errorf("cannot shut the telemetry listener down: %w", ctx.Err())
 	}
 	if err := l.srv.ShutdownWithContext(ctx); err != nil {
 		return fmt.Errorf("cannot shut the telemetry listener down: %w", err)
 	}
 	select {
-	case <-l.served:
+	case <-served:
 	case <-ctx.Done():
 		return fmt.Errorf("cannot shut the telemetry listener down: %w", ctx.Err())
 	}

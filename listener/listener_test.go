@@ -790,6 +790,43 @@ func TestStartAddresses(t *testing.T) {
 	}
 }
 
+// TestStartReturnsBeforeAccept: Start returns before the server's first
+// Accept (the lifecycle subscribes meanwhile). A POST sent at once waits in
+// the backlog and is served, and a Shutdown right after Start still finds
+// the server and stops it.
+func TestStartReturnsBeforeAccept(t *testing.T) {
+	for i := range 20 {
+		r := newRing(t, 4<<20)
+		l, err := listener.New(r, listener.Options{Host: "127.0.0.1", Logger: slog.New(slog.DiscardHandler)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := l.Start(); err != nil {
+			t.Fatal(err)
+		}
+		addr := l.Addr().String()
+		if i%2 == 0 {
+			code, _ := do(t, &fasthttp.Client{}, "http://"+addr, fasthttp.MethodPost, "/telemetry", []byte(`[{"type":"function","record":"x"}]`))
+			if code != fasthttp.StatusOK {
+				t.Fatalf("run %d: unexpected answer to a POST right after Start; got %d; want 200", i, code)
+			}
+			if st := r.Stats(); st.FramesWritten != 1 {
+				t.Fatalf("run %d: unexpected frames in the ring; got %d; want 1", i, st.FramesWritten)
+			}
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		err = l.Shutdown(ctx)
+		cancel()
+		if err != nil {
+			t.Fatalf("run %d: unexpected Shutdown error: %v", i, err)
+		}
+		if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+			c.Close()
+			t.Fatalf("run %d: unexpected successful dial after Shutdown", i)
+		}
+	}
+}
+
 func TestShutdownWaitsForInFlight(t *testing.T) {
 	r := newRing(t, 2<<20)
 	l, base := startTCP(t, r, listener.Options{FullWait: 300 * time.Millisecond})
