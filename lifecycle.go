@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http/httptrace"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/kte-dev/kinesis-telemetry-extension/batch"
@@ -63,7 +65,8 @@ type extension struct {
 	// runtimeDones is set when platform.runtimeDone events will come: the
 	// subscription includes platform events and the Telemetry API took it.
 	runtimeDones bool
-	stats        *emitter // nil when KTE_METRICS is off
+	stats        *emitter  // nil when KTE_METRICS is off
+	clientOnce   sync.Once // buildClient
 }
 
 func (x *extension) initError(ctx context.Context, errType string, err error) int {
@@ -129,7 +132,8 @@ func (x *extension) identity(reg extapi.RegisterResponse) listener.Identity {
 }
 
 // start completes what prepare built once registered: the listener's
-// identity, the metrics, the packer's goroutine and the Kinesis client.
+// identity, the metrics and the packer's goroutine. The Kinesis client comes
+// later (buildClient).
 func (x *extension) start(ctx context.Context) error {
 	if err := x.lis.SetIdentity(x.identity(x.reg)); err != nil {
 		return err
@@ -141,19 +145,37 @@ func (x *extension) start(ctx context.Context) error {
 		}
 	}
 	go func() {
-		c, err := batch.NewKinesisClient(context.WithoutCancel(ctx), x.cfg)
-		if err != nil {
-			x.log.Error("kte: cannot build the Kinesis client; events stay buffered", "error", err)
-			return
-		}
-		x.packer.SetClient(c)
-	}()
-	go func() {
 		if err := x.packer.Run(context.WithoutCancel(ctx)); err != nil {
 			x.log.Error("kte: packer stopped", "error", err)
 		}
 	}()
 	return nil
+}
+
+// newKinesisClient is batch.NewKinesisClient; a test records when it runs.
+var newKinesisClient = batch.NewKinesisClient
+
+// buildClient builds the Kinesis client and gives it to the packer, once,
+// in its own goroutine. The SDK's configuration and credential chain take
+// about 1 ms of CPU that the first PutRecords needs and the Init phase does
+// not, so the lifecycle calls it when its first /event/next request has been
+// written (Init is then over as far as this extension goes), and again when
+// that call returns, in case the request never went out. Until the client is
+// there, events stay in the ring and a flush waits for it.
+func (x *extension) buildClient(ctx context.Context) {
+	if x.packer == nil {
+		return // init failed before prepare built it
+	}
+	x.clientOnce.Do(func() {
+		go func() {
+			c, err := newKinesisClient(context.WithoutCancel(ctx), x.cfg)
+			if err != nil {
+				x.log.Error("kte: cannot build the Kinesis client; events stay buffered", "error", err)
+				return
+			}
+			x.packer.SetClient(c)
+		}()
+	})
 }
 
 func (x *extension) subscribe(ctx context.Context) error {
@@ -179,8 +201,13 @@ func (x *extension) subscribe(ctx context.Context) error {
 
 // loop blocks on /event/next until SHUTDOWN or a signal.
 func (x *extension) loop(ctx context.Context) int {
+	nextCtx := httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+		WroteRequest: func(httptrace.WroteRequestInfo) { x.buildClient(ctx) },
+	})
 	for {
-		ev, err := x.api.Next(ctx)
+		ev, err := x.api.Next(nextCtx)
+		nextCtx = ctx
+		x.buildClient(ctx)
 		if err != nil {
 			if ctx.Err() != nil {
 				// SIGTERM/SIGINT outside Lambda: the same orderly flush.

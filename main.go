@@ -8,15 +8,15 @@
 //     the Extensions API, while the ring, the packer and the telemetry
 //     listener are built and started (extension.prepare);
 //  2. report configuration errors to /init/error, naming every bad variable;
-//  3. give the listener the registration's identity and start the packer,
-//     while the Kinesis client is built concurrently;
+//  3. give the listener the registration's identity and start the packer;
 //  4. subscribe to the Telemetry API (202 from a local emulator: keep working);
-//  5. loop on /event/next: on INVOKE deliver what is buffered as KTE_FLUSH
-//     says (package flush), within KTE_FLUSH_MAX_MS and the deadline, and
-//     call /event/next again only when nothing is in flight; on SHUTDOWN (or
-//     SIGTERM outside Lambda) drain late telemetry, flush within the
-//     deadline, report what could not be delivered on stderr, print the
-//     summary and exit 0.
+//  5. loop on /event/next, building the Kinesis client once the first
+//     request is on its way (extension.buildClient): on INVOKE deliver what
+//     is buffered as KTE_FLUSH says (package flush), within KTE_FLUSH_MAX_MS
+//     and the deadline, and call /event/next again only when nothing is in
+//     flight; on SHUTDOWN (or SIGTERM outside Lambda) drain late telemetry,
+//     flush within the deadline, report what could not be delivered on
+//     stderr, print the summary and exit 0.
 package main
 
 import (
@@ -42,10 +42,18 @@ var version = "dev"
 var processStart = time.Now()
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-	code := run(ctx, env{lookup: os.LookupEnv, stdout: os.Stdout, stderr: os.Stderr, name: filepath.Base(os.Args[0]), start: processStart})
-	stop()
-	os.Exit(code)
+	ctx, cancel := context.WithCancel(context.Background())
+	// SIGTERM and SIGINT (outside Lambda) end the extension in order.
+	// signal.Notify is called in its own goroutine because its first call
+	// waits for the runtime to start the signal thread (0.1-0.25 ms here),
+	// which would delay the registration.
+	go func() {
+		sig := make(chan os.Signal, 1)
+		signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
+		<-sig
+		cancel()
+	}()
+	os.Exit(run(ctx, env{lookup: os.LookupEnv, stdout: os.Stdout, stderr: os.Stderr, name: filepath.Base(os.Args[0]), start: processStart}))
 }
 
 // env is everything run takes from the process, so tests can run the whole
@@ -102,8 +110,7 @@ func run(ctx context.Context, e env) int {
 	}
 
 	// Step 3: what prepare built, completed with the registration's
-	// identity; the Kinesis client (credentials, endpoint resolution) is
-	// built concurrently so it never delays init.
+	// identity.
 	if err := <-prepared; err != nil {
 		return x.initError(ctx, errTypeListen, err)
 	}

@@ -12,6 +12,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+
+	"github.com/kte-dev/kinesis-telemetry-extension/batch"
+	"github.com/kte-dev/kinesis-telemetry-extension/config"
 	"github.com/kte-dev/kinesis-telemetry-extension/internal/kinesalite"
 	"github.com/kte-dev/kinesis-telemetry-extension/internal/testsupport"
 	"github.com/kte-dev/kinesis-telemetry-extension/lambdasim"
@@ -256,8 +260,26 @@ func TestLifecycleDeliversAndShutsDown(t *testing.T) {
 	stream := kl.StreamT(t, "lifecycle", 2)
 	kinesaliteEnv(t, kl)
 	rt := newFakeRuntime(t)
+	// The Kinesis client is built once, off the Init phase: after the
+	// subscription, when the first /event/next request has been written.
+	subscribedAtBuild := make(chan bool, 4)
+	t.Cleanup(func() { newKinesisClient = batch.NewKinesisClient })
+	newKinesisClient = func(ctx context.Context, cfg config.Config) (*kinesis.Client, error) {
+		rt.mu.Lock()
+		subscribedAtBuild <- rt.subscription != nil
+		rt.mu.Unlock()
+		return batch.NewKinesisClient(ctx, cfg)
+	}
 	h := startExtension(t, rt, map[string]string{"KTE_STREAM": stream})
 	rt.waitNext(1)
+	select {
+	case subscribed := <-subscribedAtBuild:
+		if !subscribed {
+			t.Fatal("unexpected Kinesis client build before the subscription; want it after the first /event/next")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the Kinesis client was not built after the first /event/next")
+	}
 
 	rt.mu.Lock()
 	sub, registered, events := rt.subscription, rt.registered, rt.events
@@ -322,6 +344,9 @@ func TestLifecycleDeliversAndShutsDown(t *testing.T) {
 	}
 	if strings.Contains(out, "KTE_UNDELIVERED") {
 		t.Fatalf("unexpected undelivered events; stderr:\n%s", out)
+	}
+	if len(subscribedAtBuild) != 0 {
+		t.Fatalf("unexpected second Kinesis client build")
 	}
 }
 
