@@ -9,7 +9,11 @@
 // Init phase, the peak resident set (VmHWM, see harness.PeakRSS), and the init_ms KTE logs in its start-up
 // line, for both, and the difference.
 //
-//	go run ./bench/coldstart [-n 30] [-out bench/results/coldstart.json]
+//	go run ./bench/coldstart [-n 30] [-out bench/results/coldstart.json] [-also old=/tmp/kte-old,...]
+//
+// -also measures more extension binaries in the same rounds (for example a
+// build of KTE before a change), so that a before/after comparison shares
+// the machine's drift.
 package main
 
 import (
@@ -40,6 +44,16 @@ var shutdownDeadline = 2 * time.Second
 func main() {
 	n := flag.Int("n", 30, "runs per extension")
 	out := flag.String("out", "", "write the results as JSON to this file")
+	var also []string
+	flag.Func("also", "also measure these `name=path` extension binaries in the same rounds, comma-separated (e.g. another build of KTE)", func(v string) error {
+		for _, a := range strings.Split(v, ",") {
+			if name, path, ok := strings.Cut(a, "="); !ok || name == "" || path == "" {
+				return fmt.Errorf("%q is not name=path", a)
+			}
+			also = append(also, a)
+		}
+		return nil
+	})
 	hosts := flag.Bool("lambda-hosts", true, "map sandbox.localdomain in /etc/hosts, as Lambda does, in a private mount namespace (needs unshare and root or user namespaces)")
 	flag.Parse()
 	if *hosts && os.Getenv(hostsMarker) == "" {
@@ -49,7 +63,7 @@ func main() {
 		}
 		fmt.Fprintf(os.Stderr, "coldstart: cannot map sandbox.localdomain as Lambda does (%v); running with this machine's resolver\n", err)
 	}
-	if err := run(*n, *out, os.Stdout); err != nil {
+	if err := run(*n, *out, also, os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "coldstart:", err)
 		os.Exit(1)
 	}
@@ -134,7 +148,7 @@ type sample struct {
 	loggedInit                                   float64 // ms; -1 when not logged
 }
 
-func run(n int, outPath string, w io.Writer) error {
+func run(n int, outPath string, also []string, w io.Writer) error {
 	if n < 1 {
 		return errors.New("-n must be at least 1")
 	}
@@ -152,15 +166,19 @@ func run(n int, outPath string, w io.Writer) error {
 	fake := fakekinesis.New(fakekinesis.Options{})
 	defer fake.Close()
 
-	paths := []string{kte, floor}
-	samples := make([][]sample, 2)
-	// One warm-up run each (page cache, first exec), then alternate the
-	// order each round so that drift on a shared machine hits both alike.
+	names, paths := []string{"kte", "floor"}, []string{kte, floor}
+	for _, a := range also {
+		name, path, _ := strings.Cut(a, "=")
+		names, paths = append(names, name), append(paths, path)
+	}
+	samples := make([][]sample, len(paths))
+	// One warm-up run each (page cache, first exec), then reverse the order
+	// every other round so that drift on a shared machine hits all alike.
 	for round := -1; round < n; round++ {
-		for k := range 2 {
+		for k := range paths {
 			i := k
 			if round%2 == 1 {
-				i = 1 - k
+				i = len(paths) - 1 - k
 			}
 			s, err := once(ctx, paths[i], fake)
 			if err != nil {
@@ -178,7 +196,7 @@ func run(n int, outPath string, w io.Writer) error {
 		return err
 	}
 	res.RingBytes = cfg.RingBytes
-	for i, name := range []string{"kte", "floor"} {
+	for i, name := range names {
 		res.Extensions = append(res.Extensions, summarize(name, samples[i]))
 	}
 	print(w, res)
@@ -313,6 +331,10 @@ func print(w io.Writer, r results.ColdStart) {
 	row("Init phase (initReport)", k.InitPhaseMs, f.InitPhaseMs, "ms")
 	row("peak RSS", k.PeakRSSMiB, f.PeakRSSMiB, "MiB")
 	row("KTE's logged init_ms", k.LoggedInitMs, f.LoggedInitMs, "ms")
+	for _, a := range r.Extensions[2:] {
+		fmt.Fprintf(w, "\nAlso measured, %s: registered %.2f ms (%+.2f), first /event/next median %.2f ms (%+.2f over the floor), p95 %.2f ms, peak RSS %.2f MiB\n",
+			a.Name, a.RegisteredMs.Median, a.RegisteredMs.Median-f.RegisteredMs.Median, a.FirstNextMs.Median, a.FirstNextMs.Median-f.FirstNextMs.Median, a.FirstNextMs.P95, a.PeakRSSMiB.Median)
+	}
 	fmt.Fprintf(w, "\nKTE ring: %d MiB; sandbox.localdomain lookup here: median %.2f ms (%s)\n",
 		r.RingBytes>>20, r.DNSLookupMs.Median, hostsNote(r.LambdaHosts))
 }

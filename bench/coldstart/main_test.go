@@ -1,38 +1,46 @@
 package main
 
 import (
+	"context"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/kte-dev/kinesis-telemetry-extension/bench/internal/results"
+	"github.com/kte-dev/kinesis-telemetry-extension/lambdasim"
 )
 
-// TestRun runs the whole harness with two runs of each extension: the
-// binaries build and start, every figure is measured, and the report is
-// written.
+// TestRun runs the whole harness with two runs of each extension, and the
+// floor extension a second time through -also: the binaries build and
+// start, every figure is measured, and the report is written.
 func TestRun(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and starts both extensions")
 	}
 	shutdownDeadline = 10 * time.Second // a loaded CI machine must not turn into a kill
-	path := filepath.Join(t.TempDir(), "cs.json")
+	dir := t.TempDir()
+	floor2, err := lambdasim.Build(context.Background(), lambdasim.FloorExtensionPackage, dir, "floor2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "cs.json")
 	var out strings.Builder
-	if err := run(2, path, &out); err != nil {
+	if err := run(2, path, []string{"floor2=" + floor2}, &out); err != nil {
 		t.Fatal(err)
 	}
 	var r results.ColdStart
 	if err := results.Read(path, &r); err != nil {
 		t.Fatal(err)
 	}
-	if len(r.Extensions) != 2 || r.Extensions[0].Name != "kte" || r.Extensions[1].Name != "floor" {
+	if len(r.Extensions) != 3 || r.Extensions[0].Name != "kte" || r.Extensions[1].Name != "floor" || r.Extensions[2].Name != "floor2" {
 		t.Fatalf("unexpected extensions: %+v", r.Extensions)
 	}
-	k, f := r.Extensions[0], r.Extensions[1]
+	k, f, f2 := r.Extensions[0], r.Extensions[1], r.Extensions[2]
 	for name, s := range map[string]results.Summary{
 		"kte first next": k.FirstNextMs, "kte subscribed": k.SubscribedMs, "kte rss": k.PeakRSSMiB,
 		"kte init_ms": k.LoggedInitMs, "floor first next": f.FirstNextMs, "floor rss": f.PeakRSSMiB,
+		"floor2 first next": f2.FirstNextMs,
 	} {
 		if s.N != 2 || s.Min <= 0 {
 			t.Fatalf("unexpected %s: %+v", name, s)
@@ -47,7 +55,7 @@ func TestRun(t *testing.T) {
 	if r.RingBytes != 8<<20 {
 		t.Fatalf("unexpected ring; got %d; want 8 MiB", r.RingBytes)
 	}
-	if !strings.Contains(out.String(), "process start → first /event/next") {
+	if !strings.Contains(out.String(), "process start → first /event/next") || !strings.Contains(out.String(), "Also measured, floor2:") {
 		t.Fatalf("unexpected output:\n%s", out.String())
 	}
 }
