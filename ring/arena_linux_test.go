@@ -32,8 +32,8 @@ func residentKiB(t *testing.T, b []byte) int {
 
 // TestOffHeapRingStaysAtTheFront: 60 KiB blocks written and drained one at
 // a time through a 4 MiB off-heap ring, three laps' worth: a block that
-// finds the ring empty past its first quarter goes back to the arena's
-// beginning, so what is resident is about a quarter of the arena plus a
+// finds the ring empty past its first sixteenth goes back to the arena's
+// beginning, so what is resident is about a sixteenth of the arena plus a
 // block, not all of it (a ring whose positions sweep the whole arena has
 // all of it resident after one lap: 4084 KiB measured). While the ring
 // holds anything, blocks follow each other as usual.
@@ -54,7 +54,7 @@ func TestOffHeapRingStaysAtTheFront(t *testing.T) {
 			t.Fatalf("unexpected frames at block %d", i)
 		}
 	}
-	if kib, most := residentKiB(t, r.Arena()), size/4>>10+2*len(payload)>>10; kib > most {
+	if kib, most := residentKiB(t, r.Arena()), size/16>>10+2*len(payload)>>10; kib > most {
 		t.Fatalf("unexpected resident arena %d KiB; want at most %d KiB of %d KiB", kib, most, size>>10)
 	}
 
@@ -75,6 +75,44 @@ func TestOffHeapRingStaysAtTheFront(t *testing.T) {
 	}
 	if hw := r.Stats().HighWater; hw > ring.BlockSize(1, 60<<10) {
 		t.Fatalf("unexpected high water %d; want at most one block (%d): the pad of a jump holds nothing", hw, ring.BlockSize(1, 60<<10))
+	}
+}
+
+// TestOffHeapRingDropsTheTailAtRestart: a burst that found the ring never
+// empty wrote 3.5 MiB of a 4 MiB off-heap ring. Once the ring works at the
+// front again, the restart's pad gives the burst's pages back, so what is
+// resident follows the last cycle, not the largest burst ever.
+func TestOffHeapRingDropsTheTailAtRestart(t *testing.T) {
+	const size = 4 << 20
+	r, err := ring.NewOffHeap(size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	payload := make([]byte, 60<<10)
+	write := func(n int) {
+		t.Helper()
+		for range n {
+			if err := ringtest.Write(r, payload); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	write(3.5 * (1 << 20) / len(payload)) // the burst: never drained meanwhile
+	ringtest.Drain(r)
+	if kib := residentKiB(t, r.Arena()); kib < 3<<10 {
+		t.Fatalf("unexpected resident arena after the burst: %d KiB; want about 3.5 MiB", kib)
+	}
+	write(1) // restarts at the front; its pad is the arena's last half MiB
+	ringtest.Drain(r)
+	write(5) // a cycle of 300 KiB, past size/16
+	ringtest.Drain(r)
+	write(1) // restarts: its pad covers the rest of the burst's pages
+	ringtest.Drain(r)
+	if kib, most := residentKiB(t, r.Arena()), 6*len(payload)>>10+64; kib > most {
+		t.Fatalf("unexpected resident arena after a restart; got %d KiB; want at most %d KiB (the last cycle)", kib, most)
+	}
+	if st := r.Stats(); st.Restarts != 2 {
+		t.Fatalf("unexpected restarts; got %d; want 2", st.Restarts)
 	}
 }
 

@@ -26,6 +26,12 @@ import (
 	"unsafe"
 )
 
+// restartAfter: a block reserved in an empty off-heap ring goes back to the
+// arena's beginning once the head is past size/restartAfter (see Reserve),
+// so what is resident is at most that plus the most the ring held between
+// two moments it was empty.
+const restartAfter = 16
+
 // Sentinel errors returned by Reserve; compare with errors.Is.
 var (
 	// ErrFull means the ring has no room for the block now; room appears as
@@ -252,15 +258,16 @@ func (r *Ring) Reserve(n, payload int) (Reservation, error) {
 		switch {
 		case off+need > r.size:
 			pad = r.size - off // the block must not straddle the end
-		case r.frontWhenEmpty && head == rel && off >= r.size/4 && off >= need:
+		case r.frontWhenEmpty && head == rel && off >= r.size/restartAfter && off >= need:
 			// The ring is empty: start again at the arena's beginning,
 			// behind a pad to its end, so that the bytes in use stay at
 			// the front of the arena (warm in cache, and the only pages
 			// written while the ring drains between bursts) instead of
-			// sweeping all of it. Until the reader skips the pad, it
-			// takes room: off >= size/4 leaves at least a quarter of the
-			// ring to other writers meanwhile, and off >= need lets this
-			// block fit.
+			// sweeping all of it. Until the reader skips the pad (at its
+			// next wake-up, which this block's commit sends), it takes
+			// room: off >= size/restartAfter leaves other writers that
+			// much meanwhile (a writer refused then waits for the reader,
+			// see ErrFull), and off >= need lets this block fit.
 			pad, restart = r.size-off, true
 		}
 		end := head + pad + need
@@ -406,6 +413,7 @@ func (r *Ring) Next() (Frame, bool) {
 				if r.release.Load() == start {
 					// Nothing unreleased before the pad: free it now.
 					r.header(start).Store(0)
+					r.dropPad(start, n)
 					r.release.Store(r.read)
 				} else {
 					r.padSkipped += n // released later, with the frames after it
@@ -479,6 +487,26 @@ func pageMaskOf(buf []byte, offHeap bool, size int) uint64 {
 		return 0
 	}
 	return uint64(ps - 1)
+}
+
+// dropPad gives the whole pages inside a freed pad of an off-heap ring back
+// to the kernel: a pad is the arena's tail that the head skipped (a restart
+// at the arena's beginning, or a block that would have straddled the end),
+// and its pages, written in an earlier lap, would otherwise stay resident
+// although the ring now works at the front. At high rates restarts are a
+// few per second, each one madvise call (and, should the head come this
+// far again, the page faults to map the pages back). Reader only, before
+// release moves past the pad; the interior is zero, as dropped pages read.
+func (r *Ring) dropPad(start, n uint64) {
+	if r.pageMask == 0 {
+		return
+	}
+	a := start&r.mask + BlockHeaderSize
+	b := a - BlockHeaderSize + n
+	pa, pb := (a+r.pageMask)&^r.pageMask, b&^r.pageMask
+	if pa < pb {
+		dropPages(r.buf[pa:pb])
+	}
 }
 
 // measureRelease adds n released bytes (pads excluded) to the current
