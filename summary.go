@@ -94,10 +94,10 @@ func (x *extension) summaryLine(reason string, res batch.FlushResult, undelivere
 	rs := x.ring.Stats()
 	return fmt.Sprintf("%s reason=%s received=%d posts=%d sent=%d put_calls=%d retried=%d throttled=%d "+
 		"dropped_shutdown=%d dropped_oversize=%d dropped_by_lambda=%d quarantined=%d oversize_split=%d "+
-		"refused_full=%d refused_too_large=%d ring_high_water=%d ring_bytes=%d final_flush_ms=%d",
+		"refused_full=%d refused_too_large=%d ring_high_water=%d ring_bytes=%d ring_restarts=%d final_flush_ms=%d",
 		summaryPrefix, reason, ls.Events, ls.Posts, ps.Events, ps.Calls, ps.Retried, ps.Throttled+ps.CallThrottled,
 		undelivered, ps.Oversize, ls.LogsDroppedRecords, ls.Malformed+ls.Overflow, ls.Oversize,
-		ls.RefusedFull, ls.TooLarge, rs.HighWater, rs.Size, res.Duration.Milliseconds())
+		ls.RefusedFull, ls.TooLarge, rs.HighWater, rs.Size, rs.Restarts, res.Duration.Milliseconds())
 }
 
 // Metrics (KTE_METRICS): one CloudWatch EMF line on stdout at SHUTDOWN and
