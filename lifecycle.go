@@ -67,6 +67,7 @@ type extension struct {
 	runtimeDones bool
 	stats        *emitter  // nil when KTE_METRICS is off
 	clientOnce   sync.Once // buildClient
+	gcOnce       sync.Once // setGCPercent
 }
 
 func (x *extension) initError(ctx context.Context, errType string, err error) int {
@@ -178,6 +179,22 @@ func (x *extension) buildClient(ctx context.Context) {
 	})
 }
 
+// gcPercent is the garbage collector's target (GOGC) unless the environment
+// sets GOGC: at 50 the heap peaks near 1.5 times what is live instead of
+// twice, which took 1.3-1.5 MiB off the peak RSS at 1,000 and 10,000 events/s
+// for 0.1-0.2 ms more CPU per second (go run ./bench/load -env GOGC=...).
+const gcPercent = 50
+
+// setGCPercent applies gcPercent once, after Init (it stops the world
+// briefly); before it the heap is far below the collector's 4 MB minimum.
+func (x *extension) setGCPercent() {
+	x.gcOnce.Do(func() {
+		if _, ok := x.env.lookup("GOGC"); !ok && x.env.setGCPercent != nil {
+			x.env.setGCPercent(gcPercent)
+		}
+	})
+}
+
 func (x *extension) subscribe(ctx context.Context) error {
 	sub := extapi.Subscription{
 		SchemaVersion: x.cfg.SchemaVersion,
@@ -202,7 +219,7 @@ func (x *extension) subscribe(ctx context.Context) error {
 // loop blocks on /event/next until SHUTDOWN or a signal.
 func (x *extension) loop(ctx context.Context) int {
 	nextCtx := httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
-		WroteRequest: func(httptrace.WroteRequestInfo) { x.buildClient(ctx) },
+		WroteRequest: func(httptrace.WroteRequestInfo) { x.buildClient(ctx); x.setGCPercent() },
 	})
 	for {
 		ev, err := x.api.Next(nextCtx)

@@ -27,6 +27,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"syscall"
 	"time"
 
@@ -53,7 +54,8 @@ func main() {
 		<-sig
 		cancel()
 	}()
-	os.Exit(run(ctx, env{lookup: os.LookupEnv, stdout: os.Stdout, stderr: os.Stderr, name: filepath.Base(os.Args[0]), start: processStart}))
+	os.Exit(run(ctx, env{lookup: os.LookupEnv, stdout: os.Stdout, stderr: os.Stderr, name: filepath.Base(os.Args[0]), start: processStart,
+		setGCPercent: debug.SetGCPercent}))
 }
 
 // env is everything run takes from the process, so tests can run the whole
@@ -64,6 +66,9 @@ type env struct {
 	stderr io.Writer
 	name   string    // extension name = executable file name
 	start  time.Time // process start, for the init duration
+	// setGCPercent is debug.SetGCPercent in the process; nil in tests that
+	// run the lifecycle in-process (the test binary's GC is its own).
+	setGCPercent func(int) int
 }
 
 // run is the whole life of the extension; it returns the exit code.

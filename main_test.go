@@ -147,6 +147,7 @@ type harness struct {
 	stderr  *testsupport.SyncBuffer
 	stdout  *testsupport.SyncBuffer
 	code    chan int
+	gcSet   chan int // what the lifecycle passed to SetGCPercent
 	cancel  context.CancelFunc
 	envVars map[string]string
 }
@@ -159,7 +160,7 @@ func startExtension(t *testing.T, rt *fakeRuntime, vars map[string]string) *harn
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &harness{t: t, rt: rt, port: port, stderr: &testsupport.SyncBuffer{}, stdout: &testsupport.SyncBuffer{}, code: make(chan int, 1)}
+	h := &harness{t: t, rt: rt, port: port, stderr: &testsupport.SyncBuffer{}, stdout: &testsupport.SyncBuffer{}, code: make(chan int, 1), gcSet: make(chan int, 4)}
 	h.envVars = map[string]string{
 		"AWS_LAMBDA_RUNTIME_API":      rt.addr(),
 		"AWS_REGION":                  "us-east-1",
@@ -182,7 +183,8 @@ func startExtension(t *testing.T, rt *fakeRuntime, vars map[string]string) *harn
 	t.Cleanup(cancel)
 	lookup := func(k string) (string, bool) { v, ok := h.envVars[k]; return v, ok }
 	go func() {
-		h.code <- run(ctx, env{lookup: lookup, stdout: h.stdout, stderr: h.stderr, name: "kinesis-telemetry-extension", start: time.Now()})
+		h.code <- run(ctx, env{lookup: lookup, stdout: h.stdout, stderr: h.stderr, name: "kinesis-telemetry-extension", start: time.Now(),
+			setGCPercent: func(p int) int { h.gcSet <- p; return 100 }})
 	}()
 	return h
 }
@@ -348,18 +350,24 @@ func TestLifecycleDeliversAndShutsDown(t *testing.T) {
 	if len(subscribedAtBuild) != 0 {
 		t.Fatalf("unexpected second Kinesis client build")
 	}
+	if len(h.gcSet) != 1 || <-h.gcSet != gcPercent {
+		t.Fatalf("unexpected GC settings; want one SetGCPercent(%d)", gcPercent)
+	}
 }
 
 func TestLifecycleSubscribe202KeepsWorking(t *testing.T) {
 	rt := newFakeRuntime(t)
 	rt.subscribeStatus = 202
-	h := startExtension(t, rt, map[string]string{"AWS_ENDPOINT_URL_KINESIS": ""})
+	h := startExtension(t, rt, map[string]string{"AWS_ENDPOINT_URL_KINESIS": "", "GOGC": "200"})
 	rt.waitNext(1)
 	rt.invoke("req-1", 2*time.Second)
 	rt.waitNext(2)
 	rt.shutdown("SPINDOWN", 1*time.Second)
 	if code := h.exitCode(); code != 0 {
 		t.Fatalf("unexpected exit code; got %d; want 0; stderr:\n%s", code, h.stderr.String())
+	}
+	if len(h.gcSet) != 0 {
+		t.Fatalf("unexpected SetGCPercent(%d) with GOGC set in the environment", <-h.gcSet)
 	}
 	out := h.stderr.String()
 	if !strings.Contains(out, "not supported") || !strings.Contains(out, "KTE_SUMMARY reason=spindown ") {
