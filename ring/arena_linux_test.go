@@ -116,6 +116,61 @@ func TestOffHeapRingDropsTheTailAtRestart(t *testing.T) {
 	}
 }
 
+// TestOffHeapRingRestartsWhenDrained: the release that empties an off-heap
+// ring past its first sixteenth moves it back to the arena's beginning, so
+// the next block goes there even if no writer found the ring empty; not
+// while a reservation is pending, and not before the sixteenth.
+func TestOffHeapRingRestartsWhenDrained(t *testing.T) {
+	const size = 1 << 20
+	r, err := ring.NewOffHeap(size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	payload := make([]byte, 20<<10)
+	for range 3 { // 60 KiB: under size/16, no restart
+		if err := ringtest.Write(r, payload); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ringtest.Drain(r)
+	if head, _, _ := r.Positions(); head%size == 0 || r.Stats().Restarts != 0 {
+		t.Fatalf("unexpected restart before size/16: head %d, %d restarts", head, r.Stats().Restarts)
+	}
+	// Past size/16, with a reservation pending: no restart.
+	for range 2 {
+		if err := ringtest.Write(r, payload); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pending, err := r.Reserve(1, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ringtest.Drain(r)
+	if r.Stats().Restarts != 0 {
+		t.Fatal("unexpected restart with a reservation pending")
+	}
+	pending.Append([]byte("one"))
+	pending.Commit()
+	if got := ringtest.Drain(r); len(got) != 1 || string(got[0]) != "one" {
+		t.Fatalf("unexpected frames %q", got)
+	}
+	head, read, rel := r.Positions()
+	if head%size != 0 || read != head || rel != head || r.Stats().Restarts != 1 {
+		t.Fatalf("unexpected positions after the draining release: head %d (offset %d), read %d, release %d, %d restarts",
+			head, head%size, read, rel, r.Stats().Restarts)
+	}
+	if err := ringtest.Write(r, []byte("two")); err != nil {
+		t.Fatal(err)
+	}
+	if got := ringtest.Drain(r); len(got) != 1 || string(got[0]) != "two" {
+		t.Fatalf("unexpected frames after the restart %q", got)
+	}
+	if !r.ZeroBeyondHead() {
+		t.Fatal("unexpected non-zero bytes beyond head")
+	}
+}
+
 // TestOffHeapDropsPagesWhenSlow: three laps of 60 KiB blocks through a
 // 4 MiB off-heap ring that is never empty (one block always held, so no
 // block goes back to the front). With page dropping on, what stays

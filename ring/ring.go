@@ -463,6 +463,34 @@ func (r *Ring) ReleaseTo(end uint64) {
 		r.zero(0, b)
 	}
 	r.release.Store(end)
+	if r.frontWhenEmpty && end == r.read {
+		r.restartEmpty(end)
+	}
+}
+
+// restartEmpty moves an off-heap ring that this release left empty back to
+// the arena's beginning, as Reserve does for a block that finds it empty:
+// the reader claims the rest of the lap by moving head past it (a writer
+// that reserved first wins, and nothing happens), and frees it at once. At
+// high rates the ring is rarely empty at the moment a writer reserves, and
+// without this the head swept the whole arena, all of it resident. A writer
+// that loaded release just before it may see the claimed rest as in use and
+// be refused once (ErrFull; the listener tries again). Reader only.
+func (r *Ring) restartEmpty(end uint64) {
+	off := end & r.mask
+	if off < r.size/restartAfter {
+		return
+	}
+	next := end + r.size - off
+	if r.head.Load() != end || !r.head.CompareAndSwap(end, next) {
+		return
+	}
+	// [end, next) is zero (nothing was reserved there in this lap) and no
+	// writer can reserve it now.
+	r.read, r.blockEnd, r.bodyEnd = next, next, next
+	r.dropPad(end, next-end)
+	r.restarts.Add(1)
+	r.release.Store(next)
 }
 
 // Page dropping. An off-heap arena on Linux can hand released pages back to
