@@ -264,8 +264,17 @@ func TestNotRetryableLoggedOnceAndKept(t *testing.T) {
 	if !strings.Contains(text, "grant kinesis:PutRecords on arn:aws:kinesis:<region>:<account>:stream/test") {
 		t.Fatalf("unexpected log text; got %s", text)
 	}
-	if st := p.Stats(); st.CallRejected != uint64(len(reqs)) {
-		t.Fatalf("unexpected rejected calls; got %d; want %d", st.CallRejected, len(reqs))
+	// A call may still be on its way back when Flush returns: wait until
+	// every call the endpoint answered is counted.
+	for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(time.Millisecond) {
+		reqs, _, _ = fk.snapshot()
+		st := p.Stats()
+		if st.CallRejected == uint64(len(reqs)) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("unexpected rejected calls; got %d; want %d", st.CallRejected, len(reqs))
+		}
 	}
 
 	var out bytes.Buffer
