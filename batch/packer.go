@@ -186,6 +186,7 @@ type Packer struct {
 	alwaysOn    bool
 	linger      int64
 	pressure    int
+	lazyWake    int // see wakeBytes
 	sendTimeout time.Duration
 	base, cap   int64
 	epoch       time.Time
@@ -303,6 +304,7 @@ func New(r *ring.Ring, cfg config.Config, opts Options) (*Packer, error) {
 	if p.pressure <= 0 {
 		p.pressure = r.Size() / 4
 	}
+	p.lazyWake = min(lazyWakeBytes, r.Size()/16)
 	if p.sendTimeout <= 0 {
 		p.sendTimeout = defaultSendTimeout
 	}
@@ -660,6 +662,28 @@ func (p *Packer) shouldSend(now int64) bool {
 	return false
 }
 
+// lazyWakeBytes is how much the writers may reserve before they wake a
+// packer that has nothing urgent to do with fewer bytes (wakeBytes).
+const lazyWakeBytes = 64 << 10
+
+// wakeBytes is how many bytes must be reserved past the read position for
+// a commit to wake the packer (ring.WaitFor). A flush, and an AlwaysOn
+// packer with no request open (a first event starts the linger), want every
+// commit. Otherwise the packer only fills requests that go out when full,
+// so being woken for each small POST (a goroutine wake-up each, the largest
+// cost of one-event POSTs after the system calls) buys nothing: it reads
+// once lazyWake bytes are there or the ring comes under pressure, when the
+// ring's Wake (a writer refused for want of room) or a control change pokes
+// it, or when its timer fires.
+func (p *Packer) wakeBytes() int {
+	if p.fl != nil || p.alwaysOn && len(p.req) == 0 {
+		return 1
+	}
+	// Under pressure (read and unreleased plus unread bytes reaching
+	// p.pressure) the packer sends what it has: be woken by then.
+	return max(1, min(p.lazyWake, p.pressure-p.r.Unreleased()))
+}
+
 // wait blocks until something may have changed: ring data (when the packer
 // would read it), a control change, a timer (retry due, backoff over,
 // linger), the flush context, or ctx.
@@ -669,7 +693,7 @@ func (p *Packer) wait(ctx context.Context, active bool, now int64) {
 	at := int64(-1)
 	if active {
 		if p.canRead() {
-			ringC = p.r.Wait()
+			ringC = p.r.WaitFor(p.wakeBytes())
 		}
 		if p.fl != nil {
 			flC = p.fl.ctx.Done()

@@ -545,19 +545,27 @@ func TestOversizeOnlyIsReleased(t *testing.T) {
 	p := newPacker(t, r, testConfig(500, 5*MiB, KiB, "k"), Options{Client: c, Undelivered: lockedWriter{&mu, &undelivered}})
 	runPacker(t, p)
 	p.Resume()
-	for i := range 40 { // 40 KiB of events that can never be sent: more than half the ring
+	for i := range 100 { // 100 KiB of events that can never be sent: more than the ring
 		if err := ringtest.Write(r, event(i, KiB)); err != nil {
-			t.Fatalf("cannot write event %d: %v", i, err)
+			t.Fatalf("cannot write event %d (the packer must release them as they come): %v", i, err)
 		}
-		eventually(t, time.Second, "the ring to be released", func() bool { return r.Stats().InUse == 0 })
+		if i%10 == 9 { // let the packer catch up: it reads every few KiB
+			eventually(t, time.Second, "the ring to be released", func() bool { return r.Stats().InUse < 8*KiB })
+		}
 	}
-	if st := p.Stats(); st.Oversize != 40 || st.Calls != 0 {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	p.Flush(ctx)
+	if r.Stats().InUse != 0 {
+		t.Fatalf("unexpected ring in use after the flush: %d bytes", r.Stats().InUse)
+	}
+	if st := p.Stats(); st.Oversize != 100 || st.Calls != 0 {
 		t.Fatalf("unexpected stats; got %+v", st)
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	if n := strings.Count(undelivered.String(), "KTE_UNDELIVERED reason=oversize "); n != 40 {
-		t.Fatalf("unexpected undelivered lines; got %d; want 40", n)
+	if n := strings.Count(undelivered.String(), "KTE_UNDELIVERED reason=oversize "); n != 100 {
+		t.Fatalf("unexpected undelivered lines; got %d; want 100", n)
 	}
 }
 

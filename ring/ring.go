@@ -117,6 +117,10 @@ type Ring struct {
 	// atomics make this a Dekker pair: either the reader's check sees the
 	// commit, or the writer sees waiting == 1.
 	waiting atomic.Uint32
+	// wakeAt is the position head must reach for a committing writer to wake
+	// the waiting reader (WaitFor). The reader stores it before waiting;
+	// writers read it only while waiting is 1.
+	wakeAt atomic.Uint64
 	// Counters written by writers, read by Stats.
 	framesWritten atomic.Uint64
 	blocksWritten atomic.Uint64
@@ -362,10 +366,13 @@ func (w *Reservation) Abandon() {
 	r.signal()
 }
 
-// signal wakes the reader if it is waiting. When the reader is awake it
-// costs one atomic load.
+// signal wakes the reader if it is waiting and the reservations reach the
+// position it waits for (WaitFor). When the reader is awake it costs one
+// atomic load. Head, not this writer's own block, is compared: a block
+// committed after a later one that crossed the mark still wakes the reader,
+// which may have found the earlier one uncommitted.
 func (r *Ring) signal() {
-	if r.waiting.Load() != 0 && r.waiting.Swap(0) != 0 {
+	if r.waiting.Load() != 0 && int64(r.head.Load()-r.wakeAt.Load()) >= 0 && r.waiting.Swap(0) != 0 {
 		r.Wake()
 	}
 }
@@ -589,9 +596,17 @@ func (r *Ring) Unreleased() int {
 // available or Wake was called. Reader only. If a committed block is already
 // waiting, the returned channel is ready at once. Spurious wake-ups are
 // possible; call Next to see.
-func (r *Ring) Wait() <-chan struct{} {
+func (r *Ring) Wait() <-chan struct{} { return r.WaitFor(1) }
+
+// WaitFor is Wait for a reader that has no use for less than n bytes: the
+// channel becomes ready when at least n bytes are reserved past the read
+// position and a committed frame may be available, or when Wake is called.
+// A writer that commits while less is reserved does not wake the reader,
+// which saves a goroutine wake-up per small block. Reader only.
+func (r *Ring) WaitFor(n int) <-chan struct{} {
+	r.wakeAt.Store(r.read + uint64(max(n, 1)))
 	r.waiting.Store(1)
-	if r.committedAhead() {
+	if r.committedAhead() && int64(r.head.Load()-r.wakeAt.Load()) >= 0 {
 		r.waiting.Store(0)
 		select { // drop a stale wake-up: the reader runs now anyway
 		case <-r.wake:

@@ -391,6 +391,78 @@ func TestWaitAndWake(t *testing.T) {
 	}
 }
 
+// TestWaitFor: a reader waiting for n bytes is not woken by smaller
+// commits, is woken once the reservations reach n, and is woken again by
+// the commit of an earlier block it found uncommitted after a later block
+// crossed the mark.
+func TestWaitFor(t *testing.T) {
+	r := mustNew(t, 64<<10, 0)
+	ready := func(c <-chan struct{}) bool {
+		select {
+		case <-c:
+			return true
+		default:
+			return false
+		}
+	}
+	const n = 1000
+	c := r.WaitFor(n)
+	for i := range 4 { // 4 blocks of 1 frame of 100 bytes: under n
+		if err := ringtest.Write(r, frame(i, 100)); err != nil {
+			t.Fatal(err)
+		}
+		if ready(c) {
+			t.Fatalf("unexpected wake-up after %d small blocks", i+1)
+		}
+	}
+	if ready(r.WaitFor(n)) {
+		t.Fatalf("unexpected ready WaitFor(%d) with %d bytes reserved", n, r.Unread())
+	}
+	if err := ringtest.Write(r, frame(4, 600)); err != nil {
+		t.Fatal(err)
+	}
+	if !ready(c) {
+		t.Fatalf("no wake-up with %d bytes reserved, waiting for %d", r.Unread(), n)
+	}
+	if got := ringtest.Drain(r); len(got) != 5 {
+		t.Fatalf("unexpected frames %d; want 5", len(got))
+	}
+
+	// A small block reserved first, a large one after it; the large one
+	// commits first and wakes the reader, which finds nothing readable.
+	small, err := r.Reserve(1, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c = r.WaitFor(n)
+	if err := ringtest.Write(r, frame(5, 2000)); err != nil {
+		t.Fatal(err)
+	}
+	if !ready(c) {
+		t.Fatalf("no wake-up with a committed block past the mark")
+	}
+	if _, ok := r.Next(); ok {
+		t.Fatalf("unexpected frame before the uncommitted one")
+	}
+	c = r.WaitFor(n)
+	if ready(c) {
+		t.Fatalf("unexpected ready WaitFor with the first block uncommitted")
+	}
+	small.Append(frame(6, 10))
+	small.Commit()
+	if !ready(c) {
+		t.Fatalf("the first block's commit did not wake the reader")
+	}
+	if got := ringtest.Drain(r); len(got) != 2 {
+		t.Fatalf("unexpected frames %d; want 2", len(got))
+	}
+	c = r.WaitFor(n)
+	r.Wake()
+	if !ready(c) {
+		t.Fatalf("Wake did not wake a reader waiting for %d bytes", n)
+	}
+}
+
 func TestIndexLayoutIsPadded(t *testing.T) {
 	var r ring.Ring
 	head, release := ring.OffsetHead(&r), ring.OffsetRelease(&r)
