@@ -3,7 +3,9 @@
 package ring_test
 
 import (
+	"errors"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"syscall"
 	"testing"
@@ -171,19 +173,74 @@ func TestOffHeapRingRestartsWhenDrained(t *testing.T) {
 	}
 }
 
+// TestOffHeapRestartsKeepTheInvariant: a single writer and reader with
+// random block sizes and random amounts held back, through many restarts
+// with bytes in use (the pad freed later, with them): every frame arrives
+// intact and in order, and after every release the bytes past head are
+// zero, skipped pads included.
+func TestOffHeapRestartsKeepTheInvariant(t *testing.T) {
+	const size = 256 << 10
+	r, err := ring.NewOffHeap(size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(3, 3))
+	var held []ring.Frame
+	written, read := 0, 0
+	steps := 20000
+	if testing.Short() {
+		steps = 3000 // the zero check reads the arena byte by byte
+	}
+	for step := 0; step < steps; step++ {
+		n := 8 + rng.IntN(20<<10)
+		p := make([]byte, n)
+		copy(p, fmt.Sprintf("%08d", written))
+		if err := ringtest.Write(r, p); err == nil {
+			written++
+		} else if !errors.Is(err, ring.ErrFull) {
+			t.Fatal(err)
+		}
+		for {
+			f, ok := r.Next()
+			if !ok {
+				break
+			}
+			if string(f.Data[:8]) != fmt.Sprintf("%08d", read) {
+				t.Fatalf("step %d: unexpected frame %q; want %08d", step, f.Data[:8], read)
+			}
+			read++
+			held = append(held, f)
+		}
+		if len(held) > 0 && rng.IntN(3) == 0 {
+			k := rng.IntN(len(held))
+			r.Release(held[k])
+			held = append(held[:0], held[k+1:]...)
+			if !r.ZeroBeyondHead() {
+				t.Fatalf("step %d: non-zero bytes past head after a release", step)
+			}
+		}
+	}
+	if st := r.Stats(); st.Restarts < 10 || read != written {
+		t.Fatalf("unexpected run: %d restarts, %d of %d frames read (the test does not test what it says)", st.Restarts, read, written)
+	}
+}
+
 // TestOffHeapDropsPagesWhenSlow: three laps of 60 KiB blocks through a
-// 4 MiB off-heap ring that is never empty (one block always held, so no
-// block goes back to the front). With page dropping on, what stays
+// 4 MiB off-heap ring that is never empty (one block always held), with
+// the restarts at the front turned off. With page dropping on, what stays
 // resident is the held blocks and about one page per release of the last
-// lap; with it off, the whole arena.
+// lap; with it off, the whole arena. With the restarts on (as NewOffHeap
+// has them), about the first quarter and a block: a block restarts at the
+// front once a quarter of the ring and itself fit there.
 func TestOffHeapDropsPagesWhenSlow(t *testing.T) {
 	const size = 4 << 20
 	payload := make([]byte, 60<<10)
-	resident := func(dropping bool) int {
+	resident := func(dropping, front bool) int {
 		r, err := ring.NewOffHeap(size)
 		if err != nil {
 			t.Fatal(err)
 		}
+		r.SetFront(front)
 		if err := ringtest.Write(r, payload); err != nil {
 			t.Fatal(err)
 		}
@@ -212,11 +269,14 @@ func TestOffHeapDropsPagesWhenSlow(t *testing.T) {
 		}
 		return kib
 	}
-	if kib := resident(false); kib < 3<<10 {
+	if kib := resident(false, false); kib < 3<<10 {
 		t.Fatalf("unexpected resident arena %d KiB without dropping; want most of %d KiB (the test does not measure what it says)", kib, size>>10)
 	}
-	if kib := resident(true); kib > 512 {
+	if kib := resident(true, false); kib > 512 {
 		t.Fatalf("unexpected resident arena %d KiB with dropping; want at most 512 KiB of %d KiB", kib, size>>10)
+	}
+	if kib, most := resident(false, true), size/4>>10+3*len(payload)>>10; kib > most {
+		t.Fatalf("unexpected resident arena %d KiB with restarts and never empty; want at most %d KiB of %d KiB", kib, most, size>>10)
 	}
 }
 

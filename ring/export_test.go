@@ -39,6 +39,10 @@ func (r *Ring) Arena() []byte { return r.buf }
 // SetDropping turns page dropping on or off until the next rate window ends.
 func (r *Ring) SetDropping(on bool) { r.dropping = on }
 
+// SetFront turns the restarts at the arena's beginning on or off (they are
+// on for NewOffHeap). Before the first Reserve only.
+func (r *Ring) SetFront(on bool) { r.frontWhenEmpty = on }
+
 // Dropping reports whether released pages are dropped now.
 func (r *Ring) Dropping() bool { return r.dropping }
 

@@ -127,12 +127,12 @@ type Ring struct {
 	refused       atomic.Uint64
 	tooLarge      atomic.Uint64
 	highWater     atomic.Uint64
-	// frontAt is where the last block that restarted at the arena's
-	// beginning was put (frontWhenEmpty): [release, frontAt) is then a pad
-	// until the reader skips it. Written and read by writers, for the
-	// high-water mark only.
-	frontAt  atomic.Uint64
-	restarts atomic.Uint64
+	// frontFrom is where the pad of the last restart at the arena's
+	// beginning starts (frontWhenEmpty); it ends at the next lap's start.
+	// Until the reader frees it, the pad holds nothing and is left out of
+	// the high-water mark. Written and read by writers, for that mark only.
+	frontFrom atomic.Uint64
+	restarts  atomic.Uint64
 
 	_ [cacheLine]byte
 
@@ -150,11 +150,15 @@ type Ring struct {
 	// Page dropping (zero), reader-private: pageMask is the page size - 1
 	// for an arena mapped by NewOffHeap on Linux, else 0 (read-only after
 	// New). The release rate is measured over windows of dropWindow.
-	pageMask    uint64
-	dropping    bool      // the last window's rate makes a lap slower than slowLap
-	padSkipped  uint64    // pad bytes Next skipped since the last release
-	winStart    time.Time // start of the current window
-	winReleased uint64    // frame bytes released in the current window
+	pageMask   uint64
+	dropping   bool   // the last window's rate makes a lap slower than slowLap
+	padSkipped uint64 // pad bytes Next skipped since the last release
+	// [skipLo, skipHi): the interior of a pad to the arena's end that Next
+	// skipped with bytes before it unreleased (0, 0 when none); ReleaseTo
+	// leaves it out of the zeroing (see Next).
+	skipLo, skipHi uint64
+	winStart       time.Time // start of the current window
+	winReleased    uint64    // frame bytes released in the current window
 
 	_ [cacheLine]byte
 }
@@ -262,16 +266,11 @@ func (r *Ring) Reserve(n, payload int) (Reservation, error) {
 		switch {
 		case off+need > r.size:
 			pad = r.size - off // the block must not straddle the end
-		case r.frontWhenEmpty && head == rel && off >= r.size/restartAfter && off >= need:
-			// The ring is empty: start again at the arena's beginning,
-			// behind a pad to its end, so that the bytes in use stay at
-			// the front of the arena (warm in cache, and the only pages
-			// written while the ring drains between bursts) instead of
-			// sweeping all of it. Until the reader skips the pad (at its
-			// next wake-up, which this block's commit sends), it takes
-			// room: off >= size/restartAfter leaves other writers that
-			// much meanwhile (a writer refused then waits for the reader,
-			// see ErrFull), and off >= need lets this block fit.
+		case r.frontWhenEmpty && off >= r.size/restartAfter && r.frontFits(head, rel, need):
+			// Start again at the arena's beginning, behind a pad to its
+			// end, so that the bytes in use stay at the front of the arena
+			// (warm in cache, and the only pages written) instead of
+			// sweeping all of it. See frontFits for when.
 			pad, restart = r.size-off, true
 		}
 		end := head + pad + need
@@ -287,14 +286,21 @@ func (r *Ring) Reserve(n, payload int) (Reservation, error) {
 			r.header(head).Store(pad<<kindShift | kindPad)
 		}
 		if restart {
-			r.frontAt.Store(head + pad)
+			r.frontFrom.Store(head)
 			r.restarts.Add(1)
 		}
 		// The pad of a restart holds nothing: while the reader has not
-		// skipped it, count from its end.
+		// freed it, leave it out.
 		used := end - rel
-		if j := r.frontAt.Load(); int64(j-rel) > 0 && int64(end-j) >= 0 {
-			used = end - j
+		if ps := r.frontFrom.Load(); ps&r.mask != 0 {
+			pe := ps&^r.mask + r.size
+			if int64(pe-rel) > 0 && int64(end-pe) >= 0 {
+				from := ps
+				if int64(rel-ps) > 0 {
+					from = rel
+				}
+				used -= pe - from
+			}
 		}
 		if used > r.highWater.Load() {
 			r.raiseHighWater(used)
@@ -310,6 +316,28 @@ func (r *Ring) Reserve(n, payload int) (Reservation, error) {
 			frames: n,
 		}, nil
 	}
+}
+
+// frontFits reports whether a block of need bytes may restart at the
+// arena's beginning, head being off >= size/restartAfter into the arena.
+// The bytes in use, [rel, head), must lie in this lap, behind the front:
+// the block goes to [0, need) of the next lap, and the pad [head, lap end)
+// keeps its room until the reader frees it. When the ring is empty the
+// reader frees the pad as soon as it reaches it, so the block fitting is
+// enough. Otherwise the pad is freed with the bytes before it, once they
+// are sent, so at least a quarter of the ring must stay free for other
+// writers meanwhile; a writer refused then waits for the reader (ErrFull).
+func (r *Ring) frontFits(head, rel, need uint64) bool {
+	off := head & r.mask
+	inUse := head - rel
+	if inUse > off {
+		return false // the bytes in use wrap around the arena's end
+	}
+	front := off - inUse // the arena's free front: [0, release's offset)
+	if inUse == 0 {
+		return front >= need
+	}
+	return front >= need+r.size/4
 }
 
 func (r *Ring) raiseHighWater(used uint64) {
@@ -424,6 +452,13 @@ func (r *Ring) Next() (Frame, bool) {
 					r.release.Store(r.read)
 				} else {
 					r.padSkipped += n // released later, with the frames after it
+					if r.read&r.mask == 0 {
+						// A pad to the arena's end (a restart, or a block
+						// that would have straddled it) lies beyond where
+						// head stood: its interior is zero already and is
+						// not written again when it is released.
+						r.skipLo, r.skipHi = start+BlockHeaderSize, r.read
+					}
 				}
 				continue
 			case kindBlock:
@@ -461,9 +496,15 @@ func (r *Ring) ReleaseTo(end uint64) {
 	if end-rel > r.read-rel {
 		panic(fmt.Sprintf("BUG: ring: release to %d past the read position %d", end, r.read))
 	}
-	a, b := rel&r.mask, end&r.mask
 	r.measureRelease(end-rel, time.Now())
-	if a < b {
+	if r.skipHi != 0 && int64(r.skipHi-rel) > 0 && int64(end-r.skipHi) >= 0 {
+		// [skipLo, skipHi) ends at the arena's end: neither part wraps.
+		a := rel & r.mask
+		r.zero(a, a+(r.skipLo-rel))
+		r.dropPad(r.skipLo-BlockHeaderSize, r.skipHi-r.skipLo+BlockHeaderSize)
+		r.zero(0, end&r.mask)
+		r.skipLo, r.skipHi = 0, 0
+	} else if a, b := rel&r.mask, end&r.mask; a < b {
 		r.zero(a, b)
 	} else {
 		r.zero(a, r.size)

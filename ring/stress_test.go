@@ -162,8 +162,9 @@ func stress(t *testing.T, size, writers int, start uint64, total int, offHeap, d
 		seen++
 		held = append(held, f)
 		if rng.IntN(8) == 0 { // release in uneven batches
-			r.Release(held[rng.IntN(len(held))])
-			held = held[:0]
+			k := rng.IntN(len(held))
+			r.Release(held[k])
+			held = append(held[:0], held[k+1:]...) // still to release
 		}
 	}
 	if len(held) > 0 {
