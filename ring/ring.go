@@ -26,10 +26,8 @@ import (
 	"unsafe"
 )
 
-// restartAfter: a block reserved in an empty off-heap ring goes back to the
-// arena's beginning once the head is past size/restartAfter (see Reserve),
-// so what is resident is at most that plus the most the ring held between
-// two moments it was empty.
+// restartAfter: an off-heap ring goes back to the arena's beginning only
+// once the head is past size/restartAfter (see Reserve and restartEmpty).
 const restartAfter = 16
 
 // Sentinel errors returned by Reserve; compare with errors.Is.
@@ -99,8 +97,8 @@ type Ring struct {
 	mask     uint64
 	size     uint64
 	maxBlock int
-	// frontWhenEmpty: a block reserved in an empty ring goes to the
-	// arena's beginning (NewOffHeap; see Reserve).
+	// frontWhenEmpty: the ring restarts at the arena's beginning
+	// (NewOffHeap; see Reserve, frontFits and restartEmpty).
 	frontWhenEmpty bool
 	wake           chan struct{} // capacity 1: a pending wake-up for the reader
 	ready          chan struct{} // closed at New: returned by Wait when data is already there
@@ -175,11 +173,13 @@ func New(size int) (*Ring, error) {
 // private memory from the operating system, where it can): the garbage
 // collector then neither counts the arena nor paces itself by it, so the
 // heap's own goal stays a few MiB instead of growing by the ring's size.
-// A block reserved while the ring is empty goes to the arena's beginning
-// (see Reserve), so that the pages written, and resident, are about the
-// most the ring held between two moments it was empty, not the whole
-// arena after its first lap. The arena is never
-// unmapped: use it for a ring that lives as long as the process.
+// Past the arena's first sixteenth, the ring starts again at its beginning
+// whenever it is empty (at a reservation, or at the release that empties
+// it), and when what it holds lies behind a free front with room for the
+// block and a quarter of the ring (see frontFits); the pages of the tail it
+// skips go back to the kernel. So the pages written, and resident, follow
+// what the ring holds, not the whole arena after its first lap. The arena
+// is never unmapped: use it for a ring that lives as long as the process.
 func NewOffHeap(size int) (*Ring, error) {
 	return newAt(size, 0, true)
 }
@@ -676,7 +676,7 @@ type Stats struct {
 	BlocksWritten uint64 // blocks committed
 	Refused       uint64 // reservations refused with ErrFull
 	TooLarge      uint64 // reservations refused with ErrTooLarge
-	Restarts      uint64 // blocks put at the arena's beginning in an empty ring (NewOffHeap)
+	Restarts      uint64 // restarts at the arena's beginning (NewOffHeap)
 }
 
 // Stats returns the counters. Safe from any goroutine.
