@@ -353,16 +353,18 @@ func TestReleaseInPieces(t *testing.T) {
 	}
 }
 
+// ready reports whether c is ready now, without waiting.
+func ready(c <-chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
+	}
+}
+
 func TestWaitAndWake(t *testing.T) {
 	r := mustNew(t, ring.MinSize, 0)
-	ready := func(c <-chan struct{}) bool {
-		select {
-		case <-c:
-			return true
-		default:
-			return false
-		}
-	}
 	if ready(r.Wait()) {
 		t.Fatalf("unexpected ready Wait on an empty ring")
 	}
@@ -397,14 +399,6 @@ func TestWaitAndWake(t *testing.T) {
 // crossed the mark.
 func TestWaitFor(t *testing.T) {
 	r := mustNew(t, 64<<10, 0)
-	ready := func(c <-chan struct{}) bool {
-		select {
-		case <-c:
-			return true
-		default:
-			return false
-		}
-	}
 	const n = 1000
 	c := r.WaitFor(n)
 	for i := range 4 { // 4 blocks of 1 frame of 100 bytes: under n
