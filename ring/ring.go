@@ -278,6 +278,13 @@ func (r *Ring) Reserve(n, payload int) (Reservation, error) {
 			r.refused.Add(1)
 			return Reservation{}, ErrFull
 		}
+		if restart {
+			// Before the pad exists: a writer that sees head past it must
+			// not count it as in use (a high-water mark never comes down).
+			// If this CAS fails, the stale value only makes a later mark
+			// count less.
+			r.frontFrom.Store(head)
+		}
 		if !r.head.CompareAndSwap(head, end) {
 			continue
 		}
@@ -286,7 +293,6 @@ func (r *Ring) Reserve(n, payload int) (Reservation, error) {
 			r.header(head).Store(pad<<kindShift | kindPad)
 		}
 		if restart {
-			r.frontFrom.Store(head)
 			r.restarts.Add(1)
 		}
 		// The pad of a restart holds nothing: while the reader has not
@@ -530,7 +536,13 @@ func (r *Ring) restartEmpty(end uint64) {
 		return
 	}
 	next := end + r.size - off
-	if r.head.Load() != end || !r.head.CompareAndSwap(end, next) {
+	if r.head.Load() != end {
+		return
+	}
+	prev := r.frontFrom.Load()
+	r.frontFrom.Store(end) // the claimed rest is a restart's pad (see Reserve)
+	if !r.head.CompareAndSwap(end, next) {
+		r.frontFrom.CompareAndSwap(end, prev)
 		return
 	}
 	// [end, next) is zero (nothing was reserved there in this lap) and no
