@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http/httptrace"
 	"runtime"
 	"slices"
 	"strings"
@@ -229,12 +228,10 @@ func (x *extension) subscribe(ctx context.Context) error {
 
 // loop blocks on /event/next until SHUTDOWN or a signal.
 func (x *extension) loop(ctx context.Context) int {
-	nextCtx := httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
-		WroteRequest: func(httptrace.WroteRequestInfo) { x.buildClient(ctx); x.setGCPercent() },
-	})
+	afterInit := func() { x.buildClient(ctx); x.setGCPercent() }
 	for {
-		ev, err := x.api.Next(nextCtx)
-		nextCtx = ctx
+		ev, err := x.api.NextWith(ctx, afterInit)
+		afterInit = nil
 		x.buildClient(ctx)
 		if err != nil {
 			if ctx.Err() != nil {

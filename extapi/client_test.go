@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"reflect"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/goccy/go-json"
+	"github.com/valyala/fasthttp"
 )
 
 // request is what the fake Runtime API received.
@@ -267,6 +269,37 @@ func TestNextContextCancel(t *testing.T) {
 	}
 }
 
+// TestNextWithWritten: the callback runs once the request is written, while
+// the answer is still pending (the fake API answers only after it ran), and
+// once only, also when the idle connection is reused.
+func TestNextWithWritten(t *testing.T) {
+	written := make(chan struct{}, 4)
+	api := newFakeAPI(t, func(w http.ResponseWriter, _ *http.Request) {
+		select {
+		case <-written:
+		case <-time.After(5 * time.Second):
+			w.WriteHeader(500)
+			return
+		}
+		_, _ = io.WriteString(w, `{"eventType":"INVOKE","requestId":"r","deadlineMs":5}`)
+	})
+	c := New(api.addr(), WithExtensionID(testID))
+	for range 2 {
+		var n atomic.Int32
+		ev, err := c.NextWith(context.Background(), func() { n.Add(1); written <- struct{}{} })
+		if err != nil || ev.RequestID != "r" {
+			t.Fatalf("unexpected answer %+v, %v; want the event, sent after the callback", ev, err)
+		}
+		if n.Load() != 1 {
+			t.Fatalf("unexpected callback calls %d; want 1", n.Load())
+		}
+	}
+	written <- struct{}{} // a plain Next has no callback
+	if _, err := c.Next(context.Background()); err != nil {
+		t.Fatalf("unexpected error: %v", err)
+	}
+}
+
 // TestNextNoClientTimeout checks that Next waits for a slow answer with the
 // default client and even with a short call timeout (which binds only the
 // other calls).
@@ -430,39 +463,14 @@ func TestStatusErrorBodyTruncated(t *testing.T) {
 	}
 }
 
-// countingTransport counts responses and how many of their bodies were closed.
-type countingTransport struct {
-	rt       http.RoundTripper
-	opened   atomic.Int32
-	closedCt atomic.Int32
-}
-
-type countingBody struct {
-	io.ReadCloser
-	t    *countingTransport
-	once sync.Once
-}
-
-func (b *countingBody) Close() error {
-	b.once.Do(func() { b.t.closedCt.Add(1) })
-	return b.ReadCloser.Close()
-}
-
-func (t *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
-	resp, err := t.rt.RoundTrip(r)
-	if err != nil {
-		return nil, err
-	}
-	t.opened.Add(1)
-	resp.Body = &countingBody{ReadCloser: resp.Body, t: t}
-	return resp, nil
-}
-
-// TestBodiesClosed runs every call through success and failure answers and
-// checks that every response body was closed.
-func TestBodiesClosed(t *testing.T) {
+// TestConnectionsReused runs every call through success and failure
+// answers, many times: the calls keep their connections (one for Next, at
+// most one more for the rest, since they come one at a time here).
+func TestConnectionsReused(t *testing.T) {
 	var status atomic.Int32
-	api := newFakeAPI(t, func(w http.ResponseWriter, r *http.Request) {
+	var conns atomic.Int32
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
 		w.Header().Set(HeaderExtensionIdentifier, testID)
 		w.WriteHeader(int(status.Load()))
 		if r.URL.Path == PathNext {
@@ -470,21 +478,39 @@ func TestBodiesClosed(t *testing.T) {
 			return
 		}
 		_, _ = io.WriteString(w, `{"errorType":"E","errorMessage":"m"}`)
-	})
-	ct := &countingTransport{rt: &http.Transport{}}
-	c := New(api.addr(), WithHTTPClient(&http.Client{Transport: ct}))
-	ctx := context.Background()
-	for _, s := range []int{200, 202, 400, 403, 500} {
-		status.Store(int32(s))
-		_, _ = c.Register(ctx, "kte", nil)
-		c.id = testID
-		_, _ = c.Next(ctx)
-		_, _ = c.Subscribe(ctx, testSubscription())
-		_ = c.InitError(ctx, "E.R", errors.New("x"))
-		_ = c.ExitError(ctx, "E.R", errors.New("x"))
+	}))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
 	}
-	if ct.opened.Load() != 25 || ct.closedCt.Load() != ct.opened.Load() {
-		t.Fatalf("unexpected body closes; got %d closed of %d; want 25 of 25", ct.closedCt.Load(), ct.opened.Load())
+	srv.Start()
+	defer srv.Close()
+	c := New(strings.TrimPrefix(srv.URL, "http://"))
+	ctx := context.Background()
+	for range 4 {
+		for _, s := range []int{200, 202, 400, 403, 500} {
+			status.Store(int32(s))
+			_, _ = c.Register(ctx, "kte", nil)
+			c.id = testID
+			_, _ = c.Next(ctx)
+			_, _ = c.Subscribe(ctx, testSubscription())
+			_ = c.InitError(ctx, "E.R", errors.New("x"))
+			_ = c.ExitError(ctx, "E.R", errors.New("x"))
+		}
+	}
+	if n := conns.Load(); n != 2 {
+		t.Fatalf("unexpected connections for 100 calls; got %d; want 2", n)
+	}
+}
+
+// TestResponseTooLarge: an answer over maxResponseBytes is an error, not a
+// truncated event.
+func TestResponseTooLarge(t *testing.T) {
+	api := newFakeAPI(t, reply(200, `{"eventType":"INVOKE","requestId":"`+strings.Repeat("a", maxResponseBytes)+`"}`))
+	_, err := New(api.addr(), WithExtensionID(testID)).Next(context.Background())
+	if !errors.Is(err, ErrBadResponse) || !strings.Contains(err.Error(), "over 1048576 bytes") {
+		t.Fatalf("unexpected error; got %v; want ErrBadResponse, over 1048576 bytes", err)
 	}
 }
 
@@ -507,17 +533,18 @@ func TestNewAddress(t *testing.T) {
 // is not on loopback.)
 func TestDefaultTransport(t *testing.T) {
 	c := New("127.0.0.1:9001")
-	if c.http.Timeout != 0 {
-		t.Fatalf("unexpected client timeout %v; want none", c.http.Timeout)
+	for _, hc := range []*fasthttp.HostClient{c.hc, c.next} {
+		if hc.ReadTimeout != 0 || hc.WriteTimeout != 0 {
+			t.Fatalf("unexpected timeouts %v, %v; want none", hc.ReadTimeout, hc.WriteTimeout)
+		}
+		if hc.MaxIdleConnDuration < 24*time.Hour {
+			t.Fatalf("unexpected idle connection lifetime %v; want the environment's", hc.MaxIdleConnDuration)
+		}
+		if hc.Dial == nil || hc.Addr != "127.0.0.1:9001" {
+			t.Fatalf("unexpected dial settings: %q, dial set %v", hc.Addr, hc.Dial != nil)
+		}
 	}
-	tr, ok := c.http.Transport.(*http.Transport)
-	if !ok {
-		t.Fatalf("unexpected transport type %T", c.http.Transport)
-	}
-	if tr.Proxy != nil {
-		t.Fatalf("unexpected proxy function in the default transport")
-	}
-	if tr.ResponseHeaderTimeout != 0 || tr.IdleConnTimeout != 0 {
-		t.Fatalf("unexpected transport timeouts %v, %v; want none", tr.ResponseHeaderTimeout, tr.IdleConnTimeout)
+	if c.next.MaxConns != 1 {
+		t.Fatalf("unexpected connections for Next; got %d; want 1", c.next.MaxConns)
 	}
 }
