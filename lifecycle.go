@@ -153,6 +153,19 @@ func (x *extension) start(ctx context.Context) error {
 	return nil
 }
 
+// afterInit runs once the first /event/next request has been written: the
+// extension's part of Init is over, and what Init did not need is done now,
+// off its path: the start-up line (with the time Init took), the advice on
+// the flush settings, the Kinesis client and the GC target.
+func (x *extension) afterInit(ctx context.Context) {
+	x.log.Info("kte: started", "init_ms", fmt.Sprintf("%.2f", float64(time.Since(x.env.start).Microseconds())/1000),
+		"version", version, "stream", x.cfg.StreamName, "listen", x.lis.Addr(), "ring_bytes", x.cfg.RingBytes,
+		"flush", x.cfg.Flush.String(), "lmi", x.cfg.LMI)
+	x.adviseFlush()
+	x.buildClient(ctx)
+	x.setGCPercent()
+}
+
 // newKinesisClient is batch.NewKinesisClient; a test records when it runs.
 var newKinesisClient = batch.NewKinesisClient
 
@@ -228,7 +241,7 @@ func (x *extension) subscribe(ctx context.Context) error {
 
 // loop blocks on /event/next until SHUTDOWN or a signal.
 func (x *extension) loop(ctx context.Context) int {
-	afterInit := func() { x.buildClient(ctx); x.setGCPercent() }
+	afterInit := func() { x.afterInit(ctx) }
 	for {
 		ev, err := x.api.NextWith(ctx, afterInit)
 		afterInit = nil

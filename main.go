@@ -129,12 +129,9 @@ func run(ctx context.Context, e env) int {
 		x.stopListener()
 		return x.initError(ctx, errTypeSubscribe, err)
 	}
-	x.log.Info("kte: started", "init_ms", fmt.Sprintf("%.2f", float64(time.Since(e.start).Microseconds())/1000),
-		"version", version, "stream", x.cfg.StreamName, "listen", x.lis.Addr(), "ring_bytes", x.cfg.RingBytes,
-		"flush", x.cfg.Flush.String(), "lmi", x.cfg.LMI)
-	x.adviseFlush()
 	x.startMetricsTicker()
 
-	// Step 5: the event loop.
+	// Step 5: the event loop. The start-up line is written once the first
+	// /event/next request is out (extension.afterInit).
 	return x.loop(ctx)
 }
