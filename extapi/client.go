@@ -2,8 +2,9 @@
 // event/next, init/error, exit/error) and the Telemetry API subscription.
 //
 // The Runtime API address is injected (New takes AWS_LAMBDA_RUNTIME_API's
-// host:port), so tests run against an httptest.Server. Every response body
-// is closed on every path; no call logs anything.
+// host:port), so tests run against an httptest.Server. Every answer is read
+// whole (at most 1 MiB) before a call returns, so connections are kept; no
+// call logs anything.
 package extapi
 
 import (
