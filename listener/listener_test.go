@@ -20,6 +20,7 @@ import (
 	"github.com/valyala/fasthttp"
 	"github.com/valyala/fasthttp/fasthttputil"
 
+	"github.com/kte-dev/kinesis-telemetry-extension/internal/testsupport"
 	"github.com/kte-dev/kinesis-telemetry-extension/listener"
 	"github.com/kte-dev/kinesis-telemetry-extension/ring"
 	"github.com/kte-dev/kinesis-telemetry-extension/ring/ringtest"
@@ -43,21 +44,10 @@ func newRing(t testing.TB, size int) *ring.Ring {
 }
 
 // logBuffer collects log output from concurrent goroutines.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
+type logBuffer struct{ testsupport.SyncBuffer }
 
 func (l *logBuffer) lines() []string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	s := strings.TrimSpace(l.b.String())
+	s := strings.TrimSpace(l.String())
 	if s == "" {
 		return nil
 	}

@@ -454,7 +454,8 @@ func (r *Ring) Next() (Frame, bool) {
 				if r.release.Load() == start {
 					// Nothing unreleased before the pad: free it now.
 					r.header(start).Store(0)
-					r.dropPad(start, n)
+					o := start & r.mask
+					r.dropPad(o+BlockHeaderSize, o+n)
 					r.release.Store(r.read)
 				} else {
 					r.padSkipped += n // released later, with the frames after it
@@ -505,9 +506,9 @@ func (r *Ring) ReleaseTo(end uint64) {
 	r.measureRelease(end-rel, time.Now())
 	if r.skipHi != 0 && int64(r.skipHi-rel) > 0 && int64(end-r.skipHi) >= 0 {
 		// [skipLo, skipHi) ends at the arena's end: neither part wraps.
-		a := rel & r.mask
-		r.zero(a, a+(r.skipLo-rel))
-		r.dropPad(r.skipLo-BlockHeaderSize, r.skipHi-r.skipLo+BlockHeaderSize)
+		a, lo := rel&r.mask, rel&r.mask+(r.skipLo-rel)
+		r.zero(a, lo)
+		r.dropPad(lo, r.size)
 		r.zero(0, end&r.mask)
 		r.skipLo, r.skipHi = 0, 0
 	} else if a, b := rel&r.mask, end&r.mask; a < b {
@@ -548,7 +549,7 @@ func (r *Ring) restartEmpty(end uint64) {
 	// [end, next) is zero (nothing was reserved there in this lap) and no
 	// writer can reserve it now.
 	r.read, r.blockEnd, r.bodyEnd = next, next, next
-	r.dropPad(end, next-end)
+	r.dropPad(off, r.size)
 	r.restarts.Add(1)
 	r.release.Store(next)
 }
@@ -577,24 +578,28 @@ func pageMaskOf(buf []byte, offHeap bool, size int) uint64 {
 	return uint64(ps - 1)
 }
 
-// dropPad gives the whole pages inside a freed pad of an off-heap ring back
-// to the kernel: a pad is the arena's tail that the head skipped (a restart
-// at the arena's beginning, or a block that would have straddled the end),
-// and its pages, written in an earlier lap, would otherwise stay resident
-// although the ring now works at the front. At high rates restarts are a
-// few per second, each one madvise call (and, should the head come this
-// far again, the page faults to map the pages back). Reader only, before
-// release moves past the pad; the interior is zero, as dropped pages read.
-func (r *Ring) dropPad(start, n uint64) {
-	if r.pageMask == 0 {
-		return
-	}
-	a := start&r.mask + BlockHeaderSize
-	b := a - BlockHeaderSize + n
-	pa, pb := (a+r.pageMask)&^r.pageMask, b&^r.pageMask
-	if pa < pb {
+// dropPad gives the whole pages inside arena offsets [a, b), the interior
+// of a freed pad of an off-heap ring, back to the kernel: a pad is the
+// arena's tail that the head skipped (a restart at the arena's beginning,
+// or a block that would have straddled the end), and its pages, written in
+// an earlier lap, would otherwise stay resident although the ring now works
+// at the front. At high rates restarts are a few per second, each one
+// madvise call (and, should the head come this far again, the page faults
+// to map the pages back). Reader only, before release moves past the pad;
+// the interior is zero, as dropped pages read.
+func (r *Ring) dropPad(a, b uint64) {
+	if pa, pb := r.pagesIn(a, b); pa < pb {
 		dropPages(r.buf[pa:pb])
 	}
+}
+
+// pagesIn returns the whole pages inside arena offsets [a, b) as [pa, pb),
+// empty (pa >= pb) when there are none or the arena cannot drop pages.
+func (r *Ring) pagesIn(a, b uint64) (pa, pb uint64) {
+	if r.pageMask == 0 {
+		return 0, 0
+	}
+	return (a + r.pageMask) &^ r.pageMask, b &^ r.pageMask
 }
 
 // measureRelease adds n released bytes (pads excluded) to the current
@@ -623,8 +628,7 @@ func (r *Ring) measureRelease(n uint64, now time.Time) {
 // cleared. Reader only.
 func (r *Ring) zero(a, b uint64) {
 	if r.dropping {
-		pa, pb := (a+r.pageMask)&^r.pageMask, b&^r.pageMask
-		if pa < pb && dropPages(r.buf[pa:pb]) {
+		if pa, pb := r.pagesIn(a, b); pa < pb && dropPages(r.buf[pa:pb]) {
 			clear(r.buf[a:pa])
 			clear(r.buf[pb:b])
 			return
