@@ -86,7 +86,8 @@ func TestChartAndReport(t *testing.T) {
 		t.Fatal(err)
 	}
 	cs := results.ColdStart{Runs: 3, RingBytes: 8 << 20, Extensions: []results.ColdStartExt{
-		{Name: "kte", FirstNextMs: results.Summarize([]float64{5, 6, 7}), PeakRSSMiB: results.Summarize([]float64{14})},
+		{Name: "kte", FirstNextMs: results.Summarize([]float64{5, 6, 7}), PeakRSSMiB: results.Summarize([]float64{14}),
+			OverFloorMs: results.MedianInterval([]float64{3, 3, 3})},
 		{Name: "floor", FirstNextMs: results.Summarize([]float64{2, 3, 4}), PeakRSSMiB: results.Summarize([]float64{6})},
 	}}
 	ld := results.Load{Runs: []results.LoadRate{{Rate: 1000, Invokes: 10, Generated: 1002, Acked: 1000, Received: 1000,
@@ -143,6 +144,7 @@ func TestChartAndReport(t *testing.T) {
 		"| events_1 | 4,623,153 | 522,531 | 8.85× | 2.76 | 24.2 | 8.76× | 0 | 6.01 | 1,133 | 128 |",
 		"| process start → first `/event/next` | 6.00 ms | 7.00 ms | 3.00 ms | 4.00 ms | +3.00 ms |",
 		"| peak RSS (VmHWM) | 14.00 MiB | 14.00 MiB | 6.00 MiB | 6.00 MiB | +8.00 MiB |",
+		"median +3.00 ms over 3 rounds; a 75.0% confidence interval for it, distribution-free (binomial order statistics), is +3.00 to +3.00 ms.",
 		"| 1000 | 10 |",
 		"- 1000/s: 2 pending (extension: 2); `KTE_SUMMARY reason=spindown`",
 		"| layer.zip | 1234 | 0.00 |",

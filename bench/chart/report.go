@@ -181,6 +181,11 @@ func writeColdStart(w io.Writer, c *results.ColdStart) {
 	row("Init phase (platform.initReport)", k.InitPhaseMs, f.InitPhaseMs, "ms")
 	row("peak RSS (VmHWM)", k.PeakRSSMiB, f.PeakRSSMiB, "MiB")
 	row("KTE's own `init_ms` (start-up line)", k.LoggedInitMs, f.LoggedInitMs, "ms")
+	if iv := k.OverFloorMs; iv.N > 0 {
+		fmt.Fprintf(w, "\nKTE − floor, first `/event/next`, paired by round (a round runs each extension once, back to back): "+
+			"median %+.2f ms over %d rounds; a %.1f%% confidence interval for it, distribution-free (binomial order statistics), "+
+			"is %+.2f to %+.2f ms.\n", iv.Median, iv.N, 100*iv.Conf, iv.Lo, iv.Hi)
+	}
 	if c.LambdaHosts {
 		fmt.Fprintf(w, "\nThe runs had `sandbox.localdomain` in `/etc/hosts`, as Lambda has (a private mount namespace); "+
 			"KTE's listener resolves it during init, in %.2f ms (median) here.\n", c.DNSLookupMs.Median)

@@ -197,7 +197,14 @@ func run(n int, outPath string, also []string, w io.Writer) error {
 	}
 	res.RingBytes = cfg.RingBytes
 	for i, name := range names {
-		res.Extensions = append(res.Extensions, summarize(name, samples[i]))
+		e := summarize(name, samples[i])
+		if i != 1 {
+			e.OverFloorMs = paired(samples[i], samples[1])
+		}
+		if i >= 2 {
+			e.OverKTEMs = paired(samples[i], samples[0])
+		}
+		res.Extensions = append(res.Extensions, e)
 	}
 	print(w, res)
 	if outPath != "" {
@@ -289,6 +296,15 @@ func summarize(name string, ss []sample) results.ColdStartExt {
 	}
 }
 
+// paired is a's first /event/next minus b's, round by round.
+func paired(a, b []sample) results.Interval {
+	d := make([]time.Duration, len(a))
+	for r := range a {
+		d[r] = a[r].firstNext - b[r].firstNext
+	}
+	return results.MedianInterval(results.Ms(d))
+}
+
 // dnsLookup times n resolutions of sandbox.localdomain with Go's own
 // resolver, as the CGO_ENABLED=0 extension does them.
 func dnsLookup(n int) results.Summary {
@@ -331,9 +347,11 @@ func print(w io.Writer, r results.ColdStart) {
 	row("Init phase (initReport)", k.InitPhaseMs, f.InitPhaseMs, "ms")
 	row("peak RSS", k.PeakRSSMiB, f.PeakRSSMiB, "MiB")
 	row("KTE's logged init_ms", k.LoggedInitMs, f.LoggedInitMs, "ms")
+	fmt.Fprintf(w, "\nKTE − floor, first /event/next, paired by round: %s\n", k.OverFloorMs.String("ms"))
 	for _, a := range r.Extensions[2:] {
 		fmt.Fprintf(w, "\nAlso measured, %s: registered %.2f ms (%+.2f), first /event/next median %.2f ms (%+.2f over the floor), p95 %.2f ms, peak RSS %.2f MiB\n",
 			a.Name, a.RegisteredMs.Median, a.RegisteredMs.Median-f.RegisteredMs.Median, a.FirstNextMs.Median, a.FirstNextMs.Median-f.FirstNextMs.Median, a.FirstNextMs.P95, a.PeakRSSMiB.Median)
+		fmt.Fprintf(w, "  paired by round: over the floor %s; over KTE %s\n", a.OverFloorMs.String("ms"), a.OverKTEMs.String("ms"))
 	}
 	fmt.Fprintf(w, "\nKTE ring: %d MiB; sandbox.localdomain lookup here: median %.2f ms (%s)\n",
 		r.RingBytes>>20, r.DNSLookupMs.Median, hostsNote(r.LambdaHosts))

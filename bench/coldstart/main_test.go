@@ -52,10 +52,26 @@ func TestRun(t *testing.T) {
 	if k.SubscribedMs.Max > k.FirstNextMs.Max {
 		t.Fatalf("unexpected order: subscribed %v after first next %v", k.SubscribedMs, k.FirstNextMs)
 	}
+	for _, c := range []struct {
+		name string
+		iv   results.Interval
+		a, b results.Summary
+	}{{"kte over the floor", k.OverFloorMs, k.FirstNextMs, f.FirstNextMs}, {"floor2 over the floor", f2.OverFloorMs, f2.FirstNextMs, f.FirstNextMs}, {"floor2 over kte", f2.OverKTEMs, f2.FirstNextMs, k.FirstNextMs}} {
+		// Two rounds: the interval is the two differences, which lie
+		// within the samples' extremes.
+		const eps = 1e-6 // ms; the summaries are in float ms, the differences from durations
+		if c.iv.N != 2 || c.iv.Lo > c.iv.Hi || c.iv.Lo < c.a.Min-c.b.Max-eps || c.iv.Hi > c.a.Max-c.b.Min+eps {
+			t.Fatalf("unexpected %s: %+v (from %+v and %+v)", c.name, c.iv, c.a, c.b)
+		}
+	}
+	if f.OverFloorMs.N != 0 || k.OverKTEMs.N != 0 {
+		t.Fatalf("unexpected paired figures: floor %+v, kte %+v", f.OverFloorMs, k.OverKTEMs)
+	}
 	if r.RingBytes != 8<<20 {
 		t.Fatalf("unexpected ring; got %d; want 8 MiB", r.RingBytes)
 	}
-	if !strings.Contains(out.String(), "process start → first /event/next") || !strings.Contains(out.String(), "Also measured, floor2:") {
+	if !strings.Contains(out.String(), "process start → first /event/next") || !strings.Contains(out.String(), "Also measured, floor2:") ||
+		!strings.Contains(out.String(), "paired by round") {
 		t.Fatalf("unexpected output:\n%s", out.String())
 	}
 }

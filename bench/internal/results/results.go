@@ -50,6 +50,61 @@ func Quantile(sorted []float64, q float64) float64 {
 	return sorted[min(max(i, 0), n-1)]
 }
 
+// Interval is the median of a sample with a distribution-free confidence
+// interval for it: [Lo, Hi] are order statistics of the sample chosen with
+// the binomial distribution (each value is above the true median with
+// probability one half), so it holds for any distribution of the values
+// (paired differences of noisy timings, say) as long as they are
+// independent. Conf is the interval's coverage: the largest at most 0.95
+// that the sample size allows, or, for samples too small for that, the
+// coverage of [min, max].
+type Interval struct {
+	N      int     `json:"n"`
+	Median float64 `json:"median"`
+	Lo     float64 `json:"lo"`
+	Hi     float64 `json:"hi"`
+	Conf   float64 `json:"conf"`
+}
+
+// MedianInterval returns the Interval of xs; the zero Interval for an empty
+// sample.
+func MedianInterval(xs []float64) Interval {
+	n := len(xs)
+	if n == 0 {
+		return Interval{}
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	// [s[k-1], s[n-k]] misses the median with probability 2 P(B <= k-1),
+	// B ~ Binomial(n, 1/2): take the largest k that keeps it at most 5%.
+	k, miss := 1, 2*binomialCDF(n, 0)
+	for k < n/2 {
+		m := 2 * binomialCDF(n, k)
+		if m > 0.05 {
+			break
+		}
+		k, miss = k+1, m
+	}
+	return Interval{N: n, Median: Quantile(s, 0.5), Lo: s[k-1], Hi: s[n-k], Conf: 1 - miss}
+}
+
+// binomialCDF is P(B <= j) for B ~ Binomial(n, 1/2).
+func binomialCDF(n, j int) float64 {
+	lgN, _ := math.Lgamma(float64(n + 1))
+	p := 0.0
+	for i := 0; i <= j; i++ {
+		a, _ := math.Lgamma(float64(i + 1))
+		b, _ := math.Lgamma(float64(n - i + 1))
+		p += math.Exp(lgN - a - b - float64(n)*math.Ln2)
+	}
+	return p
+}
+
+// String is "median [lo, hi]" with signs, in unit.
+func (iv Interval) String(unit string) string {
+	return fmt.Sprintf("%+.2f %s (%.1f%% interval %+.2f to %+.2f)", iv.Median, unit, 100*iv.Conf, iv.Lo, iv.Hi)
+}
+
 // Ms converts durations to milliseconds.
 func Ms(ds []time.Duration) []float64 {
 	out := make([]float64, len(ds))
@@ -139,6 +194,13 @@ type ColdStartExt struct {
 	// LoggedInitMs: the init_ms of KTE's own start-up line (none for the
 	// floor).
 	LoggedInitMs Summary `json:"logged_init_ms"`
+	// OverFloorMs: FirstNextMs minus the floor's, paired by round (the
+	// runs of a round follow each other, so a pair shares the machine's
+	// state): its median and an interval for it. Zero for the floor.
+	OverFloorMs Interval `json:"over_floor_ms"`
+	// OverKTEMs: the same against KTE, for the extensions measured with
+	// -also (a before/after comparison). Zero for KTE and the floor.
+	OverKTEMs Interval `json:"over_kte_ms"`
 }
 
 // Load is what bench/load writes.
