@@ -7,7 +7,8 @@
 #   BENCHCOUNT      -count of the ingest benchmarks (default 10)
 #   BENCH_OUTPUT    reuse this `go test -bench` output instead of running the
 #                   ingest benchmarks (e.g. bench/results/latest.txt from make bench)
-#   COLDSTART_RUNS  runs of each extension in the cold-start harness (default 30)
+#   COLDSTART_RUNS  runs of each extension in the cold-start harness (default 100:
+#                   enough rounds for a 96.5% interval of the paired difference)
 #   LOAD_DURATION   time per rate in the load harness (default 10s)
 #   SKIP_LAYER      set to skip `make layer` (sizes of existing zips are used)
 #   BENCH_NOTE      conditions of the run, printed in the report
@@ -36,7 +37,7 @@ go test -run='^$' -bench='EndToEnd/body=(events_1000|1MiB)/impl=kte' -benchtime=
 	go tool pprof -top -nodecount=25 "$tmp/ingest.test" "$tmp/kte.prof" 2>/dev/null | sed -n '4,$p'
 } > "$out/profile-kte-endtoend.txt"
 
-go run ./bench/coldstart -n "${COLDSTART_RUNS:-30}" -out "$out/coldstart.json"
+go run ./bench/coldstart -n "${COLDSTART_RUNS:-100}" -out "$out/coldstart.json"
 go run ./bench/load -duration "${LOAD_DURATION:-10s}" -out "$out/load.json"
 
 if [[ -z ${SKIP_LAYER:-} ]]; then
