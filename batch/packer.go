@@ -186,7 +186,8 @@ type Packer struct {
 	alwaysOn    bool
 	linger      int64
 	pressure    int
-	lazyWake    int // see wakeBytes
+	lazyWake    int // see wakeMarks
+	maxRecords  int // the encoder's MaxRecords, see wakeMarks
 	sendTimeout time.Duration
 	base, cap   int64
 	epoch       time.Time
@@ -305,6 +306,7 @@ func New(r *ring.Ring, cfg config.Config, opts Options) (*Packer, error) {
 		p.pressure = r.Size() / 4
 	}
 	p.lazyWake = min(lazyWakeBytes, r.Size()/16)
+	p.maxRecords = enc.Limits().MaxRecords
 	if p.sendTimeout <= 0 {
 		p.sendTimeout = defaultSendTimeout
 	}
@@ -663,25 +665,30 @@ func (p *Packer) shouldSend(now int64) bool {
 }
 
 // lazyWakeBytes is how much the writers may reserve before they wake a
-// packer that has nothing urgent to do with fewer bytes (wakeBytes).
+// packer that has nothing urgent to do with fewer bytes (wakeMarks).
 const lazyWakeBytes = 64 << 10
 
-// wakeBytes is how many bytes must be reserved past the read position for
-// a commit to wake the packer (ring.WaitFor). A flush, and an AlwaysOn
-// packer with no request open (a first event starts the linger), want every
-// commit. Otherwise the packer only fills requests that go out when full,
-// so being woken for each small POST (a goroutine wake-up each, the largest
-// cost of one-event POSTs after the system calls) buys nothing: it reads
-// once lazyWake bytes are there or the ring comes under pressure, when the
-// ring's Wake (a writer refused for want of room) or a control change pokes
-// it, or when its timer fires.
-func (p *Packer) wakeBytes() int {
+// wakeMarks are the bytes reserved, and the frames committed, past the read
+// position that wake the packer (ring.WaitFor): either is enough. A flush,
+// and an AlwaysOn packer with no request open (a first event starts the
+// linger), want every commit. Otherwise the packer only fills requests that
+// go out when full, so being woken for each small POST (a goroutine wake-up
+// each, the largest cost of one-event POSTs after the system calls) buys
+// nothing: it reads once lazyWake bytes are there, or the ring comes under
+// pressure, or enough frames to fill the request by count (or the window),
+// when the ring's Wake (a writer refused for want of room) or a control
+// change pokes it, or when its timer fires.
+func (p *Packer) wakeMarks() (bytes, frames int) {
 	if p.fl != nil || p.alwaysOn && len(p.req) == 0 {
-		return 1
+		return 1, 1
 	}
 	// Under pressure (read and unreleased plus unread bytes reaching
 	// p.pressure) the packer sends what it has: be woken by then.
-	return max(1, min(p.lazyWake, p.pressure-p.r.Unreleased()))
+	bytes = max(1, min(p.lazyWake, p.pressure-p.r.Unreleased()))
+	// The encoder finds a request full by count when one more record comes
+	// (it refuses the MaxRecords+1st), or the window fills.
+	frames = max(1, min(p.maxRecords-len(p.req)+1, len(p.slots)-int(p.tail-p.head)))
+	return bytes, frames
 }
 
 // wait blocks until something may have changed: ring data (when the packer
@@ -693,7 +700,7 @@ func (p *Packer) wait(ctx context.Context, active bool, now int64) {
 	at := int64(-1)
 	if active {
 		if p.canRead() {
-			ringC = p.r.WaitFor(p.wakeBytes())
+			ringC = p.r.WaitFor(p.wakeMarks())
 		}
 		if p.fl != nil {
 			flC = p.fl.ctx.Done()

@@ -207,6 +207,35 @@ func TestFlushNeverReturnsWithCallInFlight(t *testing.T) {
 	}
 }
 
+// TestFullByCountGoesOutWhileResumed: a resumed packer sends a request as
+// soon as it is full by count, though its events are far fewer bytes than
+// the 64 KiB that wake it by bytes: writers wake it by frames too
+// (ring.WaitFor). The events come one block at a time once the packer
+// sleeps; without the frame mark nothing wakes it and no call is made.
+func TestFullByCountGoesOutWhileResumed(t *testing.T) {
+	fk := newFakeKinesis(t, func(int, *fakeRequest) fakeAnswer { return fakeAnswer{} })
+	r := newRing(t, MiB)
+	p := newPacker(t, r, testConfig(10, 5*MiB, MiB, "k"), Options{Client: fk.client()})
+	runPacker(t, p)
+	p.Resume()
+	time.Sleep(50 * time.Millisecond) // the packer is waiting on the ring by now
+	writeEvents(t, r, 0, 25, 100)     // 2.5 KB: two full requests and five events
+	eventually(t, time.Second, "two requests full by count", func() bool {
+		reqs, _, _ := fk.snapshot()
+		return len(reqs) == 2
+	})
+	reqs, _, _ := fk.snapshot()
+	for i, req := range reqs {
+		if len(req.Records) != 10 {
+			t.Fatalf("unexpected records in request %d; got %d; want 10", i, len(req.Records))
+		}
+	}
+	time.Sleep(50 * time.Millisecond)
+	if reqs, _, _ := fk.snapshot(); len(reqs) != 2 {
+		t.Fatalf("unexpected calls; got %d; want 2 (the last 5 events wait for a flush)", len(reqs))
+	}
+}
+
 func TestFlushCancelsCallStartedBeforeIt(t *testing.T) {
 	fk := newFakeKinesis(t, func(int, *fakeRequest) fakeAnswer { return fakeAnswer{hang: true} })
 	r := newRing(t, MiB)

@@ -115,10 +115,12 @@ type Ring struct {
 	// atomics make this a Dekker pair: either the reader's check sees the
 	// commit, or the writer sees waiting == 1.
 	waiting atomic.Uint32
-	// wakeAt is the position head must reach for a committing writer to wake
-	// the waiting reader (WaitFor). The reader stores it before waiting;
-	// writers read it only while waiting is 1.
-	wakeAt atomic.Uint64
+	// wakeAt is the position head must reach, and wakeFrames the count
+	// framesWritten must reach, for a committing writer to wake the waiting
+	// reader (WaitFor): either is enough. The reader stores them before
+	// waiting; writers read them only while waiting is 1.
+	wakeAt     atomic.Uint64
+	wakeFrames atomic.Uint64
 	// Counters written by writers, read by Stats.
 	framesWritten atomic.Uint64
 	blocksWritten atomic.Uint64
@@ -141,9 +143,10 @@ type Ring struct {
 	release atomic.Uint64
 
 	// Reader-private state (no atomics: one goroutine).
-	read     uint64 // next byte to parse
-	blockEnd uint64 // end of the current block, rounded
-	bodyEnd  uint64 // end of the current block's frames
+	read       uint64 // next byte to parse
+	blockEnd   uint64 // end of the current block, rounded
+	bodyEnd    uint64 // end of the current block's frames
+	framesRead uint64 // frames Next has returned (see WaitFor)
 
 	// Page dropping (zero), reader-private: pageMask is the page size - 1
 	// for an arena mapped by NewOffHeap on Linux, else 0 (read-only after
@@ -401,14 +404,21 @@ func (w *Reservation) Abandon() {
 }
 
 // signal wakes the reader if it is waiting and the reservations reach the
-// position it waits for (WaitFor). When the reader is awake it costs one
-// atomic load. Head, not this writer's own block, is compared: a block
-// committed after a later one that crossed the mark still wakes the reader,
-// which may have found the earlier one uncommitted.
+// position, or the commits the frame count, it waits for (WaitFor). When the
+// reader is awake it costs one atomic load. Head and the commits of all
+// writers, not this writer's own block, are compared: a block committed
+// after a later one that crossed a mark still wakes the reader, which may
+// have found the earlier one uncommitted.
 func (r *Ring) signal() {
-	if r.waiting.Load() != 0 && int64(r.head.Load()-r.wakeAt.Load()) >= 0 && r.waiting.Swap(0) != 0 {
+	if r.waiting.Load() != 0 && r.marksReached() && r.waiting.Swap(0) != 0 {
 		r.Wake()
 	}
+}
+
+// marksReached reports whether head or the committed frames reach the
+// reader's marks (WaitFor).
+func (r *Ring) marksReached() bool {
+	return int64(r.head.Load()-r.wakeAt.Load()) >= 0 || int64(r.framesWritten.Load()-r.wakeFrames.Load()) >= 0
 }
 
 // Wake sends the reader a wake-up without data: its Wait channel becomes
@@ -483,6 +493,7 @@ func (r *Ring) Next() (Frame, bool) {
 		if r.read == r.bodyEnd {
 			r.read = r.blockEnd
 		}
+		r.framesRead++
 		return Frame{Data: data, end: r.read}, true
 	}
 }
@@ -653,17 +664,20 @@ func (r *Ring) Unreleased() int {
 // available or Wake was called. Reader only. If a committed block is already
 // waiting, the returned channel is ready at once. Spurious wake-ups are
 // possible; call Next to see.
-func (r *Ring) Wait() <-chan struct{} { return r.WaitFor(1) }
+func (r *Ring) Wait() <-chan struct{} { return r.WaitFor(1, 1) }
 
-// WaitFor is Wait for a reader that has no use for less than n bytes: the
-// channel becomes ready when at least n bytes are reserved past the read
-// position and a committed frame may be available, or when Wake is called.
-// A writer that commits while less is reserved does not wake the reader,
-// which saves a goroutine wake-up per small block. Reader only.
-func (r *Ring) WaitFor(n int) <-chan struct{} {
+// WaitFor is Wait for a reader that has no use for less than n bytes or
+// frames more than it has read: the channel becomes ready when a committed
+// frame may be available and at least n bytes are reserved past the read
+// position or at least frames frames more than Next returned are
+// committed, or when Wake is called. A writer that commits while less is
+// there does not wake the reader, which saves a goroutine wake-up per
+// small block. Reader only.
+func (r *Ring) WaitFor(n, frames int) <-chan struct{} {
 	r.wakeAt.Store(r.read + uint64(max(n, 1)))
+	r.wakeFrames.Store(r.framesRead + uint64(max(frames, 1)))
 	r.waiting.Store(1)
-	if r.committedAhead() && int64(r.head.Load()-r.wakeAt.Load()) >= 0 {
+	if r.committedAhead() && r.marksReached() {
 		r.waiting.Store(0)
 		select { // drop a stale wake-up: the reader runs now anyway
 		case <-r.wake:

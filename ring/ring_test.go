@@ -396,11 +396,13 @@ func TestWaitAndWake(t *testing.T) {
 // TestWaitFor: a reader waiting for n bytes is not woken by smaller
 // commits, is woken once the reservations reach n, and is woken again by
 // the commit of an earlier block it found uncommitted after a later block
-// crossed the mark.
+// crossed the mark; a reader waiting for a number of frames is woken once
+// that many more than it read are committed, however few their bytes.
 func TestWaitFor(t *testing.T) {
 	r := mustNew(t, 64<<10, 0)
 	const n = 1000
-	c := r.WaitFor(n)
+	const noFrames = 1 << 30 // a frame mark never reached here
+	c := r.WaitFor(n, noFrames)
 	for i := range 4 { // 4 blocks of 1 frame of 100 bytes: under n
 		if err := ringtest.Write(r, frame(i, 100)); err != nil {
 			t.Fatal(err)
@@ -409,7 +411,7 @@ func TestWaitFor(t *testing.T) {
 			t.Fatalf("unexpected wake-up after %d small blocks", i+1)
 		}
 	}
-	if ready(r.WaitFor(n)) {
+	if ready(r.WaitFor(n, noFrames)) {
 		t.Fatalf("unexpected ready WaitFor(%d) with %d bytes reserved", n, r.Unread())
 	}
 	if err := ringtest.Write(r, frame(4, 600)); err != nil {
@@ -428,7 +430,7 @@ func TestWaitFor(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c = r.WaitFor(n)
+	c = r.WaitFor(n, noFrames)
 	if err := ringtest.Write(r, frame(5, 2000)); err != nil {
 		t.Fatal(err)
 	}
@@ -438,7 +440,7 @@ func TestWaitFor(t *testing.T) {
 	if _, ok := r.Next(); ok {
 		t.Fatalf("unexpected frame before the uncommitted one")
 	}
-	c = r.WaitFor(n)
+	c = r.WaitFor(n, noFrames)
 	if ready(c) {
 		t.Fatalf("unexpected ready WaitFor with the first block uncommitted")
 	}
@@ -450,10 +452,46 @@ func TestWaitFor(t *testing.T) {
 	if got := ringtest.Drain(r); len(got) != 2 {
 		t.Fatalf("unexpected frames %d; want 2", len(got))
 	}
-	c = r.WaitFor(n)
+	c = r.WaitFor(n, noFrames)
 	r.Wake()
 	if !ready(c) {
 		t.Fatalf("Wake did not wake a reader waiting for %d bytes", n)
+	}
+
+	// The frame mark: 3 frames more than read wake the reader, whatever
+	// their bytes; fewer do not.
+	c = r.WaitFor(1<<20, 3)
+	for i := range 2 {
+		if err := ringtest.Write(r, frame(7+i, 10)); err != nil {
+			t.Fatal(err)
+		}
+		if ready(c) {
+			t.Fatalf("unexpected wake-up after %d frames, waiting for 3", i+1)
+		}
+	}
+	if err := ringtest.Write(r, frame(9, 10)); err != nil {
+		t.Fatal(err)
+	}
+	if !ready(c) {
+		t.Fatalf("no wake-up with 3 frames committed, waiting for 3")
+	}
+	if got := ringtest.Drain(r); len(got) != 3 {
+		t.Fatalf("unexpected frames %d; want 3", len(got))
+	}
+	// Counted from what was read: after the drain, one frame is not enough
+	// for a mark of 2, a block of two more frames is.
+	c = r.WaitFor(1<<20, 2)
+	if err := ringtest.Write(r, frame(10, 10)); err != nil {
+		t.Fatal(err)
+	}
+	if ready(c) {
+		t.Fatalf("unexpected wake-up with 1 frame, waiting for 2")
+	}
+	if err := ringtest.Write(r, frame(11, 10), frame(12, 10)); err != nil {
+		t.Fatal(err)
+	}
+	if !ready(c) {
+		t.Fatalf("no wake-up with 3 frames, waiting for 2")
 	}
 }
 
