@@ -187,7 +187,6 @@ type Packer struct {
 	linger      int64
 	pressure    int
 	lazyWake    int // see wakeMarks
-	maxRecords  int // the encoder's MaxRecords, see wakeMarks
 	sendTimeout time.Duration
 	base, cap   int64
 	epoch       time.Time
@@ -306,7 +305,6 @@ func New(r *ring.Ring, cfg config.Config, opts Options) (*Packer, error) {
 		p.pressure = r.Size() / 4
 	}
 	p.lazyWake = min(lazyWakeBytes, r.Size()/16)
-	p.maxRecords = enc.Limits().MaxRecords
 	if p.sendTimeout <= 0 {
 		p.sendTimeout = defaultSendTimeout
 	}
@@ -687,7 +685,7 @@ func (p *Packer) wakeMarks() (bytes, frames int) {
 	bytes = max(1, min(p.lazyWake, p.pressure-p.r.Unreleased()))
 	// The encoder finds a request full by count when one more record comes
 	// (it refuses the MaxRecords+1st), or the window fills.
-	frames = max(1, min(p.maxRecords-len(p.req)+1, len(p.slots)-int(p.tail-p.head)))
+	frames = max(1, min(p.enc.Limits().MaxRecords-len(p.req)+1, len(p.slots)-int(p.tail-p.head)))
 	return bytes, frames
 }
 
