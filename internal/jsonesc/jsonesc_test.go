@@ -59,3 +59,22 @@ func TestAppendStringEncodings(t *testing.T) {
 	f("héllo ✓", `"héllo ✓"`)
 	f("bad\xffutf8", `"bad\ufffdutf8"`)
 }
+
+// TestASCIILen: the written-out table is the length of each ASCII byte as
+// AppendEscaped writes it, and as encoding/json writes it when it does not
+// escape HTML.
+func TestASCIILen(t *testing.T) {
+	for c := range utf8.RuneSelf {
+		got := len(jsonesc.AppendEscaped(nil, []byte{byte(c)}))
+		var b strings.Builder
+		enc := json.NewEncoder(&b)
+		enc.SetEscapeHTML(false)
+		if err := enc.Encode(string(rune(c))); err != nil {
+			t.Fatal(err)
+		}
+		want := b.Len() - len(`""`+"\n")
+		if jsonesc.ASCIILen[c] != want || got != want {
+			t.Errorf("unexpected length of byte %#02x: table %d, AppendEscaped %d; want %d", c, jsonesc.ASCIILen[c], got, want)
+		}
+	}
+}
