@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -136,6 +137,66 @@ func TestRegister(t *testing.T) {
 		t.Fatalf("unexpected error: %v", err)
 	}
 	checkJSON(t, api.last(t).Body, `{"events":[]}`)
+}
+
+// TestRegisterDialsNextConnection: while the registration's answer is on
+// its way, Register dials the connection the first Next uses, so Next makes
+// no connection of its own; later registrations dial no more.
+func TestRegisterDialsNextConnection(t *testing.T) {
+	var mu sync.Mutex
+	var conns, nextFrom []string
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		if r.URL.Path == PathNext {
+			mu.Lock()
+			nextFrom = append(nextFrom, r.RemoteAddr)
+			mu.Unlock()
+			_, _ = io.WriteString(w, `{"eventType":"INVOKE"}`)
+			return
+		}
+		w.Header().Set(HeaderExtensionIdentifier, testID)
+		_, _ = io.WriteString(w, `{}`)
+	}))
+	srv.Config.ConnState = func(c net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			mu.Lock()
+			conns = append(conns, c.RemoteAddr().String())
+			mu.Unlock()
+		}
+	}
+	srv.Start()
+	defer srv.Close()
+	seen := func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(conns)
+	}
+	c := New(strings.TrimPrefix(srv.URL, "http://"))
+	ctx := context.Background()
+	if _, err := c.Register(ctx, "kte", nil); err != nil {
+		t.Fatalf("unexpected error: %v", err)
+	}
+	// The dial is done when Register returns; the server sees it soon after.
+	for deadline := time.Now().Add(5 * time.Second); len(seen()) < 2 && time.Now().Before(deadline); {
+		time.Sleep(time.Millisecond)
+	}
+	if got := seen(); len(got) != 2 {
+		t.Fatalf("unexpected connections after Register; got %v; want the registration's and Next's", got)
+	}
+	for range 3 {
+		if _, err := c.Next(ctx); err != nil {
+			t.Fatalf("unexpected error: %v", err)
+		}
+		if _, err := c.Register(ctx, "kte", nil); err != nil {
+			t.Fatalf("unexpected error: %v", err)
+		}
+	}
+	got := seen()
+	mu.Lock()
+	defer mu.Unlock()
+	if len(got) != 2 || len(nextFrom) != 3 || nextFrom[0] != got[1] || nextFrom[2] != got[1] {
+		t.Fatalf("unexpected connections %v, Next's from %v; want Next on the second, dialed by Register", got, nextFrom)
+	}
 }
 
 func TestRegisterErrors(t *testing.T) {
