@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strings"
 )
 
 // Packages of the extensions shipped for tests and harnesses. Build them with
@@ -19,14 +20,19 @@ const (
 	// FloorExtensionPackage only registers and loops on /event/next until
 	// SHUTDOWN: what any Go extension costs (issue 8's cold-start floor).
 	FloorExtensionPackage = "github.com/kte-dev/kinesis-telemetry-extension/lambdasim/internal/floorext"
+	// FloorDepsTag, a build tag, makes FloorExtensionPackage also import
+	// the third-party packages KTE imports, calling none of them: the
+	// floor with KTE's dependencies, which bench/coldstart measures to
+	// tell their cost from KTE's own.
+	FloorDepsTag = "kte_floor_deps"
 )
 
 // Build compiles the Go main package pkg into dir/name with the flags the
 // Makefile uses for the extension (CGO_ENABLED=0, -trimpath, -ldflags "-s
-// -w"), so cold-start comparisons are fair, and returns the binary's path.
-// It runs in this module, so pkg may be an import path or a ./relative path
-// from the module root.
-func Build(ctx context.Context, pkg, dir, name string) (string, error) {
+// -w"), and the build tags given, so cold-start comparisons are fair, and
+// returns the binary's path. It runs in this module, so pkg may be an
+// import path or a ./relative path from the module root.
+func Build(ctx context.Context, pkg, dir, name string, tags ...string) (string, error) {
 	goBin, err := exec.LookPath("go")
 	if err != nil {
 		if root := os.Getenv("GOROOT"); root != "" {
@@ -39,7 +45,11 @@ func Build(ctx context.Context, pkg, dir, name string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("cannot build %s: %w", pkg, err)
 	}
-	cmd := exec.CommandContext(ctx, goBin, "build", "-trimpath", "-ldflags", "-s -w", "-o", out, pkg)
+	args := []string{"build", "-trimpath", "-ldflags", "-s -w"}
+	if len(tags) > 0 {
+		args = append(args, "-tags", strings.Join(tags, ","))
+	}
+	cmd := exec.CommandContext(ctx, goBin, append(args, "-o", out, pkg)...)
 	if root := moduleRoot(); root != "" {
 		cmd.Dir = root
 	}

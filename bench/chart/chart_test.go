@@ -89,7 +89,10 @@ func TestChartAndReport(t *testing.T) {
 		{Name: "kte", FirstNextMs: results.Summarize([]float64{5, 6, 7}), PeakRSSMiB: results.Summarize([]float64{14}),
 			OverFloorMs: results.MedianInterval([]float64{3, 3, 3})},
 		{Name: "floor", FirstNextMs: results.Summarize([]float64{2, 3, 4}), PeakRSSMiB: results.Summarize([]float64{6})},
+		{Name: "floor_with_deps", FirstNextMs: results.Summarize([]float64{4, 4.5, 5}), PeakRSSMiB: results.Summarize([]float64{9}),
+			OverFloorMs: results.MedianInterval([]float64{1.5, 1.5, 1.5})},
 	}}
+	cs.Extensions[0].OverDepsFloorMs = results.MedianInterval([]float64{1.5, 1.5, 1.5})
 	ld := results.Load{Runs: []results.LoadRate{{Rate: 1000, Invokes: 10, Generated: 1002, Acked: 1000, Received: 1000,
 		Pending: 2, PendingTypes: map[string]int{"extension": 2}, Summary: "KTE_SUMMARY reason=spindown"}}}
 	if err := results.Write(filepath.Join(dir, "cs.json"), cs); err != nil {
@@ -145,6 +148,8 @@ func TestChartAndReport(t *testing.T) {
 		"| process start → first `/event/next` | 6.00 ms | 7.00 ms | 3.00 ms | 4.00 ms | +3.00 ms |",
 		"| peak RSS (VmHWM) | 14.00 MiB | 14.00 MiB | 6.00 MiB | 6.00 MiB | +8.00 MiB |",
 		"median +3.00 ms over 3 rounds; a 75.0% confidence interval for it, distribution-free (binomial order statistics), is +3.00 to +3.00 ms.",
+		"reaches its first `/event/next` in 4.50 ms (peak RSS 9.00 MiB): +1.50 ms",
+		"KTE over that floor, its own share: +1.50 ms",
 		"| 1000 | 10 |",
 		"- 1000/s: 2 pending (extension: 2); `KTE_SUMMARY reason=spindown`",
 		"| layer.zip | 1234 | 0.00 |",

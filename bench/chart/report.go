@@ -186,6 +186,14 @@ func writeColdStart(w io.Writer, c *results.ColdStart) {
 			"median %+.2f ms over %d rounds; a %.1f%% confidence interval for it, distribution-free (binomial order statistics), "+
 			"is %+.2f to %+.2f ms.\n", iv.Median, iv.N, 100*iv.Conf, iv.Lo, iv.Hi)
 	}
+	if len(c.Extensions) > 2 && k.OverDepsFloorMs.N > 0 {
+		d := c.Extensions[2]
+		fmt.Fprintf(w, "\nThe floor built with KTE's dependencies imported and not called (every third-party package KTE's own "+
+			"packages import: the AWS SDK with `config` and `service/kinesis`, `smithy-go`, `fasthttp`, `goccy/go-json`), which "+
+			"adds their package initialisation and the code that comes with it, reaches its first `/event/next` in %.2f ms "+
+			"(peak RSS %.2f MiB): %s over the floor, paired. KTE over that floor, its own share: %s.\n",
+			d.FirstNextMs.Median, d.PeakRSSMiB.Median, d.OverFloorMs.String("ms"), k.OverDepsFloorMs.String("ms"))
+	}
 	if c.LambdaHosts {
 		fmt.Fprintf(w, "\nThe runs had `sandbox.localdomain` in `/etc/hosts`, as Lambda has (a private mount namespace); "+
 			"KTE's listener resolves it during init, in %.2f ms (median) here.\n", c.DNSLookupMs.Median)

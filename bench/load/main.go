@@ -111,7 +111,7 @@ func run(rates, lines []int, duration, invoke time.Duration, env []string, outPa
 	defer os.RemoveAll(dir)
 	kte := prebuilt
 	if kte == "" {
-		if kte, _, err = harness.Build(ctx, dir); err != nil {
+		if kte, err = lambdasim.Build(ctx, harness.Module, dir, harness.KTEName); err != nil {
 			return err
 		}
 	}

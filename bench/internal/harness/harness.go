@@ -22,22 +22,28 @@ const Module = "github.com/kte-dev/kinesis-telemetry-extension"
 
 // Names of the built executables (an extension's name is its file name).
 const (
-	KTEName   = "kinesis-telemetry-extension"
-	FloorName = "floor-extension"
+	KTEName       = "kinesis-telemetry-extension"
+	FloorName     = "floor-extension"
+	DepsFloorName = "floor-deps-extension"
 )
 
-// Build compiles KTE and the floor extension into dir with the Makefile's
-// release flags (lambdasim.Build) and returns their paths.
-func Build(ctx context.Context, dir string) (kte, floor string, err error) {
+// Build compiles into dir, with the Makefile's release flags
+// (lambdasim.Build), KTE, the floor extension, and the floor with KTE's
+// dependencies imported (lambdasim.FloorDepsTag), and returns their paths.
+func Build(ctx context.Context, dir string) (kte, floor, depsFloor string, err error) {
 	kte, err = lambdasim.Build(ctx, Module, dir, KTEName)
 	if err != nil {
-		return "", "", err
+		return "", "", "", err
 	}
 	floor, err = lambdasim.Build(ctx, lambdasim.FloorExtensionPackage, dir, FloorName)
 	if err != nil {
-		return "", "", err
+		return "", "", "", err
 	}
-	return kte, floor, nil
+	depsFloor, err = lambdasim.Build(ctx, lambdasim.FloorExtensionPackage, dir, DepsFloorName, lambdasim.FloorDepsTag)
+	if err != nil {
+		return "", "", "", err
+	}
+	return kte, floor, depsFloor, nil
 }
 
 // KTEEnv returns the environment of a KTE run against fake: the endpoint and

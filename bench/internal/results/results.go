@@ -163,7 +163,9 @@ func (m Machine) String() string {
 type ColdStart struct {
 	Machine Machine `json:"machine"`
 	Runs    int     `json:"runs"`
-	// Extensions holds KTE first, then the floor.
+	// Extensions holds KTE first, then the floor, then the floor with
+	// KTE's dependencies imported (lambdasim.FloorDepsTag), then any
+	// measured with -also.
 	Extensions []ColdStartExt `json:"extensions"`
 	// DNSLookupMs is how long resolving sandbox.localdomain took on this
 	// machine (Lambda answers it from /etc/hosts); KTE's listener resolves
@@ -198,8 +200,11 @@ type ColdStartExt struct {
 	// runs of a round follow each other, so a pair shares the machine's
 	// state): its median and an interval for it. Zero for the floor.
 	OverFloorMs Interval `json:"over_floor_ms"`
+	// OverDepsFloorMs: the same against the floor with KTE's
+	// dependencies: KTE's own share of OverFloorMs. KTE's only.
+	OverDepsFloorMs Interval `json:"over_deps_floor_ms"`
 	// OverKTEMs: the same against KTE, for the extensions measured with
-	// -also (a before/after comparison). Zero for KTE and the floor.
+	// -also (a before/after comparison). Zero for the first three.
 	OverKTEMs Interval `json:"over_kte_ms"`
 }
 
