@@ -155,9 +155,13 @@ func (x *extension) start(ctx context.Context) error {
 
 // afterInit runs once the first /event/next request has been written: the
 // extension's part of Init is over, and what Init did not need is done now,
-// off its path: the start-up line (with the time Init took), the advice on
-// the flush settings, the Kinesis client and the GC target.
+// off its path: the signal handlers, the start-up line (with the time Init
+// took; once it is written, SIGTERM ends the extension in order), the advice
+// on the flush settings, the Kinesis client and the GC target.
 func (x *extension) afterInit(ctx context.Context) {
+	if x.env.watchSignals != nil {
+		x.env.watchSignals()
+	}
 	x.log.Info("kte: started", "init_ms", fmt.Sprintf("%.2f", float64(time.Since(x.env.start).Microseconds())/1000),
 		"version", version, "stream", x.cfg.StreamName, "listen", x.lis.Addr(), "ring_bytes", x.cfg.RingBytes,
 		"flush", x.cfg.Flush.String(), "lmi", x.cfg.LMI)

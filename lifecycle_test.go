@@ -2,11 +2,19 @@ package main
 
 import (
 	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/kte-dev/kinesis-telemetry-extension/internal/kinesalite"
+	"github.com/kte-dev/kinesis-telemetry-extension/internal/testsupport"
+	"github.com/kte-dev/kinesis-telemetry-extension/lambdasim"
 )
 
 // TestLifecycleInvokeFlushIsBounded: with a stream that never answers, a
@@ -57,5 +65,73 @@ func TestLifecycleSignalFlushesLikeShutdown(t *testing.T) {
 	}
 	if len(recs) != 40 || !strings.Contains(h.stderr.String(), "KTE_SUMMARY reason=signal received=40 ") {
 		t.Fatalf("unexpected delivery on SIGTERM; got %d records; stderr:\n%s", len(recs), h.stderr.String())
+	}
+}
+
+// TestBinarySignalAfterInit: the built binary, once its start-up line is
+// written, ends in order on SIGTERM (watchSignals): what it buffered is
+// delivered and the summary gives the reason.
+func TestBinarySignalAfterInit(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	kl := kinesalite.StartT(t)
+	stream := kl.StreamT(t, "binary-signal", 1)
+	bin, err := lambdasim.Build(context.Background(), ".", t.TempDir(), "kinesis-telemetry-extension")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port, err := lambdasim.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt := newFakeRuntime(t)
+	cmd := exec.Command(bin)
+	cmd.Env = append(os.Environ(), "AWS_LAMBDA_RUNTIME_API="+rt.addr(), "AWS_REGION=us-east-1",
+		"AWS_LAMBDA_FUNCTION_NAME=orders-api", "AWS_LAMBDA_FUNCTION_VERSION=$LATEST", "KTE_STREAM="+stream,
+		"KTE_LISTEN_PORT="+strconv.Itoa(port), "KTE_METRICS=off", "AWS_ENDPOINT_URL_KINESIS="+kl.Endpoint,
+		"AWS_ACCESS_KEY_ID=AKIDLOCAL", "AWS_SECRET_ACCESS_KEY=local-secret", "AWS_EC2_METADATA_DISABLED=true",
+		"AWS_CONFIG_FILE=/dev/null", "AWS_SHARED_CREDENTIALS_FILE=/dev/null")
+	var stderr testsupport.SyncBuffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() { _ = cmd.Process.Kill() })
+
+	rt.waitNext(1)
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(stderr.String(), "kte: started"); {
+		if time.Now().After(deadline) {
+			t.Fatalf("no start-up line; stderr:\n%s", stderr.String())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	resp, err := http.Post(fmt.Sprintf("http://127.0.0.1:%d/", port), "application/json", strings.NewReader(telemetryBody("req-0", 0, 30)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("unexpected status %d", resp.StatusCode)
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Fatalf("unexpected end after SIGTERM: %v; stderr:\n%s", err, stderr.String())
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatalf("the binary did not exit after SIGTERM; stderr:\n%s", stderr.String())
+	}
+	recs, err := kl.ReadAll(context.Background(), stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) != 30 || !strings.Contains(stderr.String(), "KTE_SUMMARY reason=signal received=30 ") {
+		t.Fatalf("unexpected delivery on SIGTERM; got %d records; stderr:\n%s", len(recs), stderr.String())
 	}
 }
