@@ -1,9 +1,10 @@
 package main
 
 import (
-	"crypto/rand"
+	"encoding/binary"
 	"encoding/hex"
 	"fmt"
+	"math/rand/v2"
 	"net"
 
 	"github.com/kte-dev/kinesis-telemetry-extension/listener"
@@ -28,10 +29,14 @@ func subscriptionURI(l *listener.Listener) string {
 }
 
 // newEnvironmentID returns a random id for this execution environment: the
-// enrichment's "environment" and the default partition key.
+// enrichment's "environment" and the default partition key. It needs to be
+// unique, not secret: math/rand/v2's generator, seeded by the runtime from
+// the kernel, costs nothing at start, where crypto/rand's first use took
+// 0.05-0.08 ms of the cold start.
 func newEnvironmentID() string {
 	var b [16]byte
-	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails on Linux
+	binary.LittleEndian.PutUint64(b[:8], rand.Uint64())
+	binary.LittleEndian.PutUint64(b[8:], rand.Uint64())
 	return hex.EncodeToString(b[:])
 }
 
