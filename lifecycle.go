@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"runtime"
 	"slices"
 	"strings"
@@ -80,11 +81,37 @@ func (x *extension) initError(ctx context.Context, errType string, err error) in
 	return 1
 }
 
-// prepare builds the ring, the flush policy, the packer and the listener,
-// and starts the listener: everything that needs only the configuration.
-// It runs while the registration is on its way; the listener can take
-// POSTs from now on, but none come before the subscription.
-func (x *extension) prepare() error {
+// boundSocket is the telemetry socket bound by listener.Listen, or why not.
+type boundSocket struct {
+	ln  net.Listener
+	err error
+}
+
+// prepare builds the ring, the flush policy, the packer and the listener
+// (build), then serves on the socket from bound, bound meanwhile:
+// everything that needs only the configuration. The listener can take
+// POSTs from now on, but none come before the subscription. The socket is
+// closed when prepare fails.
+func (x *extension) prepare(bound <-chan boundSocket) error {
+	err := x.build()
+	b := <-bound
+	switch {
+	case err != nil:
+	case b.err != nil:
+		err = fmt.Errorf("cannot start the telemetry listener on port %d: %w", x.cfg.ListenPort, b.err)
+	default:
+		if err = x.lis.StartOn(b.ln); err != nil {
+			err = fmt.Errorf("cannot start the telemetry listener on port %d: %w", x.cfg.ListenPort, err)
+		}
+	}
+	if err != nil && b.ln != nil {
+		_ = b.ln.Close()
+	}
+	return err
+}
+
+// build is prepare's part that needs no socket.
+func (x *extension) build() error {
 	r, err := ring.NewOffHeap(x.cfg.RingBytes)
 	if err != nil {
 		return fmt.Errorf("KTE_RING_BYTES=%d: %w", x.cfg.RingBytes, err)
@@ -111,13 +138,7 @@ func (x *extension) prepare() error {
 		Logger:        x.log,
 		OnRuntimeDone: x.onRuntimeDone,
 	})
-	if err != nil {
-		return err
-	}
-	if err := x.lis.Start(); err != nil {
-		return fmt.Errorf("cannot start the telemetry listener on port %d: %w", x.cfg.ListenPort, err)
-	}
-	return nil
+	return err
 }
 
 // identity is what enrichment writes into every event: the registration's
@@ -164,7 +185,7 @@ func (x *extension) afterInit(ctx context.Context) {
 	}
 	x.log.Info("kte: started", "init_ms", fmt.Sprintf("%.2f", float64(time.Since(x.env.start).Microseconds())/1000),
 		"version", version, "stream", x.cfg.StreamName, "listen", x.lis.Addr(), "ring_bytes", x.cfg.RingBytes,
-		"flush", x.cfg.Flush.String(), "lmi", x.cfg.LMI)
+		"flush", x.cfg.Flush.String(), "lmi", x.cfg.LMI, "registered_early", x.api.RegisteredEarly())
 	x.adviseFlush()
 	x.buildClient(ctx)
 	x.setGCPercent()

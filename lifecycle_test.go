@@ -68,9 +68,10 @@ func TestLifecycleSignalFlushesLikeShutdown(t *testing.T) {
 	}
 }
 
-// TestBinarySignalAfterInit: the built binary, once its start-up line is
-// written, ends in order on SIGTERM (watchSignals): what it buffered is
-// delivered and the summary gives the reason.
+// TestBinarySignalAfterInit: the built binary registers during package
+// initialisation and, once its start-up line is written, ends in order on
+// SIGTERM (watchSignals): what it buffered is delivered and the summary
+// gives the reason.
 func TestBinarySignalAfterInit(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the binary")
@@ -107,6 +108,11 @@ func TestBinarySignalAfterInit(t *testing.T) {
 			t.Fatalf("no start-up line; stderr:\n%s", stderr.String())
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+	// The registration was written during package initialisation
+	// (earlyreg) and its answer read by the client.
+	if !strings.Contains(stderr.String(), "registered_early=true") {
+		t.Fatalf("unexpected start-up line; want registered_early=true; stderr:\n%s", stderr.String())
 	}
 	resp, err := http.Post(fmt.Sprintf("http://127.0.0.1:%d/", port), "application/json", strings.NewReader(telemetryBody("req-0", 0, 30)))
 	if err != nil {

@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -421,6 +423,14 @@ func TestLifecycleInitErrors(t *testing.T) {
 	f("subscribe refused", func(rt *fakeRuntime) { rt.subscribeStatus = 400 }, nil, "Extension.SubscribeFailed", "bad subscription")
 	f("subscribe 500", func(rt *fakeRuntime) { rt.subscribeStatus = 500 }, nil, "Extension.SubscribeFailed")
 	f("register refused", func(rt *fakeRuntime) { rt.registerStatus = 403 }, nil, "")
+	busy, err := net.Listen("tcp", "127.0.0.1:0") // where the listener falls back when sandbox.localdomain does not resolve
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	port := strconv.Itoa(busy.Addr().(*net.TCPAddr).Port)
+	f("telemetry port in use", nil, map[string]string{"KTE_LISTEN_PORT": port}, "Extension.ListenFailed",
+		"cannot start the telemetry listener on port "+port, "address already in use")
 	f("missing stream and bad values", nil, map[string]string{
 		"KTE_STREAM": "", "KTE_BATCH_MAX_RECORDS": "501", "KTE_BUFFER_TIMEOUT_MS": "10", "KTE_RECORD_MAX_BYTES": "11MiB",
 	}, "Extension.ConfigInvalid",

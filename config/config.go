@@ -17,6 +17,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/kte-dev/kinesis-telemetry-extension/internal/earlyreg"
 )
 
 // Names of the Lambda environment variables Load reads.
@@ -739,9 +741,7 @@ func (l *loader) lambda(c *Lambda) {
 	c.FunctionName, _ = l.lookup("AWS_LAMBDA_FUNCTION_NAME")
 	c.FunctionVersion, _ = l.lookup("AWS_LAMBDA_FUNCTION_VERSION")
 
-	initType, _ := l.lookup(EnvInitializationType)
-	maxConc, _ := l.lookup(EnvMaxConcurrency)
-	c.LMI = initType == InitializationTypeLMI || maxConc != ""
+	c.LMI = earlyreg.ManagedInstances(l.lookup) // as the registration written during initialisation
 	c.SchemaVersion = SchemaVersionDefault
 	if c.LMI {
 		c.SchemaVersion = SchemaVersionLMI

@@ -8,6 +8,7 @@
 package extapi
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -21,6 +22,8 @@ import (
 
 	"github.com/goccy/go-json"
 	"github.com/valyala/fasthttp"
+
+	"github.com/kte-dev/kinesis-telemetry-extension/internal/earlyreg"
 
 	"github.com/kte-dev/kinesis-telemetry-extension/internal/jsonesc"
 )
@@ -132,9 +135,10 @@ const (
 // calls of a start-up, median of 40). Next has a connection of its own, so
 // that a canceled ctx can close it.
 //
-// Register does what the first Next would do on its path while its own
-// answer is on the way: it builds the JSON decoders of both answers and
-// dials Next's connection.
+// The first call on hc (Register, or Subscribe after an early registration)
+// does what the first Next would do on its path while its own answer is on
+// the way: it builds the JSON decoders of the answers and dials Next's
+// connection (warmUp).
 //
 // A Client must not be copied after first use.
 type Client struct {
@@ -143,8 +147,11 @@ type Client struct {
 	nextConn atomic.Pointer[net.Conn]
 	nextStop atomic.Bool              // Next's ctx ended: no new attempt
 	written  atomic.Pointer[func()]   // NextWith's callback, until the request is written
-	hcWrote  atomic.Pointer[func()]   // Register's callback on hc, until the request is written
-	spare    atomic.Pointer[net.Conn] // Next's first connection, dialed while Register waits
+	hcWrote  atomic.Pointer[func()]   // warmUp, until the first request on hc is written
+	spare    atomic.Pointer[net.Conn] // Next's first connection, dialed by warmUp
+	hcSpare  atomic.Pointer[net.Conn] // hc's first connection: the early registration's
+	early    *earlyreg.Registration   // WithRegistration's, until Register
+	wasEarly bool                     // Register read the answer to early
 	callTime time.Duration
 	addr     string // host:port
 
@@ -165,6 +172,12 @@ type Option func(*Client)
 // WithCallTimeout bounds Register, Subscribe, InitError and ExitError (not
 // Next) on top of their ctx; default 5s, 0 means ctx only.
 func WithCallTimeout(d time.Duration) Option { return func(c *Client) { c.callTime = d } }
+
+// WithRegistration gives the client a registration already written to the
+// Runtime API (package earlyreg; nil means none): Register reads its answer
+// from r.Conn instead of sending it, and the client's other calls use the
+// connection afterwards.
+func WithRegistration(r *earlyreg.Registration) Option { return func(c *Client) { c.early = r } }
 
 // WithExtensionID sets the extension id, as if Register had returned it.
 func WithExtensionID(id string) Option { return func(c *Client) { c.id = id } }
@@ -189,7 +202,9 @@ func New(runtimeAPI string, opts ...Option) *Client {
 	for _, o := range opts {
 		o(c)
 	}
-	c.hc = newHostClient(addr, 4, nil, func(conn net.Conn) net.Conn { return writeHook{conn, &c.hcWrote} })
+	warm := c.warmUp
+	c.hcWrote.Store(&warm)
+	c.hc = newHostClient(addr, 4, &c.hcSpare, func(conn net.Conn) net.Conn { return writeHook{conn, &c.hcWrote} })
 	c.next = newHostClient(addr, 1, &c.spare, func(conn net.Conn) net.Conn {
 		conn = writeHook{conn, &c.written}
 		c.nextConn.Store(&conn)
@@ -250,6 +265,10 @@ func newHostClient(addr string, conns int, spare *atomic.Pointer[net.Conn], dial
 	}
 }
 
+// RegisteredEarly reports whether Register read the answer to a
+// registration given with WithRegistration rather than sending one.
+func (c *Client) RegisteredEarly() bool { return c.wasEarly }
+
 // ExtensionID returns the id from Register ("" before it).
 func (c *Client) ExtensionID() string { return c.id }
 
@@ -264,19 +283,26 @@ type RegisterResponse struct {
 
 // Register registers the extension under name (the executable's file name)
 // for events, asking for the account id. On success the client keeps the
-// extension id for every later call.
+// extension id for every later call. With WithRegistration, it reads the
+// answer of the registration already written, which must be for the same
+// name and events.
 func (c *Client) Register(ctx context.Context, name string, events []EventType) (RegisterResponse, error) {
 	const op = "register"
 	ctx, cancel := c.callContext(ctx)
 	defer cancel()
-	warm := c.warmUp
-	c.hcWrote.Store(&warm)
-	defer c.hcWrote.Store(nil)
 	var buf bytes.Buffer
-	status, id, err := c.do(ctx, c.hc, call{
-		method: fasthttp.MethodPost, url: c.urlRegister, json: appendRegisterBody(nil, events),
-		header: [][2]string{{HeaderExtensionName, name}, {HeaderAcceptFeature, FeatureAccountID}},
-	}, &buf)
+	var status int
+	var id string
+	var err error
+	if early := c.early; early != nil {
+		c.early, c.wasEarly = nil, true
+		status, id, err = c.readEarly(ctx, early, name, events, &buf)
+	} else {
+		status, id, err = c.do(ctx, c.hc, call{
+			method: fasthttp.MethodPost, url: c.urlRegister, json: appendRegisterBody(nil, events),
+			header: [][2]string{{HeaderExtensionName, name}, {HeaderAcceptFeature, FeatureAccountID}},
+		}, &buf)
+	}
 	if err != nil {
 		return RegisterResponse{}, fmt.Errorf("extapi: cannot register %q: %w", name, err)
 	}
@@ -295,9 +321,9 @@ func (c *Client) Register(ctx context.Context, name string, events []EventType) 
 	return rr, nil
 }
 
-// warmUp is what Register does once its request is written, while the
-// answer is on its way (0.5-1 ms during a cold start, in which this goroutine
-// would only wait): it builds the JSON decoders of the answers to Register
+// warmUp is what the first call on hc does once its request is written,
+// while the answer is on its way (0.3-1 ms during a cold start, in which
+// this goroutine would only wait): it builds the JSON decoders of the answers to Register
 // and Next, which the JSON library compiles for each type the first time it
 // decodes one (25-50 µs each in a fresh process), and dials Next's first
 // connection. Measured with go run ./bench/coldstart: 0.1-0.24 ms earlier to
@@ -316,7 +342,57 @@ func (c *Client) warmUp() {
 	}
 }
 
-// spareDialTimeout bounds warmUp's dial, which Register's call waits for.
+// readEarly reads the answer to the registration early wrote into dst and
+// returns its status and extension id; the connection then serves hc's
+// next call, or is closed.
+func (c *Client) readEarly(ctx context.Context, early *earlyreg.Registration, name string, events []EventType, dst *bytes.Buffer) (int, string, error) {
+	defer early.Conn.Close() // FileConn holds a duplicate
+	if early.Name != name || !sameEvents(early.Events, events) {
+		return 0, "", fmt.Errorf("BUG: the registration written during initialisation was for %q %v, not %q %v", early.Name, early.Events, name, events)
+	}
+	conn, err := net.FileConn(early.Conn)
+	if err != nil {
+		return 0, "", fmt.Errorf("cannot use the connection of the registration written during initialisation: %w", err)
+	}
+	if d, ok := ctx.Deadline(); ok {
+		_ = conn.SetReadDeadline(d)
+	}
+	br := bufio.NewReader(conn)
+	var resp fasthttp.Response
+	err = resp.ReadLimitBody(br, maxResponseBytes)
+	_ = conn.SetReadDeadline(time.Time{})
+	if err != nil {
+		_ = conn.Close()
+		return 0, "", err
+	}
+	if br.Buffered() == 0 && !resp.ConnectionClose() {
+		c.hcSpare.Store(&conn)
+	} else {
+		_ = conn.Close()
+	}
+	dst.Write(resp.Body())
+	// The answer was waiting: warm up now, on the way to the subscription,
+	// rather than during it.
+	if f := c.hcWrote.Swap(nil); f != nil {
+		(*f)()
+	}
+	return resp.StatusCode(), string(resp.Header.Peek(HeaderExtensionIdentifier)), nil
+}
+
+func sameEvents(sent []string, events []EventType) bool {
+	if len(sent) != len(events) {
+		return false
+	}
+	for i, e := range events {
+		if sent[i] != string(e) {
+			return false
+		}
+	}
+	return true
+}
+
+// spareDialTimeout bounds warmUp's dial, which the call that runs it waits
+// for.
 const spareDialTimeout = 100 * time.Millisecond
 
 // Tracing is the X-Ray context of an INVOKE.
@@ -577,6 +653,11 @@ func (c *Client) do(ctx context.Context, hc *fasthttp.HostClient, r call, dst *b
 		return 0, "", err
 	}
 	dst.Write(resp.Body())
+	// The answer was waiting: warm up now, on the way to the subscription,
+	// rather than during it.
+	if f := c.hcWrote.Swap(nil); f != nil {
+		(*f)()
+	}
 	return resp.StatusCode(), string(resp.Header.Peek(HeaderExtensionIdentifier)), nil
 }
 

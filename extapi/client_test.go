@@ -17,6 +17,8 @@ import (
 
 	"github.com/goccy/go-json"
 	"github.com/valyala/fasthttp"
+
+	"github.com/kte-dev/kinesis-telemetry-extension/internal/earlyreg"
 )
 
 // request is what the fake Runtime API received.
@@ -196,6 +198,108 @@ func TestRegisterDialsNextConnection(t *testing.T) {
 	defer mu.Unlock()
 	if len(got) != 2 || len(nextFrom) != 3 || nextFrom[0] != got[1] || nextFrom[2] != got[1] {
 		t.Fatalf("unexpected connections %v, Next's from %v; want Next on the second, dialed by Register", got, nextFrom)
+	}
+}
+
+// TestRegisterEarly: a registration written during initialisation
+// (package earlyreg) is the request Register would send, Register reads its
+// answer, and the later calls use its connection (with Next's, dialed by
+// the warm-up, no more connections are made).
+func TestRegisterEarly(t *testing.T) {
+	var mu sync.Mutex
+	var reqs []request
+	conns := 0
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		reqs = append(reqs, request{Method: r.Method, Path: r.URL.Path, Header: r.Header.Clone(), Body: body})
+		mu.Unlock()
+		switch r.URL.Path {
+		case PathNext:
+			_, _ = io.WriteString(w, `{"eventType":"INVOKE","requestId":"r1"}`)
+		case PathTelemetry:
+			_, _ = io.WriteString(w, `"OK"`)
+		default:
+			w.Header().Set(HeaderExtensionIdentifier, testID)
+			_, _ = io.WriteString(w, `{"functionName":"orders-api","functionVersion":"$LATEST","handler":"bootstrap","accountId":"111122223333"}`)
+		}
+	}))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			mu.Lock()
+			conns++
+			mu.Unlock()
+		}
+	}
+	srv.Start()
+	defer srv.Close()
+	addr := strings.TrimPrefix(srv.URL, "http://")
+	ctx := context.Background()
+	events := []EventType{Invoke, Shutdown}
+	want := RegisterResponse{ExtensionID: testID, FunctionName: "orders-api", FunctionVersion: "$LATEST", Handler: "bootstrap", AccountID: "111122223333"}
+
+	// The request Register sends itself, for comparison.
+	plain := newFakeAPI(t, reply(200, `{}`, HeaderExtensionIdentifier, testID))
+	if _, err := New(plain.addr()).Register(ctx, "kinesis-telemetry-extension", events); err != nil {
+		t.Fatalf("unexpected error: %v", err)
+	}
+	sent := plain.last(t)
+
+	early := earlyreg.Send(runtimeAPIOnly(addr), "/opt/extensions/kinesis-telemetry-extension")
+	if early == nil {
+		t.Fatal("unexpected: no early registration")
+	}
+	c := New(addr, WithRegistration(early))
+	if got, err := c.Register(ctx, "kinesis-telemetry-extension", events); err != nil || got != want {
+		t.Fatalf("unexpected answer %+v, %v; want %+v", got, err, want)
+	}
+	if _, err := c.Subscribe(ctx, testSubscription()); err != nil {
+		t.Fatalf("unexpected error: %v", err)
+	}
+	if ev, err := c.Next(ctx); err != nil || ev.RequestID != "r1" {
+		t.Fatalf("unexpected answer %+v, %v", ev, err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(reqs) != 3 || conns != 2 {
+		t.Fatalf("unexpected %d requests on %d connections; want 3 (register, subscribe, next) on 2 (the early one, Next's)", len(reqs), conns)
+	}
+	got := reqs[0]
+	checkRequest(t, got, sent.Method, sent.Path, map[string]string{
+		HeaderExtensionName: sent.Header.Get(HeaderExtensionName), HeaderAcceptFeature: sent.Header.Get(HeaderAcceptFeature),
+		"Content-Type": sent.Header.Get("Content-Type"), "Content-Length": sent.Header.Get("Content-Length"),
+	})
+	if string(got.Body) != string(sent.Body) {
+		t.Fatalf("unexpected early body %s; Register sends %s", got.Body, sent.Body)
+	}
+}
+
+// runtimeAPIOnly is an environment with only AWS_LAMBDA_RUNTIME_API=addr.
+func runtimeAPIOnly(addr string) func(string) (string, bool) {
+	return func(k string) (string, bool) {
+		if k == "AWS_LAMBDA_RUNTIME_API" {
+			return addr, true
+		}
+		return "", false
+	}
+}
+
+// TestRegisterEarlyMismatch: an early registration for other events or
+// another name is refused, not taken for this one.
+func TestRegisterEarlyMismatch(t *testing.T) {
+	api := newFakeAPI(t, reply(200, `{}`, HeaderExtensionIdentifier, testID))
+	for _, c := range []struct {
+		name   string
+		events []EventType
+	}{{"other", []EventType{Invoke, Shutdown}}, {"kte", []EventType{Shutdown}}} {
+		early := earlyreg.Send(runtimeAPIOnly(api.addr()), "/opt/extensions/kte")
+		if early == nil {
+			t.Fatal("unexpected: no early registration")
+		}
+		_, err := New(api.addr(), WithRegistration(early)).Register(context.Background(), c.name, c.events)
+		if err == nil || !strings.Contains(err.Error(), "BUG: the registration written during initialisation was for") {
+			t.Fatalf("unexpected error for %q %v: %v", c.name, c.events, err)
+		}
 	}
 }
 

@@ -263,13 +263,9 @@ func (l *Listener) SetIdentity(id Identity) error {
 // Start resolves Options.Host, listens on it and serves in a new goroutine.
 // It returns once the socket is bound (see Addr).
 func (l *Listener) Start() error {
-	host, err := l.resolve()
+	ln, err := Listen(l.opts.Host, l.opts.Port, l.log)
 	if err != nil {
 		return err
-	}
-	ln, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(l.opts.Port)))
-	if err != nil {
-		return fmt.Errorf("cannot listen for telemetry: %w", err)
 	}
 	if err := l.StartOn(ln); err != nil {
 		_ = ln.Close()
@@ -278,17 +274,39 @@ func (l *Listener) Start() error {
 	return nil
 }
 
-// resolve returns the IP to listen on: Host's first address (IPv4 first),
-// or 127.0.0.1 when Host does not resolve. All-interfaces addresses are
+// Listen is the first half of Start, which needs no Listener: it resolves
+// host (DefaultHost if empty) and listens on port there. The lifecycle runs
+// it in parallel with building the ring and the Listener, then serves on
+// the socket with StartOn. It listens on 127.0.0.1 when host does not
+// resolve (logged at info level on log, if not nil) and refuses an
+// all-interfaces address.
+func Listen(host string, port int, log *slog.Logger) (net.Listener, error) {
+	if host == "" {
+		host = DefaultHost
+	}
+	ip, err := resolve(host, log)
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", net.JoinHostPort(ip, strconv.Itoa(port)))
+	if err != nil {
+		return nil, fmt.Errorf("cannot listen for telemetry: %w", err)
+	}
+	return ln, nil
+}
+
+// resolve returns the IP to listen on: host's first address (IPv4 first),
+// or 127.0.0.1 when host does not resolve. All-interfaces addresses are
 // refused.
-func (l *Listener) resolve() (string, error) {
-	host := l.opts.Host
+func resolve(host string, log *slog.Logger) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), resolveTimeout)
 	defer cancel()
 	ips, err := net.DefaultResolver.LookupIP(ctx, "ip", host)
 	if err != nil || len(ips) == 0 {
-		l.log.Info("telemetry listener host does not resolve; using the loopback address",
-			"host", host, "address", fallbackHost, "error", err)
+		if log != nil {
+			log.Info("telemetry listener host does not resolve; using the loopback address",
+				"host", host, "address", fallbackHost, "error", err)
+		}
 		return fallbackHost, nil
 	}
 	ip := ips[0]

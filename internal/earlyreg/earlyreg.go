@@ -1,0 +1,197 @@
+// Package earlyreg writes the extension's registration to the Lambda
+// Extensions API during package initialisation, so that Lambda handles it
+// while the rest of the program initialises: the AWS SDK, fasthttp and
+// goccy/go-json take 1.2-1.4 ms of a cold start before main runs (go run
+// ./bench/coldstart: the floor built with KTE's dependencies), and the
+// registration's round trip then overlaps them instead of following them.
+//
+// The package initialises early because it depends only on os, strconv and
+// syscall (Go initialises a package as soon as its imports are, the lowest
+// import path first): before the SDK's packages and before net. It writes
+// the request with system calls on a blocking socket and leaves the answer
+// to extapi.Client.Register, which reads it from the connection it is given
+// (Take) and uses the connection for its later calls.
+//
+// Nothing here fails the extension: when the Runtime API address is not an
+// IPv4 address and port, or the socket cannot be opened or written, no
+// registration is kept, and Register sends it the usual way.
+package earlyreg
+
+import (
+	"os"
+	"strconv"
+	"syscall"
+)
+
+// The request, as extapi.Client.Register sends it (extapi's tests compare
+// the two).
+const (
+	envRuntimeAPI         = "AWS_LAMBDA_RUNTIME_API"
+	envInitializationType = "AWS_LAMBDA_INITIALIZATION_TYPE"
+	envMaxConcurrency     = "AWS_LAMBDA_MAX_CONCURRENCY"
+	initializationTypeLMI = "lambda-managed-instances"
+	pathRegister          = "/2020-01-01/extension/register"
+)
+
+// Registration is a register request written to the Runtime API whose
+// answer has not been read.
+type Registration struct {
+	// Conn is the connection, a blocking socket; its owner closes it.
+	Conn *os.File
+	// Name is the extension name sent (the executable's file name).
+	Name string
+	// Events are the events registered for, as sent.
+	Events []string
+}
+
+// sent is the registration written by init, until Take.
+var sent *Registration
+
+func init() {
+	if exe := os.Args; len(exe) > 0 {
+		sent = Send(os.LookupEnv, exe[0])
+	}
+}
+
+// Take returns the registration written during initialisation and forgets
+// it: the first call gets it, later ones nil. Nil when none was written.
+// Not safe for concurrent use (main calls it once).
+func Take() *Registration {
+	r := sent
+	sent = nil
+	return r
+}
+
+// ManagedInstances reports whether the environment is Lambda Managed
+// Instances (AWS_LAMBDA_INITIALIZATION_TYPE=lambda-managed-instances, or
+// AWS_LAMBDA_MAX_CONCURRENCY set), where extensions register for SHUTDOWN
+// only. The configuration (config.LoadLambda) asks the same function.
+func ManagedInstances(lookup func(string) (string, bool)) bool {
+	initType, _ := lookup(envInitializationType)
+	maxConc, _ := lookup(envMaxConcurrency)
+	return initType == initializationTypeLMI || maxConc != ""
+}
+
+// Events returns the events the extension registers for: INVOKE and
+// SHUTDOWN, or SHUTDOWN only under Managed Instances.
+func Events(lookup func(string) (string, bool)) []string {
+	if ManagedInstances(lookup) {
+		return []string{"SHUTDOWN"}
+	}
+	return []string{"INVOKE", "SHUTDOWN"}
+}
+
+// Send connects to the Runtime API named by AWS_LAMBDA_RUNTIME_API and
+// writes the registration of the executable at exe (its file name is the
+// extension name), asking for the account id as extapi does. It returns nil
+// when the variable is unset or not an IPv4 address and port, when the name
+// cannot be a header value, or when the connection or the write fails.
+func Send(lookup func(string) (string, bool), exe string) *Registration {
+	api, _ := lookup(envRuntimeAPI)
+	if len(api) > 7 && api[:7] == "http://" {
+		api = api[7:] // accepted by extapi.New too
+	}
+	ip, port, ok := parseAddr(api)
+	if !ok {
+		return nil
+	}
+	name := exe
+	for i := len(name) - 1; i >= 0; i-- {
+		if name[i] == '/' {
+			name = name[i+1:]
+			break
+		}
+	}
+	if !validHeaderValue(name) {
+		return nil
+	}
+	events := Events(lookup)
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil
+	}
+	req := appendRequest(make([]byte, 0, 256), api, name, events)
+	if err := syscall.Connect(fd, &syscall.SockaddrInet4{Port: port, Addr: ip}); err != nil || !writeAll(fd, req) {
+		_ = syscall.Close(fd)
+		return nil
+	}
+	return &Registration{Conn: os.NewFile(uintptr(fd), "runtime-api"), Name: name, Events: events}
+}
+
+// appendRequest appends the HTTP/1.1 register request.
+func appendRequest(dst []byte, host, name string, events []string) []byte {
+	body := `{"events":[`
+	for i, e := range events {
+		if i > 0 {
+			body += ","
+		}
+		body += `"` + e + `"`
+	}
+	body += `]}`
+	dst = append(dst, "POST "+pathRegister+" HTTP/1.1\r\nHost: "+host+"\r\nLambda-Extension-Name: "+name+
+		"\r\nLambda-Extension-Accept-Feature: accountId\r\nContent-Type: application/json\r\nContent-Length: "...)
+	dst = strconv.AppendInt(dst, int64(len(body)), 10)
+	dst = append(dst, "\r\n\r\n"...)
+	return append(dst, body...)
+}
+
+func writeAll(fd int, p []byte) bool {
+	for len(p) > 0 {
+		n, err := syscall.Write(fd, p)
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil || n <= 0 {
+			return false
+		}
+		p = p[n:]
+	}
+	return true
+}
+
+// parseAddr parses "a.b.c.d:port".
+func parseAddr(s string) (ip [4]byte, port int, ok bool) {
+	colon := -1
+	for i := len(s) - 1; i >= 0; i-- {
+		if s[i] == ':' {
+			colon = i
+			break
+		}
+	}
+	if colon < 0 {
+		return ip, 0, false
+	}
+	port, err := strconv.Atoi(s[colon+1:])
+	if err != nil || port < 1 || port > 65535 {
+		return ip, 0, false
+	}
+	n, v, digits := 0, 0, 0
+	for i := 0; i <= colon; i++ {
+		if i == colon || s[i] == '.' {
+			if digits == 0 || n > 3 {
+				return ip, 0, false
+			}
+			ip[n] = byte(v)
+			n, v, digits = n+1, 0, 0
+			continue
+		}
+		if s[i] < '0' || s[i] > '9' || digits == 3 {
+			return ip, 0, false
+		}
+		v, digits = v*10+int(s[i]-'0'), digits+1
+		if v > 255 {
+			return ip, 0, false
+		}
+	}
+	return ip, port, n == 4
+}
+
+// validHeaderValue: visible ASCII and spaces only, not empty.
+func validHeaderValue(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 || s[i] >= 0x7f {
+			return false
+		}
+	}
+	return s != ""
+}
