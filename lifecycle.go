@@ -180,10 +180,13 @@ func (x *extension) start(ctx context.Context) error {
 // took; once it is written, SIGTERM ends the extension in order), the advice
 // on the flush settings, the Kinesis client and the GC target.
 func (x *extension) afterInit(ctx context.Context) {
+	// Taken first: Lambda (and the simulator) may freeze the process as
+	// soon as the request is out, and the time frozen is not Init's.
+	took := time.Since(x.env.start)
 	if x.env.watchSignals != nil {
 		x.env.watchSignals()
 	}
-	x.log.Info("kte: started", "init_ms", fmt.Sprintf("%.2f", float64(time.Since(x.env.start).Microseconds())/1000),
+	x.log.Info("kte: started", "init_ms", fmt.Sprintf("%.2f", float64(took.Microseconds())/1000),
 		"version", version, "stream", x.cfg.StreamName, "listen", x.lis.Addr(), "ring_bytes", x.cfg.RingBytes,
 		"flush", x.cfg.Flush.String(), "lmi", x.cfg.LMI, "registered_early", x.api.RegisteredEarly())
 	x.adviseFlush()
