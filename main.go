@@ -5,10 +5,11 @@
 // The lifecycle, as steps (see run):
 //
 //  1. register with the Extensions API: the request is written during
-//     package initialisation (package earlyreg), so that Lambda handles it
-//     while the AWS SDK initialises, and its answer read here (or, when it
-//     could not be written then, it is sent here); meanwhile read the Lambda
-//     environment and the configuration and bind the telemetry socket;
+//     package initialisation (package earlyreg/atstart), so that Lambda
+//     handles it while the AWS SDK initialises, and its answer read here
+//     (or, when it could not be written then, it is sent here); meanwhile
+//     read the Lambda environment and the configuration and bind the
+//     telemetry socket;
 //  2. report configuration errors to /init/error, naming every bad variable;
 //  3. build the ring, the packer and the listener, serve on the socket
 //     (extension.prepare), give the listener the registration's identity and
@@ -37,7 +38,7 @@ import (
 
 	"github.com/kte-dev/kinesis-telemetry-extension/config"
 	"github.com/kte-dev/kinesis-telemetry-extension/extapi"
-	"github.com/kte-dev/kinesis-telemetry-extension/internal/earlyreg"
+	"github.com/kte-dev/kinesis-telemetry-extension/internal/earlyreg/atstart"
 	"github.com/kte-dev/kinesis-telemetry-extension/listener"
 )
 
@@ -99,11 +100,11 @@ func run(ctx context.Context, e env) int {
 		log.Error("kte: cannot start: " + err.Error())
 		return 1
 	}
-	// During package initialisation, earlyreg wrote the registration
+	// During package initialisation, atstart wrote the registration
 	// (Lambda handles it while the AWS SDK initialises); the client reads
 	// its answer. Without it, Register sends it now.
 	x := &extension{env: e, log: log, done: newRuntimeDone(),
-		api: extapi.New(lam.RuntimeAPI, extapi.WithRegistration(earlyreg.Take()))}
+		api: extapi.New(lam.RuntimeAPI, extapi.WithRegistration(atstart.Take()))}
 
 	// The configuration is read before the registration's answer (only its
 	// errors wait for the registration, which /init/error needs), so that

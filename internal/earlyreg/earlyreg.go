@@ -5,12 +5,14 @@
 // ./bench/coldstart: the floor built with KTE's dependencies), and the
 // registration's round trip then overlaps them instead of following them.
 //
-// The package initialises early because it depends only on os, strconv and
-// syscall (Go initialises a package as soon as its imports are, the lowest
-// import path first): before the SDK's packages and before net. It writes
-// the request with system calls on a blocking socket and leaves the answer
-// to extapi.Client.Register, which reads it from the connection it is given
-// (Take) and uses the connection for its later calls.
+// Package earlyreg/atstart does it: importing it is what sends the request
+// (main is its only importer). It initialises early because it depends
+// only on this package, os, strconv and syscall (Go initialises a package
+// as soon as its imports are, the lowest import path first): before the
+// SDK's packages and before net. The request is written with system calls
+// on a blocking socket, and extapi.Client.Register reads the answer from
+// the connection it is given (extapi.WithRegistration) and uses the
+// connection for its later calls.
 //
 // Nothing here fails the extension: when the Runtime API address is not an
 // IPv4 address and port, or the socket cannot be opened or written, no
@@ -42,24 +44,6 @@ type Registration struct {
 	Name string
 	// Events are the events registered for, as sent.
 	Events []string
-}
-
-// sent is the registration written by init, until Take.
-var sent *Registration
-
-func init() {
-	if exe := os.Args; len(exe) > 0 {
-		sent = Send(os.LookupEnv, exe[0])
-	}
-}
-
-// Take returns the registration written during initialisation and forgets
-// it: the first call gets it, later ones nil. Nil when none was written.
-// Not safe for concurrent use (main calls it once).
-func Take() *Registration {
-	r := sent
-	sent = nil
-	return r
 }
 
 // ManagedInstances reports whether the environment is Lambda Managed

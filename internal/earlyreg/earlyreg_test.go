@@ -131,19 +131,6 @@ func TestParseAddr(t *testing.T) {
 	}
 }
 
-func TestTakeOnce(t *testing.T) {
-	saved := sent
-	defer func() { sent = saved }()
-	r := &Registration{Name: "x"}
-	sent = r
-	if got := Take(); got != r {
-		t.Fatalf("unexpected first Take %v", got)
-	}
-	if got := Take(); got != nil {
-		t.Fatalf("unexpected second Take %v; want nil", got)
-	}
-}
-
 func TestManagedInstances(t *testing.T) {
 	for env, want := range map[[2]string]bool{
 		{"", ""}: false, {"on-demand", ""}: false, {initializationTypeLMI, ""}: true, {"", "4"}: true,

@@ -1,0 +1,29 @@
+// Package atstart sends the extension's registration during package
+// initialisation (earlyreg.Send, with this process's environment and
+// executable): importing it is what does it, so main is its only importer.
+// Take hands the registration to main, which gives it to extapi.
+package atstart
+
+import (
+	"os"
+
+	"github.com/kte-dev/kinesis-telemetry-extension/internal/earlyreg"
+)
+
+// sent is the registration written by init, until Take.
+var sent *earlyreg.Registration
+
+func init() {
+	if len(os.Args) > 0 {
+		sent = earlyreg.Send(os.LookupEnv, os.Args[0])
+	}
+}
+
+// Take returns the registration written during initialisation and forgets
+// it: the first call gets it, later ones nil. Nil when none was written.
+// Not safe for concurrent use (main calls it once).
+func Take() *earlyreg.Registration {
+	r := sent
+	sent = nil
+	return r
+}
