@@ -7,7 +7,7 @@
 //
 // Package earlyreg/atstart does it: importing it is what sends the request
 // (main is its only importer). It initialises early because it depends
-// only on this package, os, strconv and syscall (Go initialises a package
+// only on this package, os, strconv, syscall and time (Go initialises a package
 // as soon as its imports are, the lowest import path first): before the
 // SDK's packages and before net. The request is written with system calls
 // on a blocking socket, and extapi.Client.Register reads the answer from
@@ -23,6 +23,7 @@ import (
 	"os"
 	"strconv"
 	"syscall"
+	"time"
 )
 
 // The request, as extapi.Client.Register sends it (extapi's tests compare
@@ -34,6 +35,9 @@ const (
 	initializationTypeLMI = "lambda-managed-instances"
 	pathRegister          = "/2020-01-01/extension/register"
 )
+
+// sendTimeout bounds connecting and writing (tests shorten it).
+var sendTimeout = time.Second
 
 // Registration is a register request written to the Runtime API whose
 // answer has not been read.
@@ -95,7 +99,11 @@ func Send(lookup func(string) (string, bool), exe string) *Registration {
 		return nil
 	}
 	req := appendRequest(make([]byte, 0, 256), api, name, events)
-	if err := syscall.Connect(fd, &syscall.SockaddrInet4{Port: port, Addr: ip}); err != nil || !writeAll(fd, req) {
+	// On Linux the send timeout bounds a blocking connect too: a Runtime
+	// API that does not accept costs this much here, then Register tries.
+	tv := syscall.NsecToTimeval(sendTimeout.Nanoseconds())
+	if err := syscall.SetsockoptTimeval(fd, syscall.SOL_SOCKET, syscall.SO_SNDTIMEO, &tv); err != nil ||
+		syscall.Connect(fd, &syscall.SockaddrInet4{Port: port, Addr: ip}) != nil || !writeAll(fd, req) {
 		_ = syscall.Close(fd)
 		return nil
 	}

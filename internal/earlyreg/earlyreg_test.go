@@ -6,6 +6,8 @@ import (
 	"net"
 	"net/http"
 	"slices"
+	"strconv"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -142,5 +144,48 @@ func TestManagedInstances(t *testing.T) {
 		if got := ManagedInstances(lookup(m)); got != want {
 			t.Fatalf("unexpected ManagedInstances(%v): %v", env, got)
 		}
+	}
+}
+
+// TestSendTimesOut: a Runtime API that does not accept (its accept queue
+// full, so its kernel drops the SYN) costs sendTimeout, not the minutes of
+// TCP's retries, and no registration.
+func TestSendTimesOut(t *testing.T) {
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Close(fd)
+	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Listen(fd, 0); err != nil { // never accepted
+		t.Fatal(err)
+	}
+	sa, err := syscall.Getsockname(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := "127.0.0.1:" + strconv.Itoa(sa.(*syscall.SockaddrInet4).Port)
+	// Fill the accept queue.
+	for range 4 {
+		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+		if err != nil {
+			break
+		}
+		defer c.Close()
+	}
+	saved := sendTimeout
+	defer func() { sendTimeout = saved }()
+	sendTimeout = 100 * time.Millisecond
+	start := time.Now()
+	r := Send(lookup(map[string]string{envRuntimeAPI: addr}), "/opt/extensions/kte")
+	took := time.Since(start)
+	if r != nil {
+		r.Conn.Close()
+		t.Fatalf("unexpected registration to a Runtime API that does not accept")
+	}
+	if took < 50*time.Millisecond || took > 2*time.Second {
+		t.Fatalf("unexpected time to give up: %v; want about 100ms", took)
 	}
 }
