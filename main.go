@@ -38,6 +38,7 @@ import (
 
 	"github.com/kte-dev/kinesis-telemetry-extension/config"
 	"github.com/kte-dev/kinesis-telemetry-extension/extapi"
+	"github.com/kte-dev/kinesis-telemetry-extension/internal/earlyreg"
 	"github.com/kte-dev/kinesis-telemetry-extension/internal/earlyreg/atstart"
 	"github.com/kte-dev/kinesis-telemetry-extension/listener"
 )
@@ -52,7 +53,7 @@ var processStart = time.Now()
 func main() {
 	ctx, cancel := context.WithCancel(context.Background())
 	os.Exit(run(ctx, env{lookup: os.LookupEnv, stdout: os.Stdout, stderr: os.Stderr, name: filepath.Base(os.Args[0]), start: processStart,
-		setGCPercent: debug.SetGCPercent, watchSignals: func() { watchSignals(cancel) }}))
+		setGCPercent: debug.SetGCPercent, watchSignals: func() { watchSignals(cancel) }, early: atstart.Take()}))
 }
 
 // watchSignals makes SIGTERM and SIGINT (outside Lambda) cancel the root
@@ -86,6 +87,9 @@ type env struct {
 	// watchSignals makes SIGTERM and SIGINT cancel the root context; nil
 	// in tests that run the lifecycle in-process.
 	watchSignals func()
+	// early is the registration written during package initialisation
+	// (package earlyreg/atstart), or nil.
+	early *earlyreg.Registration
 }
 
 // run is the whole life of the extension; it returns the exit code.
@@ -104,7 +108,7 @@ func run(ctx context.Context, e env) int {
 	// (Lambda handles it while the AWS SDK initialises); the client reads
 	// its answer. Without it, Register sends it now.
 	x := &extension{env: e, log: log, done: newRuntimeDone(),
-		api: extapi.New(lam.RuntimeAPI, extapi.WithRegistration(atstart.Take()))}
+		api: extapi.New(lam.RuntimeAPI, extapi.WithRegistration(e.early))}
 
 	// The configuration is read before the registration's answer (only its
 	// errors wait for the registration, which /init/error needs), so that

@@ -24,7 +24,6 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/kte-dev/kinesis-telemetry-extension/internal/earlyreg"
-
 	"github.com/kte-dev/kinesis-telemetry-extension/internal/jsonesc"
 )
 
@@ -135,10 +134,10 @@ const (
 // calls of a start-up, median of 40). Next has a connection of its own, so
 // that a canceled ctx can close it.
 //
-// The first call on hc (Register, or Subscribe after an early registration)
-// does what the first Next would do on its path while its own answer is on
-// the way: it builds the JSON decoders of the answers and dials Next's
-// connection (warmUp).
+// Register also does what the first Next would do on its path (warmUp: the
+// JSON decoders of the answers, Next's connection): while its answer is on
+// the way, or, when the registration was written early, as soon as its
+// answer is read.
 //
 // A Client must not be copied after first use.
 type Client struct {
@@ -147,7 +146,7 @@ type Client struct {
 	nextConn atomic.Pointer[net.Conn]
 	nextStop atomic.Bool              // Next's ctx ended: no new attempt
 	written  atomic.Pointer[func()]   // NextWith's callback, until the request is written
-	hcWrote  atomic.Pointer[func()]   // warmUp, until the first request on hc is written
+	hcWrote  atomic.Pointer[func()]   // warmUp, until the first request on hc is written or readEarly runs it
 	spare    atomic.Pointer[net.Conn] // Next's first connection, dialed by warmUp
 	hcSpare  atomic.Pointer[net.Conn] // hc's first connection: the early registration's
 	early    *earlyreg.Registration   // WithRegistration's, until Register
@@ -220,7 +219,8 @@ func New(runtimeAPI string, opts ...Option) *Client {
 }
 
 // writeHook is a connection that, after a write, calls the callback in *f
-// once (a request is one write): NextWith's, and Register's on hc.
+// once (a request is one write): NextWith's on Next's connection, warmUp on
+// hc's.
 type writeHook struct {
 	net.Conn
 	f *atomic.Pointer[func()]
@@ -321,13 +321,14 @@ func (c *Client) Register(ctx context.Context, name string, events []EventType) 
 	return rr, nil
 }
 
-// warmUp is what the first call on hc does once its request is written,
-// while the answer is on its way (0.3-1 ms during a cold start, in which
-// this goroutine would only wait): it builds the JSON decoders of the answers to Register
-// and Next, which the JSON library compiles for each type the first time it
-// decodes one (25-50 µs each in a fresh process), and dials Next's first
-// connection. Measured with go run ./bench/coldstart: 0.1-0.24 ms earlier to
-// the first /event/next, paired by round.
+// warmUp runs once, when the first request on hc (the registration) is
+// written, while its answer is on its way (0.3-1 ms during a cold start, in
+// which this goroutine would only wait), or from readEarly. It builds the
+// JSON decoders of the answers to Register and Next, which the JSON library
+// compiles for each type the first time it decodes one (25-50 µs each in a
+// fresh process), and dials Next's first connection. Measured with go run
+// ./bench/coldstart: 0.1-0.24 ms earlier to the first /event/next, paired by
+// round.
 func (c *Client) warmUp() {
 	var rr RegisterResponse
 	_ = json.Unmarshal([]byte(`{}`), &rr)
