@@ -95,12 +95,11 @@ type boundSocket struct {
 func (x *extension) prepare(bound <-chan boundSocket) error {
 	err := x.build()
 	b := <-bound
-	switch {
-	case err != nil:
-	case b.err != nil:
-		err = fmt.Errorf("cannot start the telemetry listener on port %d: %w", x.cfg.ListenPort, b.err)
-	default:
-		if err = x.lis.StartOn(b.ln); err != nil {
+	if err == nil {
+		if err = b.err; err == nil {
+			err = x.lis.StartOn(b.ln)
+		}
+		if err != nil {
 			err = fmt.Errorf("cannot start the telemetry listener on port %d: %w", x.cfg.ListenPort, err)
 		}
 	}

@@ -125,9 +125,11 @@ func run(ctx context.Context, e env) int {
 			bound <- boundSocket{ln, err}
 		}()
 	}
-	events := []extapi.EventType{extapi.Invoke, extapi.Shutdown}
-	if lam.LMI {
-		events = []extapi.EventType{extapi.Shutdown} // Managed Instances refuse INVOKE registration
+	// The events are those the early registration sent (SHUTDOWN only
+	// under Managed Instances, as config's LMI says): one decision.
+	var events []extapi.EventType
+	for _, ev := range earlyreg.Events(e.lookup) {
+		events = append(events, extapi.EventType(ev))
 	}
 	x.reg, err = x.api.Register(ctx, e.name, events)
 	if err != nil {

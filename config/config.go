@@ -23,13 +23,7 @@ import (
 
 // Names of the Lambda environment variables Load reads.
 const (
-	EnvRuntimeAPI         = "AWS_LAMBDA_RUNTIME_API"
-	EnvInitializationType = "AWS_LAMBDA_INITIALIZATION_TYPE"
-	EnvMaxConcurrency     = "AWS_LAMBDA_MAX_CONCURRENCY"
-
-	// InitializationTypeLMI is the AWS_LAMBDA_INITIALIZATION_TYPE value of
-	// Lambda Managed Instances.
-	InitializationTypeLMI = "lambda-managed-instances"
+	EnvRuntimeAPI = "AWS_LAMBDA_RUNTIME_API"
 )
 
 // Ring size bounds.

@@ -152,7 +152,6 @@ type Client struct {
 	early    *earlyreg.Registration   // WithRegistration's, until Register
 	wasEarly bool                     // Register read the answer to early
 	callTime time.Duration
-	addr     string // host:port
 
 	urlRegister, urlNext, urlInitError, urlExitError, urlTelemetry string
 
@@ -190,7 +189,6 @@ func New(runtimeAPI string, opts ...Option) *Client {
 	addr := strings.TrimPrefix(runtimeAPI, "http://")
 	base := "http://" + addr
 	c := &Client{
-		addr:         addr,
 		callTime:     defaultCallTime,
 		urlRegister:  base + PathRegister,
 		urlNext:      base + PathNext,
@@ -338,7 +336,7 @@ func (c *Client) warmUp() {
 		return // Next has its connection
 	}
 	// A failed dial is not an error here: Next dials again and reports it.
-	if conn, err := net.DialTimeout("tcp", c.addr, spareDialTimeout); err == nil {
+	if conn, err := net.DialTimeout("tcp", c.next.Addr, spareDialTimeout); err == nil {
 		c.spare.Store(&conn)
 	}
 }
