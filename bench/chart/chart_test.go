@@ -93,7 +93,7 @@ func TestChartAndReport(t *testing.T) {
 			OverFloorMs: results.MedianInterval([]float64{1.5, 1.5, 1.5})},
 	}}
 	cs.Extensions[0].OverDepsFloorMs = results.MedianInterval([]float64{1.5, 1.5, 1.5})
-	ld := results.Load{Runs: []results.LoadRate{{Rate: 1000, Invokes: 10, Generated: 1002, Acked: 1000, Received: 1000,
+	ld := results.Load{Runs: []results.LoadRate{{Rate: 1000, Invokes: 10, Generated: 1002, Acked: 1000, Received: 1000, PeakRSSMiB: 21, MedianRSSMiB: 19.5,
 		Pending: 2, PendingTypes: map[string]int{"extension": 2}, Summary: "KTE_SUMMARY reason=spindown"}}}
 	if err := results.Write(filepath.Join(dir, "cs.json"), cs); err != nil {
 		t.Fatal(err)
@@ -151,6 +151,7 @@ func TestChartAndReport(t *testing.T) {
 		"reaches its first `/event/next` in 4.50 ms (peak RSS 9.00 MiB): +1.50 ms",
 		"KTE over that floor, its own share: +1.50 ms",
 		"| 1000 | 10 |",
+		"| 21.0 MiB | 19.5 MiB |",
 		"- 1000/s: 2 pending (extension: 2); `KTE_SUMMARY reason=spindown`",
 		"| layer.zip | 1234 | 0.00 |",
 	} {

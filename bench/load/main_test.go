@@ -53,7 +53,7 @@ func TestRun(t *testing.T) {
 	if r.Generated != r.Acked+r.Pending || r.PendingTypes["extension"] != r.Pending {
 		t.Fatalf("unexpected pending events (only the extension's own last lines may be): %+v", r)
 	}
-	if r.PeakRSSMiB <= 0 || r.CPUPercent <= 0 || r.OverheadMs.N != r.Invokes || !strings.Contains(r.Summary, "KTE_SUMMARY") {
+	if r.PeakRSSMiB <= 0 || r.MedianRSSMiB <= 0 || r.MedianRSSMiB > r.PeakRSSMiB || r.CPUPercent <= 0 || r.OverheadMs.N != r.Invokes || !strings.Contains(r.Summary, "KTE_SUMMARY") {
 		t.Fatalf("unexpected figures: %+v", r)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -86,9 +87,12 @@ func (o *Output) Lines() []string {
 
 // RSS is a resident set sample of a process, in bytes: the current total
 // and its anonymous and file-backed parts, and the high-water mark.
+// PeakRSS also sets Median: the median total over its samples, the
+// resident set most of the time, where HWM includes the briefest peak.
 type RSS struct {
 	Total, Anon, File int64
 	HWM               int64
+	Median            int64
 }
 
 // ReadRSS reads the resident set of process pid from /proc.
@@ -128,7 +132,8 @@ func ReadRSS(pid int) (RSS, error) {
 // PeakRSS samples pid's resident set every interval until stop is closed or
 // the process is gone, and returns the sample with the largest total, with
 // HWM set to the last high-water mark read (VmHWM: the peak over the
-// process's life up to that read, between samples included).
+// process's life up to that read, between samples included) and Median to
+// the median of the sampled totals.
 //
 // The high-water mark is read from /proc rather than taken from wait4's
 // ru_maxrss: for a child started with vfork (as os/exec does), Linux seeds
@@ -137,22 +142,30 @@ func ReadRSS(pid int) (RSS, error) {
 func PeakRSS(pid int, interval time.Duration, stop <-chan struct{}) RSS {
 	var peak RSS
 	var hwm int64
+	var totals []int64
+	done := func() RSS {
+		peak.HWM = hwm
+		if len(totals) > 0 {
+			slices.Sort(totals)
+			peak.Median = totals[len(totals)/2]
+		}
+		return peak
+	}
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
 		r, err := ReadRSS(pid)
 		if err != nil {
-			peak.HWM = hwm
-			return peak
+			return done()
 		}
 		hwm = max(hwm, r.HWM)
+		totals = append(totals, r.Total)
 		if r.Total > peak.Total {
 			peak = r
 		}
 		select {
 		case <-stop:
-			peak.HWM = hwm
-			return peak
+			return done()
 		case <-t.C:
 		}
 	}

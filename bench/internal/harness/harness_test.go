@@ -3,6 +3,7 @@ package harness
 import (
 	"os"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -48,4 +49,37 @@ func TestPeakRSS(t *testing.T) {
 		t.Fatalf("unexpected peak; got %+v; want at least 64 MiB", p)
 	}
 	_ = b[len(b)-1]
+}
+
+// TestPeakRSSMedian holds 64 MiB for a short part of the sampling only:
+// the peak and the high-water mark see it, the median does not.
+func TestPeakRSSMedian(t *testing.T) {
+	before, err := ReadRSS(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	done := make(chan RSS, 1)
+	go func() { done <- PeakRSS(os.Getpid(), time.Millisecond, stop) }()
+	time.Sleep(50 * time.Millisecond)
+	b, err := syscall.Mmap(-1, 0, 64<<20, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_ANON|syscall.MAP_PRIVATE)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < len(b); i += 4096 {
+		b[i] = 1
+	}
+	time.Sleep(10 * time.Millisecond)
+	if err := syscall.Munmap(b); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond)
+	close(stop)
+	p := <-done
+	if p.HWM < before.Total+64<<20 || p.Total < before.Total+64<<20 {
+		t.Fatalf("unexpected peak; got %+v; want at least 64 MiB over %d", p, before.Total)
+	}
+	if p.Median <= 0 || p.Median > before.Total+32<<20 {
+		t.Fatalf("unexpected median %d; want about %d, the resident set without the 64 MiB", p.Median, before.Total)
+	}
 }

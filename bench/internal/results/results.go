@@ -231,6 +231,10 @@ type LoadRate struct {
 	CPUMsPer1kEvents float64 `json:"cpu_ms_per_1k_events"`
 	PeakRSSMiB       float64 `json:"peak_rss_mib"`
 	// PeakRSSMiB is the process's VmHWM (see harness.PeakRSS).
+	// MedianRSSMiB is the median of the resident set sampled every 20 ms
+	// over the process's life: what it holds most of the time, where the
+	// peak includes the briefest excursion.
+	MedianRSSMiB float64 `json:"median_rss_mib"`
 	// SampledRSS is the largest resident set seen by sampling /proc every
 	// 20 ms, split into anonymous memory (heap, ring, stacks) and file
 	// pages (the executable's text).
