@@ -152,6 +152,7 @@ func TestChartAndReport(t *testing.T) {
 		"KTE over that floor, its own share: +1.50 ms",
 		"| 1000 | 10 |",
 		"| 21.0 MiB | 19.5 MiB |",
+		"median RSS: the middle of its resident set sampled every 20 ms",
 		"- 1000/s: 2 pending (extension: 2); `KTE_SUMMARY reason=spindown`",
 		"| layer.zip | 1234 | 0.00 |",
 	} {

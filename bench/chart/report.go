@@ -224,6 +224,9 @@ func writeLoad(w io.Writer, l *results.Load) {
 			r.SampledAnonMiB, r.SampledFileMiB, r.Generated, r.Acked, r.Received, r.Lost, r.Dupes, r.Dropped, r.Calls, r.Conns)
 	}
 	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Peak RSS: the process's high-water mark (VmHWM); median RSS: the middle of its resident set sampled every "+
+		"20 ms over the run, what it holds most of the time; anon / file: the largest sample's anonymous and file-backed parts.")
+	fmt.Fprintln(w)
 	fmt.Fprintln(w, "Overhead: from the function's end (platform.runtimeDone) to the extension's next `/event/next`. "+
 		"Generated minus acked: events still queued for the extension when it exited (its own last log lines, "+
 		"written after it stopped listening):")
