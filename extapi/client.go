@@ -652,11 +652,6 @@ func (c *Client) do(ctx context.Context, hc *fasthttp.HostClient, r call, dst *b
 		return 0, "", err
 	}
 	dst.Write(resp.Body())
-	// The answer was waiting: warm up now, on the way to the subscription,
-	// rather than during it.
-	if f := c.hcWrote.Swap(nil); f != nil {
-		(*f)()
-	}
 	return resp.StatusCode(), string(resp.Header.Peek(HeaderExtensionIdentifier)), nil
 }
 
