@@ -229,8 +229,8 @@ type LoadRate struct {
 	// CPUMsPer1kEvents is the extension's CPU time per thousand events
 	// received by Kinesis.
 	CPUMsPer1kEvents float64 `json:"cpu_ms_per_1k_events"`
-	PeakRSSMiB       float64 `json:"peak_rss_mib"`
 	// PeakRSSMiB is the process's VmHWM (see harness.PeakRSS).
+	PeakRSSMiB float64 `json:"peak_rss_mib"`
 	// MedianRSSMiB is the median of the resident set sampled every 20 ms
 	// over the process's life: what it holds most of the time, where the
 	// peak includes the briefest excursion.
