@@ -2,6 +2,7 @@ package harness
 
 import (
 	"os"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"testing"
@@ -54,6 +55,9 @@ func TestPeakRSS(t *testing.T) {
 // TestPeakRSSMedian holds 64 MiB for a short part of the sampling only:
 // the peak and the high-water mark see it, the median does not.
 func TestPeakRSSMedian(t *testing.T) {
+	// Another test's garbage (TestPeakRSS's 64 MiB) going back to the kernel
+	// while this one samples would lower the level under the mapping.
+	debug.FreeOSMemory()
 	before, err := ReadRSS(os.Getpid())
 	if err != nil {
 		t.Fatal(err)
@@ -76,8 +80,10 @@ func TestPeakRSSMedian(t *testing.T) {
 	time.Sleep(100 * time.Millisecond)
 	close(stop)
 	p := <-done
-	if p.HWM < before.Total+64<<20 || p.Total < before.Total+64<<20 {
-		t.Fatalf("unexpected peak; got %+v; want at least 64 MiB over %d", p, before.Total)
+	// The mapping sits on the level the median sees; 8 MiB of slack for
+	// the rest of the process moving meanwhile.
+	if p.HWM < p.Total || p.Total < p.Median+56<<20 {
+		t.Fatalf("unexpected peak; got %+v; want at least 56 MiB over the median", p)
 	}
 	if p.Median <= 0 || p.Median > before.Total+32<<20 {
 		t.Fatalf("unexpected median %d; want about %d, the resident set without the 64 MiB", p.Median, before.Total)
