@@ -216,13 +216,7 @@ func writeLoad(w io.Writer, l *results.Load) {
 		"function log lines of %s bytes in turn, an in-process fake Kinesis endpoint that decodes every record; each "+
 		"record is matched byte for byte (after removing the enrichment) with the event the simulator generated. "+
 		"On %s.\n\n", r0.RingBytes>>20, r0.InvokeMs, r0.Seconds, joinInts(r0.LineBytes), l.Machine)
-	fmt.Fprintln(w, "| log lines/s | invokes | overhead p50 | overhead p99 | CPU % of one core | CPU ms/1k events | peak RSS | median RSS | anon / file at peak | generated | acked | in Kinesis | lost | duplicates | dropped by Lambda | PutRecords calls | connections |")
-	fmt.Fprintln(w, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-	for _, r := range l.Runs {
-		fmt.Fprintf(w, "| %d | %d | %.2f ms | %.2f ms | %.1f | %.2f | %.1f MiB | %.1f MiB | %.1f / %.1f MiB | %d | %d | %d | %d | %d | %d | %d | %d |\n",
-			r.Rate, r.Invokes, r.OverheadMs.Median, r.OverheadMs.P99, r.CPUPercent, r.CPUMsPer1kEvents, r.PeakRSSMiB, r.MedianRSSMiB,
-			r.SampledAnonMiB, r.SampledFileMiB, r.Generated, r.Acked, r.Received, r.Lost, r.Dupes, r.Dropped, r.Calls, r.Conns)
-	}
+	l.WriteTable(w)
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "Peak RSS: the process's high-water mark (VmHWM); median RSS: the middle of its resident set sampled every "+
 		"20 ms over the run, what it holds most of the time; anon / file: the largest sample's anonymous and file-backed parts.")

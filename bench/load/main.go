@@ -284,13 +284,7 @@ func (s *stripper) original(rec []byte) []byte {
 
 func print(w io.Writer, res results.Load) {
 	fmt.Fprintf(w, "Load: %s\n\n", res.Machine)
-	fmt.Fprintln(w, "| events/s | invokes | overhead p50 | overhead p99 | CPU % | CPU ms/1k events | peak RSS | median RSS | anon / file at peak | generated | acked | in Kinesis | lost | dupes | dropped by Lambda | PutRecords | conns |")
-	fmt.Fprintln(w, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-	for _, r := range res.Runs {
-		fmt.Fprintf(w, "| %d | %d | %.2f ms | %.2f ms | %.1f | %.2f | %.1f MiB | %.1f MiB | %.1f / %.1f MiB | %d | %d | %d | %d | %d | %d | %d | %d |\n",
-			r.Rate, r.Invokes, r.OverheadMs.Median, r.OverheadMs.P99, r.CPUPercent, r.CPUMsPer1kEvents, r.PeakRSSMiB, r.MedianRSSMiB, r.SampledAnonMiB, r.SampledFileMiB,
-			r.Generated, r.Acked, r.Received, r.Lost, r.Dupes, r.Dropped, r.Calls, r.Conns)
-	}
+	res.WriteTable(w)
 	for _, r := range res.Runs {
 		fmt.Fprintf(w, "\n%d/s: pending at exit %v; %s", r.Rate, r.PendingTypes, r.Summary)
 	}

@@ -6,6 +6,7 @@ package results
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"math"
 	"os"
 	"runtime"
@@ -212,6 +213,18 @@ type ColdStartExt struct {
 type Load struct {
 	Machine Machine    `json:"machine"`
 	Runs    []LoadRate `json:"runs"`
+}
+
+// WriteTable writes the runs as a Markdown table, a row per rate: what
+// bench/load prints and the report shows.
+func (l Load) WriteTable(w io.Writer) {
+	fmt.Fprintln(w, "| log lines/s | invokes | overhead p50 | overhead p99 | CPU % of one core | CPU ms/1k events | peak RSS | median RSS | anon / file at peak | generated | acked | in Kinesis | lost | duplicates | dropped by Lambda | PutRecords calls | connections |")
+	fmt.Fprintln(w, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+	for _, r := range l.Runs {
+		fmt.Fprintf(w, "| %d | %d | %.2f ms | %.2f ms | %.1f | %.2f | %.1f MiB | %.1f MiB | %.1f / %.1f MiB | %d | %d | %d | %d | %d | %d | %d | %d |\n",
+			r.Rate, r.Invokes, r.OverheadMs.Median, r.OverheadMs.P99, r.CPUPercent, r.CPUMsPer1kEvents, r.PeakRSSMiB, r.MedianRSSMiB,
+			r.SampledAnonMiB, r.SampledFileMiB, r.Generated, r.Acked, r.Received, r.Lost, r.Dupes, r.Dropped, r.Calls, r.Conns)
+	}
 }
 
 // LoadRate is one sustained rate.
