@@ -6,13 +6,16 @@
 // registration's round trip then overlaps them instead of following them.
 //
 // Package earlyreg/atstart does it: importing it is what sends the request
-// (main is its only importer). It initialises early because it depends
-// only on this package, os, strconv, syscall and time (Go initialises a package
-// as soon as its imports are, the lowest import path first): before the
-// SDK's packages and before net. The request is written with system calls
-// on a blocking socket, and extapi.Client.Register reads the answer from
-// the connection it is given (extapi.WithRegistration) and uses the
-// connection for its later calls.
+// (package earlysub is its only importer). It initialises early because it
+// depends only on this package, os, strconv, syscall and time (Go
+// initialises a package as soon as its imports are, the lowest import path
+// first): before the SDK's packages and before net. The request is written
+// with system calls on a blocking socket. Package earlysub then reads the
+// answer (Registration.ReadAnswer) and subscribes on the same connection
+// (Registration.Exchange); extapi.Client.Register parses the answer read,
+// reading the rest from the connection if earlysub could not (it is given
+// both with extapi.WithRegistration), and uses the connection for its later
+// calls.
 //
 // Nothing here fails the extension: when the Runtime API address is not an
 // IPv4 address and port, or the socket cannot be opened or written, no
@@ -42,12 +45,19 @@ var sendTimeout = time.Second
 // Registration is a register request written to the Runtime API whose
 // answer has not been read.
 type Registration struct {
-	// Conn is the connection, a blocking socket; its owner closes it.
+	// Conn is the connection, a blocking socket; its owner closes it. Nil
+	// once an exchange on it failed midway (Exchange closed it).
 	Conn *os.File
 	// Name is the extension name sent (the executable's file name).
 	Name string
+	// Host is the Runtime API's address, as in the request's Host header.
+	Host string
 	// Events are the events registered for, as sent.
 	Events []string
+	// Answer is what ReadAnswer read of the registration's answer: all of
+	// it when Complete, else the start of it, the rest still on Conn.
+	Answer   []byte
+	Complete bool
 }
 
 // ManagedInstances reports whether the environment is Lambda Managed
@@ -90,7 +100,7 @@ func Send(lookup func(string) (string, bool), exe string) *Registration {
 			break
 		}
 	}
-	if !validHeaderValue(name) {
+	if !ValidHeaderValue(name) {
 		return nil
 	}
 	events := Events(lookup)
@@ -107,7 +117,7 @@ func Send(lookup func(string) (string, bool), exe string) *Registration {
 		_ = syscall.Close(fd)
 		return nil
 	}
-	return &Registration{Conn: os.NewFile(uintptr(fd), "runtime-api"), Name: name, Events: events}
+	return &Registration{Conn: os.NewFile(uintptr(fd), "runtime-api"), Name: name, Host: api, Events: events}
 }
 
 // appendRequest appends the HTTP/1.1 register request.
@@ -178,8 +188,9 @@ func parseAddr(s string) (ip [4]byte, port int, ok bool) {
 	return ip, port, n == 4
 }
 
-// validHeaderValue: visible ASCII and spaces only, not empty.
-func validHeaderValue(s string) bool {
+// ValidHeaderValue reports whether s can be a header value here: visible
+// ASCII and spaces only, not empty.
+func ValidHeaderValue(s string) bool {
 	for i := 0; i < len(s); i++ {
 		if s[i] < 0x20 || s[i] >= 0x7f {
 			return false

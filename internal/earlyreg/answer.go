@@ -1,0 +1,223 @@
+package earlyreg
+
+import (
+	"syscall"
+)
+
+// HeaderExtensionIdentifier is the header of the registration's answer that
+// carries the extension id.
+const HeaderExtensionIdentifier = "Lambda-Extension-Identifier"
+
+// maxAnswerBytes bounds what ReadAnswer and Exchange read: the answers of the
+// register and subscribe calls are well under 1 KiB.
+const maxAnswerBytes = 64 << 10
+
+// ReadAnswer reads the registration's answer into r.Answer and returns its
+// status and extension id. It understands answers framed by Content-Length,
+// as the Runtime API sends them; on anything else (another framing, more
+// than 64 KiB, an error, no answer within the send timeout) it returns
+// false, r.Answer holding what was read, and the caller reads the rest from
+// r.Conn with a full HTTP client (extapi does).
+func (r *Registration) ReadAnswer() (status int, id string, ok bool) {
+	if r.Conn == nil || r.Complete {
+		return 0, "", false
+	}
+	fd := int(r.Conn.Fd())
+	tv := syscall.NsecToTimeval(sendTimeout.Nanoseconds())
+	if err := syscall.SetsockoptTimeval(fd, syscall.SOL_SOCKET, syscall.SO_RCVTIMEO, &tv); err != nil {
+		return 0, "", false
+	}
+	var hdr []byte
+	r.Answer, hdr, ok = readResponse(fd, r.Answer)
+	if !ok {
+		return 0, "", false
+	}
+	r.Complete = true
+	status, _ = statusCode(hdr)
+	return status, string(headerValue(hdr, HeaderExtensionIdentifier)), true
+}
+
+// Exchange writes req on r.Conn, after the registration's answer was read
+// whole, and returns the complete answer (Content-Length framed) or false.
+// After a failure the connection's state is unknown: Exchange closes it
+// and sets r.Conn to nil.
+func (r *Registration) Exchange(req []byte) ([]byte, bool) {
+	if r.Conn == nil || !r.Complete {
+		return nil, false
+	}
+	fd := int(r.Conn.Fd())
+	if writeAll(fd, req) {
+		if answer, _, ok := readResponse(fd, nil); ok {
+			return answer, true
+		}
+	}
+	_ = r.Conn.Close()
+	r.Conn = nil
+	return nil, false
+}
+
+// readResponse reads one HTTP/1.1 response framed by Content-Length from
+// the blocking socket fd, appending to dst, and returns it with its header
+// (the status line and header lines). The server sends nothing past the
+// answer before the next request; if it did, the answer is not ok.
+func readResponse(fd int, dst []byte) (resp, hdr []byte, ok bool) {
+	start := len(dst)
+	end := -1 // of the header, in dst
+	for end < 0 {
+		for i := start; i+3 < len(dst); i++ {
+			if dst[i] == '\r' && string(dst[i:i+4]) == "\r\n\r\n" {
+				end = i
+				break
+			}
+		}
+		if end >= 0 {
+			break
+		}
+		if len(dst)-start >= maxAnswerBytes {
+			return dst, nil, false
+		}
+		var ok bool
+		if dst, ok = readSome(fd, dst); !ok {
+			return dst, nil, false
+		}
+	}
+	hdr = dst[start:end]
+	if _, ok := statusCode(hdr); !ok || headerValue(hdr, "Transfer-Encoding") != nil {
+		return dst, nil, false
+	}
+	length, ok := contentLength(hdr)
+	total := end + 4 + length - start
+	if !ok || total > maxAnswerBytes {
+		return dst, nil, false
+	}
+	for len(dst)-start < total {
+		if dst, ok = readSome(fd, dst); !ok {
+			return dst, nil, false
+		}
+	}
+	if len(dst)-start != total {
+		return dst, nil, false // more than the answer
+	}
+	return dst, dst[start:end], true
+}
+
+// readSome appends what one read of fd returns, at most 4 KiB.
+func readSome(fd int, dst []byte) ([]byte, bool) {
+	var b [4096]byte
+	for {
+		n, err := syscall.Read(fd, b[:])
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil || n <= 0 {
+			return dst, false
+		}
+		return append(dst, b[:n]...), true
+	}
+}
+
+// statusCode parses "HTTP/1.x NNN ..." at the start of hdr.
+func statusCode(hdr []byte) (int, bool) {
+	if len(hdr) < 12 || string(hdr[:7]) != "HTTP/1." || hdr[8] != ' ' {
+		return 0, false
+	}
+	code := 0
+	for _, c := range hdr[9:12] {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		code = code*10 + int(c-'0')
+	}
+	return code, code >= 200 && (len(hdr) == 12 || hdr[12] == ' ' || hdr[12] == '\r')
+}
+
+// contentLength returns the Content-Length header's value.
+func contentLength(hdr []byte) (int, bool) {
+	v := headerValue(hdr, "Content-Length")
+	if len(v) == 0 || len(v) > 7 {
+		return 0, false
+	}
+	n := 0
+	for _, c := range v {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int(c-'0')
+	}
+	return n, true
+}
+
+// headerValue returns the value of the header name (case-insensitive,
+// spaces trimmed) in hdr, or nil. It skips the status line.
+func headerValue(hdr []byte, name string) []byte {
+	for line := range lines(hdr) {
+		colon := -1
+		for i, c := range line {
+			if c == ':' {
+				colon = i
+				break
+			}
+		}
+		if colon != len(name) || !equalFold(line[:colon], name) {
+			continue
+		}
+		v := line[colon+1:]
+		for len(v) > 0 && (v[0] == ' ' || v[0] == '\t') {
+			v = v[1:]
+		}
+		for len(v) > 0 && (v[len(v)-1] == ' ' || v[len(v)-1] == '\t') {
+			v = v[:len(v)-1]
+		}
+		return v
+	}
+	return nil
+}
+
+// lines yields the header lines of hdr after the status line.
+func lines(hdr []byte) func(yield func([]byte) bool) {
+	return func(yield func([]byte) bool) {
+		first := true
+		for len(hdr) > 0 {
+			end := len(hdr)
+			for i := 0; i+1 < len(hdr); i++ {
+				if hdr[i] == '\r' && hdr[i+1] == '\n' {
+					end = i
+					break
+				}
+			}
+			line := hdr[:end]
+			if end+2 <= len(hdr) {
+				hdr = hdr[end+2:]
+			} else {
+				hdr = nil
+			}
+			if first {
+				first = false
+				continue
+			}
+			if !yield(line) {
+				return
+			}
+		}
+	}
+}
+
+// equalFold compares ASCII case-insensitively.
+func equalFold(b []byte, s string) bool {
+	if len(b) != len(s) {
+		return false
+	}
+	for i := range b {
+		x, y := b[i], s[i]
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,119 @@
+package earlyreg
+
+import (
+	"os"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// pair returns a Registration on one end of a socket pair and the other end,
+// to which the test writes answers.
+func pair(t *testing.T) (*Registration, *os.File) {
+	t.Helper()
+	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &Registration{Conn: os.NewFile(uintptr(fds[0]), "conn")}
+	peer := os.NewFile(uintptr(fds[1]), "peer")
+	t.Cleanup(func() {
+		if r.Conn != nil {
+			r.Conn.Close()
+		}
+		peer.Close()
+	})
+	return r, peer
+}
+
+func shortTimeout(t *testing.T) {
+	saved := sendTimeout
+	sendTimeout = 100 * time.Millisecond
+	t.Cleanup(func() { sendTimeout = saved })
+}
+
+// TestReadAnswer: an answer framed by Content-Length is read whole, however
+// it arrives, and nothing after it; its status and id are returned.
+func TestReadAnswer(t *testing.T) {
+	const answer = "HTTP/1.1 200 OK\r\nlambda-extension-identifier:  id-1 \r\nContent-Type: application/json\r\n" +
+		"content-length: 22\r\n\r\n{\"functionName\":\"f\"}\r\n"
+	for _, split := range []int{len(answer), 5, 40, len(answer) - 3} {
+		r, peer := pair(t)
+		go func() {
+			_, _ = peer.WriteString(answer[:split])
+			time.Sleep(5 * time.Millisecond)
+			_, _ = peer.WriteString(answer[split:])
+		}()
+		status, id, ok := r.ReadAnswer()
+		if !ok || status != 200 || id != "id-1" || string(r.Answer) != answer || !r.Complete {
+			t.Fatalf("split %d: unexpected %d %q %v, answer %q, complete %v", split, status, id, ok, r.Answer, r.Complete)
+		}
+	}
+}
+
+// TestReadAnswerDeclines: what ReadAnswer does not take is left to extapi,
+// with what it read in Answer: other framings, no length, more than the
+// answer, too large, no answer in time, a closed connection.
+func TestReadAnswerDeclines(t *testing.T) {
+	shortTimeout(t)
+	for _, c := range []struct{ name, answer string }{
+		{"chunked", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n"},
+		{"no length", "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n{}"},
+		{"bad length", "HTTP/1.1 200 OK\r\nContent-Length: 1x\r\n\r\n{}"},
+		{"not HTTP", "SSH-2.0-OpenSSH\r\n\r\n"},
+		{"interim", "HTTP/1.1 100 Continue\r\nContent-Length: 0\r\n\r\n"},
+		{"more than the answer", "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}HTTP/1.1"},
+		{"too large", "HTTP/1.1 200 OK\r\nContent-Length: 70000\r\n\r\n{}"},
+		{"header too large", "HTTP/1.1 200 OK\r\nX: " + strings.Repeat("a", maxAnswerBytes) + "\r\n\r\n"},
+		{"no answer in time", "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{"},
+		{"closed", ""},
+	} {
+		r, peer := pair(t)
+		go func() {
+			_, _ = peer.WriteString(c.answer)
+			if c.name == "closed" {
+				peer.Close()
+			}
+		}()
+		if status, id, ok := r.ReadAnswer(); ok || r.Complete {
+			t.Fatalf("%s: unexpected %d %q %v", c.name, status, id, ok)
+		}
+		if !strings.HasPrefix(c.answer, string(r.Answer)) {
+			t.Fatalf("%s: Answer %q is not what was read of %q", c.name, r.Answer, c.answer)
+		}
+		if r.Conn == nil {
+			t.Fatalf("%s: unexpected: the connection was dropped", c.name)
+		}
+	}
+}
+
+// TestExchange: a request on the connection after the answer, its answer
+// read whole; a failed exchange closes the connection.
+func TestExchange(t *testing.T) {
+	shortTimeout(t)
+	r, peer := pair(t)
+	if _, ok := r.Exchange([]byte("PUT / HTTP/1.1\r\n\r\n")); ok {
+		t.Fatal("unexpected exchange before the registration's answer was read")
+	}
+	const reg, sub = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}", "HTTP/1.1 202 Accepted\r\nContent-Length: 4\r\n\r\n\"OK\""
+	_, _ = peer.WriteString(reg)
+	if _, _, ok := r.ReadAnswer(); !ok {
+		t.Fatal("unexpected: answer not read")
+	}
+	const req = "PUT /2022-07-01/telemetry HTTP/1.1\r\nContent-Length: 0\r\n\r\n"
+	go func() {
+		b := make([]byte, len(req))
+		n, _ := peer.Read(b)
+		if string(b[:n]) == req {
+			_, _ = peer.WriteString(sub)
+		}
+	}()
+	if got, ok := r.Exchange([]byte(req)); !ok || string(got) != sub {
+		t.Fatalf("unexpected exchange %q %v", got, ok)
+	}
+	// No answer: the connection is closed and dropped.
+	if got, ok := r.Exchange([]byte(req)); ok || r.Conn != nil {
+		t.Fatalf("unexpected exchange %q %v, connection %v", got, ok, r.Conn)
+	}
+}
