@@ -16,6 +16,7 @@ import (
 	"github.com/kte-dev/kinesis-telemetry-extension/config"
 	"github.com/kte-dev/kinesis-telemetry-extension/extapi"
 	"github.com/kte-dev/kinesis-telemetry-extension/flush"
+	"github.com/kte-dev/kinesis-telemetry-extension/internal/earlysub"
 	"github.com/kte-dev/kinesis-telemetry-extension/listener"
 	"github.com/kte-dev/kinesis-telemetry-extension/ring"
 )
@@ -129,7 +130,7 @@ func (x *extension) build() error {
 	}
 	x.lis, err = listener.New(r, listener.Options{
 		Port:          x.cfg.ListenPort,
-		Path:          telemetryPath,
+		Path:          earlysub.Path,
 		MaxBodyBytes:  2*x.cfg.BufferMaxBytes + config.PostSlackBytes,
 		MaxFrameBytes: x.cfg.RecordMaxBytes - x.cfg.MaxPartitionKeyBytes(),
 		Enrich:        x.cfg.Enrich,
@@ -187,7 +188,8 @@ func (x *extension) afterInit(ctx context.Context) {
 	}
 	x.log.Info("kte: started", "init_ms", fmt.Sprintf("%.2f", float64(took.Microseconds())/1000),
 		"version", version, "stream", x.cfg.StreamName, "listen", x.lis.Addr(), "ring_bytes", x.cfg.RingBytes,
-		"flush", x.cfg.Flush.String(), "lmi", x.cfg.LMI, "registered_early", x.api.RegisteredEarly())
+		"flush", x.cfg.Flush.String(), "lmi", x.cfg.LMI, "registered_early", x.api.RegisteredEarly(),
+		"subscribed_early", x.api.SubscribedEarly())
 	x.adviseFlush()
 	x.buildClient(ctx)
 	x.setGCPercent()
@@ -246,14 +248,11 @@ func (x *extension) setGCPercent() {
 type gcSentinel struct{ _ [32]byte }
 
 func (x *extension) subscribe(ctx context.Context) error {
-	sub := extapi.Subscription{
-		SchemaVersion: x.cfg.SchemaVersion,
-		Types:         x.cfg.Types,
-		MaxItems:      x.cfg.BufferMaxItems,
-		MaxBytes:      x.cfg.BufferMaxBytes,
-		TimeoutMs:     x.cfg.BufferTimeoutMs,
-		URI:           subscriptionURI(x.lis),
+	port := 0
+	if a, ok := x.lis.Addr().(*net.TCPAddr); ok {
+		port = a.Port
 	}
+	sub := earlysub.Subscription(x.cfg, port)
 	_, err := x.api.Subscribe(ctx, sub)
 	if errors.Is(err, extapi.ErrTelemetryNotSupported) {
 		x.log.Warn("kte: the Telemetry API is not supported here (a local emulator?); running without telemetry", "detail", err)

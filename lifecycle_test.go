@@ -110,9 +110,16 @@ func TestBinarySignalAfterInit(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 	}
 	// The registration was written during package initialisation
-	// (earlyreg) and its answer read by the client.
-	if !strings.Contains(stderr.String(), "registered_early=true") {
-		t.Fatalf("unexpected start-up line; want registered_early=true; stderr:\n%s", stderr.String())
+	// (earlyreg), its answer read and the subscription sent then too
+	// (earlysub), once.
+	if !strings.Contains(stderr.String(), "registered_early=true") || !strings.Contains(stderr.String(), "subscribed_early=true") {
+		t.Fatalf("unexpected start-up line; want registered_early=true and subscribed_early=true; stderr:\n%s", stderr.String())
+	}
+	rt.mu.Lock()
+	subscribes := rt.subscribes
+	rt.mu.Unlock()
+	if subscribes != 1 {
+		t.Fatalf("unexpected %d subscriptions; want 1", subscribes)
 	}
 	resp, err := http.Post(fmt.Sprintf("http://127.0.0.1:%d/", port), "application/json", strings.NewReader(telemetryBody("req-0", 0, 30)))
 	if err != nil {

@@ -6,15 +6,18 @@
 //
 //  1. register with the Extensions API: the request is written during
 //     package initialisation (package earlyreg/atstart), so that Lambda
-//     handles it while the AWS SDK initialises, and its answer read here
-//     (or, when it could not be written then, it is sent here); meanwhile
-//     read the Lambda environment and the configuration and bind the
-//     telemetry socket;
+//     handles it while the AWS SDK initialises, and its answer read then too,
+//     in a goroutine that also binds the telemetry socket and subscribes
+//     (package earlysub); its answer is parsed here (or, when it could not be
+//     written then, it is sent here); meanwhile read the Lambda environment
+//     and the configuration and bind the telemetry socket, unless earlysub
+//     did;
 //  2. report configuration errors to /init/error, naming every bad variable;
 //  3. build the ring, the packer and the listener, serve on the socket
 //     (extension.prepare), give the listener the registration's identity and
 //     start the packer (extension.start);
-//  4. subscribe to the Telemetry API (202 from a local emulator: keep working);
+//  4. subscribe to the Telemetry API (202 from a local emulator: keep
+//     working), or take the answer to the subscription earlysub sent;
 //  5. loop on /event/next, building the Kinesis client once the first
 //     request is on its way (extension.buildClient): on INVOKE deliver what
 //     is buffered as KTE_FLUSH says (package flush), within KTE_FLUSH_MAX_MS
@@ -39,8 +42,8 @@ import (
 	"github.com/kte-dev/kinesis-telemetry-extension/config"
 	"github.com/kte-dev/kinesis-telemetry-extension/extapi"
 	"github.com/kte-dev/kinesis-telemetry-extension/internal/earlyreg"
-	"github.com/kte-dev/kinesis-telemetry-extension/internal/earlyreg/atstart"
-	"github.com/kte-dev/kinesis-telemetry-extension/listener"
+	"github.com/kte-dev/kinesis-telemetry-extension/internal/earlysub"
+	"github.com/kte-dev/kinesis-telemetry-extension/listener/socket"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -53,7 +56,7 @@ var processStart = time.Now()
 func main() {
 	ctx, cancel := context.WithCancel(context.Background())
 	os.Exit(run(ctx, env{lookup: os.LookupEnv, stdout: os.Stdout, stderr: os.Stderr, name: filepath.Base(os.Args[0]), start: processStart,
-		setGCPercent: debug.SetGCPercent, watchSignals: func() { watchSignals(cancel) }, early: atstart.Take()}))
+		setGCPercent: debug.SetGCPercent, watchSignals: func() { watchSignals(cancel) }, early: earlysub.Take()}))
 }
 
 // watchSignals makes SIGTERM and SIGINT (outside Lambda) cancel the root
@@ -87,9 +90,10 @@ type env struct {
 	// watchSignals makes SIGTERM and SIGINT cancel the root context; nil
 	// in tests that run the lifecycle in-process.
 	watchSignals func()
-	// early is the registration written during package initialisation
-	// (package earlyreg/atstart), or nil.
-	early *earlyreg.Registration
+	// early is what package initialisation did (package earlysub): the
+	// registration written, the socket bound, the subscription sent; zero
+	// in tests that run the lifecycle in-process.
+	early earlysub.Result
 }
 
 // run is the whole life of the extension; it returns the exit code.
@@ -105,25 +109,39 @@ func run(ctx context.Context, e env) int {
 		return 1
 	}
 	// During package initialisation, atstart wrote the registration
-	// (Lambda handles it while the AWS SDK initialises); the client reads
-	// its answer. Without it, Register sends it now.
+	// (Lambda handles it while the AWS SDK initialises) and earlysub read
+	// its answer and subscribed; the client parses the answers. Without
+	// them, Register and Subscribe send the requests now.
 	x := &extension{env: e, log: log, done: newRuntimeDone(),
-		api: extapi.New(lam.RuntimeAPI, extapi.WithRegistration(e.early))}
+		api: extapi.New(lam.RuntimeAPI, extapi.WithRegistration(e.early.Registration),
+			extapi.WithSubscription(e.early.Body, e.early.Answer))}
 
 	// The configuration is read before the registration's answer (only its
 	// errors wait for the registration, which /init/error needs), so that
 	// the telemetry socket is bound meanwhile, in its own goroutine:
 	// resolving sandbox.localdomain and binding take 0.2-0.35 ms of a cold
-	// start, the longest part of what comes before the subscription.
+	// start, the longest part of what comes before the subscription. When
+	// earlysub bound it for the configured port, it is served as it is.
 	var cfgErr error
 	var bound chan boundSocket
-	if x.cfg, cfgErr = config.Load(e.lookup); cfgErr == nil {
+	x.cfg, cfgErr = config.Load(e.lookup)
+	switch early := e.early.Listener; {
+	case cfgErr == nil && early != nil && e.early.Port == x.cfg.ListenPort:
+		x.log = slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: x.cfg.LogLevel}))
+		bound = make(chan boundSocket, 1)
+		bound <- boundSocket{early, nil} // bound during package initialisation
+	case cfgErr == nil:
+		if early != nil {
+			_ = early.Close()
+		}
 		x.log = slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: x.cfg.LogLevel}))
 		bound = make(chan boundSocket, 1)
 		go func() {
-			ln, err := listener.Listen("", x.cfg.ListenPort, x.log)
+			ln, err := socket.Listen("", x.cfg.ListenPort, x.log)
 			bound <- boundSocket{ln, err}
 		}()
+	case early != nil:
+		_ = early.Close()
 	}
 	// The events are those the early registration sent (SHUTDOWN only
 	// under Managed Instances, as config's LMI says): one decision.

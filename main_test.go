@@ -19,6 +19,7 @@ import (
 
 	"github.com/kte-dev/kinesis-telemetry-extension/batch"
 	"github.com/kte-dev/kinesis-telemetry-extension/config"
+	"github.com/kte-dev/kinesis-telemetry-extension/internal/earlysub"
 	"github.com/kte-dev/kinesis-telemetry-extension/internal/kinesalite"
 	"github.com/kte-dev/kinesis-telemetry-extension/internal/testsupport"
 	"github.com/kte-dev/kinesis-telemetry-extension/lambdasim"
@@ -40,6 +41,7 @@ type fakeRuntime struct {
 	registered   []string // Lambda-Extension-Name values
 	events       []string // registered event types
 	subscription map[string]any
+	subscribes   int      // PUT /telemetry calls
 	initErrors   []string // "<type>: <errorMessage>"
 	exitErrors   []string
 	nextCalls    int
@@ -78,6 +80,7 @@ func (f *fakeRuntime) serve(w http.ResponseWriter, r *http.Request) {
 		_ = json.Unmarshal(body, &sub)
 		f.mu.Lock()
 		f.subscription = sub
+		f.subscribes++
 		f.mu.Unlock()
 		switch f.subscribeStatus {
 		case 200:
@@ -159,6 +162,13 @@ type harness struct {
 // given KTE_ variables on top of a valid base configuration.
 func startExtension(t *testing.T, rt *fakeRuntime, vars map[string]string) *harness {
 	t.Helper()
+	return startExtensionWith(t, rt, vars, earlysub.Result{})
+}
+
+// startExtensionWith is startExtension with what package initialisation
+// did (package earlysub).
+func startExtensionWith(t *testing.T, rt *fakeRuntime, vars map[string]string, early earlysub.Result) *harness {
+	t.Helper()
 	port, err := lambdasim.FreePort()
 	if err != nil {
 		t.Fatal(err)
@@ -187,7 +197,7 @@ func startExtension(t *testing.T, rt *fakeRuntime, vars map[string]string) *harn
 	lookup := func(k string) (string, bool) { v, ok := h.envVars[k]; return v, ok }
 	go func() {
 		h.code <- run(ctx, env{lookup: lookup, stdout: h.stdout, stderr: h.stderr, name: "kinesis-telemetry-extension", start: time.Now(),
-			setGCPercent: func(p int) int { h.gcSet <- p; return 100 }})
+			setGCPercent: func(p int) int { h.gcSet <- p; return 100 }, early: early})
 	}()
 	return h
 }
@@ -494,4 +504,67 @@ func hangingKinesis(t *testing.T) {
 	t.Setenv("AWS_ACCESS_KEY_ID", "AKIDLOCAL")
 	t.Setenv("AWS_SECRET_ACCESS_KEY", "local-secret")
 	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+}
+
+// TestEarlySocket: a socket bound during package initialisation (package
+// earlysub) for the configured port is the one served; one bound for
+// another port, or with an invalid configuration, is closed.
+func TestEarlySocket(t *testing.T) {
+	bind := func() (net.Listener, int) {
+		t.Helper()
+		port, err := lambdasim.FreePort()
+		if err != nil {
+			t.Fatal(err)
+		}
+		ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ln, port
+	}
+	free := func(port int) bool {
+		ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
+		if err == nil {
+			ln.Close()
+		}
+		return err == nil
+	}
+
+	// Served: the lifecycle's own bind would fail on the port it holds.
+	rt := newFakeRuntime(t)
+	ln, port := bind()
+	h := startExtensionWith(t, rt, map[string]string{"KTE_LISTEN_PORT": strconv.Itoa(port)}, earlysub.Result{Listener: ln, Port: port})
+	h.port = port
+	rt.waitNext(1)
+	if code := h.post(telemetryBody("req-0", 0, 3)); code != 200 {
+		t.Fatalf("unexpected status %d; stderr:\n%s", code, h.stderr.String())
+	}
+	h.cancel()
+	h.exitCode()
+
+	// Another port: closed, the configured one bound.
+	rt = newFakeRuntime(t)
+	other, otherPort := bind()
+	h = startExtensionWith(t, rt, nil, earlysub.Result{Listener: other, Port: otherPort})
+	rt.waitNext(1)
+	if !free(otherPort) {
+		t.Fatalf("unexpected: port %d is still bound", otherPort)
+	}
+	if code := h.post(telemetryBody("req-0", 0, 3)); code != 200 {
+		t.Fatalf("unexpected status %d; stderr:\n%s", code, h.stderr.String())
+	}
+	h.cancel()
+	h.exitCode()
+
+	// Invalid configuration: reported, the socket closed.
+	rt = newFakeRuntime(t)
+	ln, port = bind()
+	h = startExtensionWith(t, rt, map[string]string{"KTE_LISTEN_PORT": strconv.Itoa(port), "KTE_BUFFER_TIMEOUT_MS": "10"},
+		earlysub.Result{Listener: ln, Port: port})
+	if code := h.exitCode(); code != 1 {
+		t.Fatalf("unexpected exit code %d", code)
+	}
+	if !free(port) {
+		t.Fatalf("unexpected: port %d is still bound", port)
+	}
 }

@@ -5,6 +5,8 @@ import (
 	stdjson "encoding/json"
 	"reflect"
 	"testing"
+
+	"github.com/kte-dev/kinesis-telemetry-extension/extapi/wire"
 )
 
 func decoded(t *testing.T, b []byte) (v refSubscribe) {
@@ -71,7 +73,7 @@ func TestRequestBodies(t *testing.T) {
 		ref.SchemaVersion, ref.Types = s.SchemaVersion, s.Types
 		ref.Buffering.MaxItems, ref.Buffering.MaxBytes, ref.Buffering.TimeoutMs = s.MaxItems, s.MaxBytes, s.TimeoutMs
 		ref.Destination.Protocol, ref.Destination.URI = "HTTP", s.URI
-		got, want := appendSubscribeBody(nil, s), encode(ref)
+		got, want := wire.AppendSubscribeBody(nil, s), encode(ref)
 		if bytes.Equal(got, want) {
 			continue
 		}

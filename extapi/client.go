@@ -13,6 +13,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"strconv"
 	"strings"
@@ -23,6 +24,7 @@ import (
 	"github.com/goccy/go-json"
 	"github.com/valyala/fasthttp"
 
+	"github.com/kte-dev/kinesis-telemetry-extension/extapi/wire"
 	"github.com/kte-dev/kinesis-telemetry-extension/internal/earlyreg"
 	"github.com/kte-dev/kinesis-telemetry-extension/internal/jsonesc"
 )
@@ -33,7 +35,7 @@ const (
 	PathNext      = "/2020-01-01/extension/event/next"
 	PathInitError = "/2020-01-01/extension/init/error"
 	PathExitError = "/2020-01-01/extension/exit/error"
-	PathTelemetry = "/2022-07-01/telemetry"
+	PathTelemetry = wire.PathTelemetry
 )
 
 // Header names.
@@ -151,7 +153,16 @@ type Client struct {
 	hcSpare  atomic.Pointer[net.Conn] // hc's first connection: the early registration's
 	early    *earlyreg.Registration   // WithRegistration's, until Register
 	wasEarly bool                     // Register read the answer to early
-	callTime time.Duration
+	// earlySub is WithSubscription's, until Subscribe; earlyConn the
+	// early registration, whose connection the subscription uses until
+	// its answer is in.
+	earlySub struct {
+		body   []byte
+		answer func() []byte
+	}
+	earlyConn *earlyreg.Registration
+	subEarly  bool // Subscribe used earlySub
+	callTime  time.Duration
 
 	urlRegister, urlNext, urlInitError, urlExitError, urlTelemetry string
 
@@ -172,10 +183,25 @@ type Option func(*Client)
 func WithCallTimeout(d time.Duration) Option { return func(c *Client) { c.callTime = d } }
 
 // WithRegistration gives the client a registration already written to the
-// Runtime API (package earlyreg; nil means none): Register reads its answer
-// from r.Conn instead of sending it, and the client's other calls use the
-// connection afterwards.
+// Runtime API (package earlyreg; nil means none): Register parses its
+// answer from r.Answer, and from r.Conn what r.Answer lacks, instead of
+// sending it, and the client's other calls use the connection afterwards
+// (unless r.Conn is nil: it failed).
 func WithRegistration(r *earlyreg.Registration) Option { return func(c *Client) { c.early = r } }
+
+// WithSubscription gives the client a subscription sent on the early
+// registration's connection (package earlysub; a nil body means none): its
+// request body, and answer, which waits for its complete answer and returns
+// it (nil when it could not be read). Until Subscribe, the client leaves
+// that connection alone; Subscribe waits for the answer and returns what it
+// says when it is asked for the same body, and sends its own otherwise.
+func WithSubscription(body []byte, answer func() []byte) Option {
+	return func(c *Client) {
+		if body != nil && answer != nil {
+			c.earlySub.body, c.earlySub.answer = body, answer
+		}
+	}
+}
 
 // WithExtensionID sets the extension id, as if Register had returned it.
 func WithExtensionID(id string) Option { return func(c *Client) { c.id = id } }
@@ -267,6 +293,10 @@ func newHostClient(addr string, conns int, spare *atomic.Pointer[net.Conn], dial
 // registration given with WithRegistration rather than sending one.
 func (c *Client) RegisteredEarly() bool { return c.wasEarly }
 
+// SubscribedEarly reports whether Subscribe returned the answer to a
+// subscription sent during package initialisation (WithSubscription).
+func (c *Client) SubscribedEarly() bool { return c.subEarly }
+
 // ExtensionID returns the id from Register ("" before it).
 func (c *Client) ExtensionID() string { return c.id }
 
@@ -343,31 +373,55 @@ func (c *Client) warmUp() {
 
 // readEarly reads the answer to the registration early wrote into dst and
 // returns its status and extension id; the connection then serves hc's
-// next call, or is closed.
+// next call, or is closed. While a subscription sent on it is on its way
+// (WithSubscription), the answer is parsed from early.Answer alone and
+// Subscribe takes the connection (takeEarlyConn).
 func (c *Client) readEarly(ctx context.Context, early *earlyreg.Registration, name string, events []EventType, dst *bytes.Buffer) (int, string, error) {
-	defer early.Conn.Close() // FileConn holds a duplicate
+	pending := c.earlySub.answer != nil
+	if pending {
+		c.earlyConn = early
+	} else if early.Conn != nil {
+		defer early.Conn.Close() // FileConn holds a duplicate
+	}
 	if early.Name != name || !sameEvents(early.Events, events) {
 		return 0, "", fmt.Errorf("BUG: the registration written during initialisation was for %q %v, not %q %v", early.Name, early.Events, name, events)
 	}
-	conn, err := net.FileConn(early.Conn)
-	if err != nil {
-		return 0, "", fmt.Errorf("cannot use the connection of the registration written during initialisation: %w", err)
+	// What package earlysub read of the answer comes first; the rest, if
+	// it read only part of it, from the connection.
+	var src io.Reader = bytes.NewReader(early.Answer)
+	var conn net.Conn
+	switch {
+	case early.Complete:
+	case pending:
+		return 0, "", errors.New("BUG: a subscription was sent before the registration's answer was read")
+	case early.Conn == nil:
+		return 0, "", errors.New("the connection of the registration written during initialisation failed")
+	default:
+		var err error
+		if conn, err = net.FileConn(early.Conn); err != nil {
+			return 0, "", fmt.Errorf("cannot use the connection of the registration written during initialisation: %w", err)
+		}
+		if d, ok := ctx.Deadline(); ok {
+			_ = conn.SetReadDeadline(d)
+		}
+		src = io.MultiReader(src, conn)
 	}
-	if d, ok := ctx.Deadline(); ok {
-		_ = conn.SetReadDeadline(d)
-	}
-	br := bufio.NewReader(conn)
+	br := bufio.NewReader(src)
 	var resp fasthttp.Response
-	err = resp.ReadLimitBody(br, maxResponseBytes)
-	_ = conn.SetReadDeadline(time.Time{})
-	if err != nil {
-		_ = conn.Close()
-		return 0, "", err
+	err := resp.ReadLimitBody(br, maxResponseBytes)
+	reusable := err == nil && br.Buffered() == 0 && !resp.ConnectionClose()
+	if conn != nil {
+		_ = conn.SetReadDeadline(time.Time{})
+		if reusable {
+			c.hcSpare.Store(&conn)
+		} else {
+			_ = conn.Close()
+		}
+	} else if reusable && !pending && early.Conn != nil {
+		c.spareFrom(early)
 	}
-	if br.Buffered() == 0 && !resp.ConnectionClose() {
-		c.hcSpare.Store(&conn)
-	} else {
-		_ = conn.Close()
+	if err != nil {
+		return 0, "", err
 	}
 	dst.Write(resp.Body())
 	// The answer was waiting: warm up now, on the way to the subscription,
@@ -376,6 +430,36 @@ func (c *Client) readEarly(ctx context.Context, early *earlyreg.Registration, na
 		(*f)()
 	}
 	return resp.StatusCode(), string(resp.Header.Peek(HeaderExtensionIdentifier)), nil
+}
+
+// takeEarlyConn gives hc the early registration's connection once the
+// subscription sent on it has its answer (or closes it).
+func (c *Client) takeEarlyConn() {
+	early := c.earlyConn
+	c.earlyConn = nil
+	if early == nil || early.Conn == nil {
+		return
+	}
+	defer early.Conn.Close() // FileConn holds a duplicate
+	c.spareFrom(early)
+}
+
+// spareFrom makes the early registration's connection hc's first one.
+func (c *Client) spareFrom(early *earlyreg.Registration) {
+	if conn, err := net.FileConn(early.Conn); err == nil {
+		c.hcSpare.Store(&conn)
+	}
+}
+
+// readAnswer parses a complete answer read by package earlysub and writes
+// its body into dst.
+func readAnswer(answer []byte, dst *bytes.Buffer) (int, error) {
+	var resp fasthttp.Response
+	if err := resp.ReadLimitBody(bufio.NewReader(bytes.NewReader(answer)), maxResponseBytes); err != nil {
+		return 0, err
+	}
+	dst.Write(resp.Body())
+	return resp.StatusCode(), nil
 }
 
 func sameEvents(sent []string, events []EventType) bool {
@@ -515,17 +599,8 @@ func (c *Client) reportError(ctx context.Context, op, url, errType string, cause
 	return nil
 }
 
-// Subscription is a Telemetry API subscription. The buffering values are
-// always sent; the Runtime API validates them (maxItems 1000–10000, maxBytes
-// 262144–1048576, timeoutMs 25–30000).
-type Subscription struct {
-	SchemaVersion string   // "2022-12-13", or "2025-01-29" under Lambda Managed Instances
-	Types         []string // non-empty subset of "platform", "function", "extension"
-	MaxItems      int
-	MaxBytes      int
-	TimeoutMs     int
-	URI           string // e.g. "http://sandbox.localdomain:4243/telemetry"
-}
+// Subscription is a Telemetry API subscription (package wire writes it).
+type Subscription = wire.Subscription
 
 // SubscribeResult is a successful subscription's answer.
 type SubscribeResult struct {
@@ -533,10 +608,8 @@ type SubscribeResult struct {
 	Body   string // as sent (usually "OK"), at most 1 KiB
 }
 
-// The register and subscribe bodies are written here, not with json.Marshal:
-// both are on the cold-start path, and goccy/go-json compiles an encoder for
-// a type on its first Marshal (about 0.1 ms each on a 2-core AMD EPYC), a
-// cost these two fixed shapes do not need. TestRequestBodies decodes them
+// The register body is written here, not with json.Marshal, for the reason
+// package wire gives for the subscription's. TestRequestBodies decodes both
 // against encoding/json's encoding of the same values.
 
 // appendRegisterBody appends {"events":[...]}.
@@ -549,30 +622,6 @@ func appendRegisterBody(dst []byte, events []EventType) []byte {
 		dst = jsonesc.AppendString(dst, string(e))
 	}
 	return append(dst, "]}"...)
-}
-
-// appendSubscribeBody appends the Telemetry API subscription request
-// (protocol.md section 2): schema version, types, buffering and an HTTP
-// destination.
-func appendSubscribeBody(dst []byte, s Subscription) []byte {
-	dst = append(dst, `{"schemaVersion":`...)
-	dst = jsonesc.AppendString(dst, s.SchemaVersion)
-	dst = append(dst, `,"types":[`...)
-	for i, t := range s.Types {
-		if i > 0 {
-			dst = append(dst, ',')
-		}
-		dst = jsonesc.AppendString(dst, t)
-	}
-	dst = append(dst, `],"buffering":{"maxItems":`...)
-	dst = strconv.AppendInt(dst, int64(s.MaxItems), 10)
-	dst = append(dst, `,"maxBytes":`...)
-	dst = strconv.AppendInt(dst, int64(s.MaxBytes), 10)
-	dst = append(dst, `,"timeoutMs":`...)
-	dst = strconv.AppendInt(dst, int64(s.TimeoutMs), 10)
-	dst = append(dst, `},"destination":{"protocol":"HTTP","URI":`...)
-	dst = jsonesc.AppendString(dst, s.URI)
-	return append(dst, "}}"...)
 }
 
 // Subscribe subscribes to the Telemetry API. A 202 answer returns
@@ -589,10 +638,27 @@ func (c *Client) Subscribe(ctx context.Context, s Subscription) (SubscribeResult
 	ctx, cancel := c.callContext(ctx)
 	defer cancel()
 	var buf bytes.Buffer
-	status, _, err := c.do(ctx, c.hc, call{
-		method: fasthttp.MethodPut, url: c.urlTelemetry, json: appendSubscribeBody(nil, s),
-		header: [][2]string{{HeaderExtensionIdentifier, c.id}},
-	}, &buf)
+	body := wire.AppendSubscribeBody(nil, s)
+	var status int
+	var err error
+	var answer []byte
+	if early := c.earlySub; early.answer != nil {
+		c.earlySub.body, c.earlySub.answer = nil, nil
+		answer = early.answer()
+		c.takeEarlyConn()
+		if !bytes.Equal(early.body, body) {
+			answer = nil // another subscription: this one's is sent
+		}
+	}
+	if answer != nil {
+		c.subEarly = true
+		status, err = readAnswer(answer, &buf)
+	} else {
+		status, _, err = c.do(ctx, c.hc, call{
+			method: fasthttp.MethodPut, url: c.urlTelemetry, json: body,
+			header: [][2]string{{HeaderExtensionIdentifier, c.id}},
+		}, &buf)
+	}
 	if err != nil {
 		return SubscribeResult{}, fmt.Errorf("extapi: cannot subscribe to the telemetry API at %s: %w", c.urlTelemetry, err)
 	}

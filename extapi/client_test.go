@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -18,6 +19,7 @@ import (
 	"github.com/goccy/go-json"
 	"github.com/valyala/fasthttp"
 
+	"github.com/kte-dev/kinesis-telemetry-extension/extapi/wire"
 	"github.com/kte-dev/kinesis-telemetry-extension/internal/earlyreg"
 )
 
@@ -57,6 +59,12 @@ func newFakeAPI(t *testing.T, answer func(w http.ResponseWriter, r *http.Request
 
 // addr is the host:port form of AWS_LAMBDA_RUNTIME_API.
 func (f *fakeAPI) addr() string { return strings.TrimPrefix(f.srv.URL, "http://") }
+
+func (f *fakeAPI) count() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.reqs)
+}
 
 func (f *fakeAPI) last(t *testing.T) request {
 	t.Helper()
@@ -711,5 +719,170 @@ func TestDefaultTransport(t *testing.T) {
 	}
 	if c.next.MaxConns != 1 {
 		t.Fatalf("unexpected connections for Next; got %d; want 1", c.next.MaxConns)
+	}
+}
+
+// TestRegisterEarlyAnswerRead: Register parses the answer package earlysub
+// read (earlyreg.Registration.ReadAnswer) without the connection when it is
+// whole, and reads the rest from the connection when it could not be read
+// whole (a chunked answer, which ReadAnswer does not take).
+func TestRegisterEarlyAnswerRead(t *testing.T) {
+	want := RegisterResponse{ExtensionID: testID, FunctionName: "orders-api"}
+	for _, chunked := range []bool{false, true} {
+		api := newFakeAPI(t, func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set(HeaderExtensionIdentifier, testID)
+			_, _ = io.WriteString(w, `{"functionName":`)
+			if chunked {
+				w.(http.Flusher).Flush()
+			}
+			_, _ = io.WriteString(w, `"orders-api"}`)
+		})
+		early := earlyreg.Send(runtimeAPIOnly(api.addr()), "/opt/extensions/kte")
+		if early == nil {
+			t.Fatal("unexpected: no early registration")
+		}
+		status, id, ok := early.ReadAnswer()
+		if ok == chunked || len(early.Answer) == 0 {
+			t.Fatalf("chunked %v: unexpected ReadAnswer %d %q %v with %d bytes read", chunked, status, id, ok, len(early.Answer))
+		}
+		if !chunked {
+			if status != 200 || id != testID {
+				t.Fatalf("unexpected status %d, id %q", status, id)
+			}
+			_ = early.Conn.Close()
+			early.Conn = nil // as after a failed Exchange: the answer alone
+		}
+		c := New(api.addr(), WithRegistration(early))
+		if got, err := c.Register(context.Background(), "kte", []EventType{Invoke, Shutdown}); err != nil || got != want {
+			t.Fatalf("chunked %v: unexpected answer %+v, %v; want %+v", chunked, got, err, want)
+		}
+	}
+}
+
+// TestRegisterEarlyConnectionFailed: an answer read in part on a
+// connection that then failed is an error, not a wait.
+func TestRegisterEarlyConnectionFailed(t *testing.T) {
+	early := &earlyreg.Registration{Name: "kte", Events: []string{"INVOKE", "SHUTDOWN"}, Answer: []byte("HTTP/1.1 200 OK\r\n")}
+	_, err := New("127.0.0.1:1", WithRegistration(early)).Register(context.Background(), "kte", []EventType{Invoke, Shutdown})
+	if err == nil || !strings.Contains(err.Error(), "the connection of the registration written during initialisation failed") {
+		t.Fatalf("unexpected error %v", err)
+	}
+}
+
+// TestSubscribeEarly: Subscribe returns what the answer to the same
+// subscription sent during initialisation says (package earlysub), without
+// sending it again, and sends its own for any other.
+func TestSubscribeEarly(t *testing.T) {
+	sent := wire.AppendSubscribeBody(nil, testSubscription())
+	ok := []byte("HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\n\"OK\"")
+	const nsBody = `{"errorType":"Telemetry.NotSupported","errorMessage":"Telemetry API is not supported"}`
+	notSupported := []byte("HTTP/1.1 202 Accepted\r\nContent-Type: application/json\r\nContent-Length: " +
+		strconv.Itoa(len(nsBody)) + "\r\n\r\n" + nsBody)
+
+	api := newFakeAPI(t, reply(200, `"sent"`))
+	c := New(api.addr(), WithExtensionID(testID), WithSubscription(sent, func() []byte { return ok }))
+	res, err := c.Subscribe(context.Background(), testSubscription())
+	if err != nil || res != (SubscribeResult{Status: 200, Body: `"OK"`}) || !c.SubscribedEarly() {
+		t.Fatalf("unexpected result %+v, %v, early %v", res, err, c.SubscribedEarly())
+	}
+	if n := api.count(); n != 0 {
+		t.Fatalf("unexpected %d requests; want none", n)
+	}
+	// Used once: a second call sends.
+	if res, err := c.Subscribe(context.Background(), testSubscription()); err != nil || res.Body != `"sent"` {
+		t.Fatalf("unexpected second result %+v, %v", res, err)
+	}
+
+	c = New(api.addr(), WithExtensionID(testID), WithSubscription(sent, func() []byte { return notSupported }))
+	if _, err := c.Subscribe(context.Background(), testSubscription()); !errors.Is(err, ErrTelemetryNotSupported) {
+		t.Fatalf("unexpected error %v; want ErrTelemetryNotSupported", err)
+	}
+
+	other := testSubscription()
+	other.URI = "http://sandbox.localdomain:4244/telemetry"
+	c = New(api.addr(), WithExtensionID(testID), WithSubscription(sent, func() []byte { return ok }))
+	before := api.count()
+	if res, err := c.Subscribe(context.Background(), other); err != nil || res.Body != `"sent"` || c.SubscribedEarly() {
+		t.Fatalf("unexpected result for another subscription %+v, %v, early %v", res, err, c.SubscribedEarly())
+	}
+	if n := api.count() - before; n != 1 {
+		t.Fatalf("unexpected %d requests; want 1", n)
+	}
+}
+
+// TestSubscriptionInFlight: while the subscription sent on the early
+// registration's connection (package earlysub) is on its way, Register
+// parses the answer already read and leaves the connection alone;
+// Subscribe waits for the subscription's answer and then hands the
+// connection to the client's other calls: register, subscribe and an
+// init error on it, Next on its own, two connections in all.
+func TestSubscriptionInFlight(t *testing.T) {
+	var mu sync.Mutex
+	var paths []string
+	conns := 0
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.ReadAll(r.Body)
+		mu.Lock()
+		paths = append(paths, r.URL.Path)
+		mu.Unlock()
+		switch r.URL.Path {
+		case PathNext:
+			_, _ = io.WriteString(w, `{"eventType":"INVOKE","requestId":"r1"}`)
+		case PathTelemetry:
+			_, _ = io.WriteString(w, `"OK"`)
+		case PathInitError:
+			w.WriteHeader(202)
+		default:
+			w.Header().Set(HeaderExtensionIdentifier, testID)
+			_, _ = io.WriteString(w, `{"functionName":"orders-api"}`)
+		}
+	}))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			mu.Lock()
+			conns++
+			mu.Unlock()
+		}
+	}
+	srv.Start()
+	defer srv.Close()
+	addr := strings.TrimPrefix(srv.URL, "http://")
+	ctx := context.Background()
+
+	early := earlyreg.Send(runtimeAPIOnly(addr), "/opt/extensions/kte")
+	if early == nil {
+		t.Fatal("unexpected: no early registration")
+	}
+	if status, id, ok := early.ReadAnswer(); !ok || status != 200 || id != testID {
+		t.Fatalf("unexpected answer %d %q %v", status, id, ok)
+	}
+	body := wire.AppendSubscribeBody(nil, testSubscription())
+	req := append([]byte("PUT "+PathTelemetry+" HTTP/1.1\r\nHost: "+addr+"\r\n"+HeaderExtensionIdentifier+": "+testID+
+		"\r\nContent-Type: application/json\r\nContent-Length: "+strconv.Itoa(len(body))+"\r\n\r\n"), body...)
+	release, done := make(chan struct{}), make(chan struct{})
+	var answer []byte
+	go func() {
+		defer close(done)
+		<-release // Register runs before the subscription is sent
+		answer, _ = early.Exchange(req)
+	}()
+	c := New(addr, WithRegistration(early), WithSubscription(body, func() []byte { <-done; return answer }))
+	if got, err := c.Register(ctx, "kte", []EventType{Invoke, Shutdown}); err != nil || got.FunctionName != "orders-api" {
+		t.Fatalf("unexpected answer %+v, %v", got, err)
+	}
+	close(release)
+	if res, err := c.Subscribe(ctx, testSubscription()); err != nil || res.Body != `"OK"` || !c.SubscribedEarly() {
+		t.Fatalf("unexpected result %+v, %v, early %v", res, err, c.SubscribedEarly())
+	}
+	if ev, err := c.Next(ctx); err != nil || ev.RequestID != "r1" {
+		t.Fatalf("unexpected event %+v, %v", ev, err)
+	}
+	if err := c.InitError(ctx, "Extension.Test", errors.New("x")); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if want := []string{PathRegister, PathTelemetry, PathNext, PathInitError}; !slices.Equal(paths, want) || conns != 2 {
+		t.Fatalf("unexpected requests %v on %d connections; want %v on 2", paths, conns, want)
 	}
 }

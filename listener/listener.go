@@ -30,12 +30,13 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/kte-dev/kinesis-telemetry-extension/listener/socket"
 	"github.com/kte-dev/kinesis-telemetry-extension/ring"
 )
 
 // Defaults for zero Options fields.
 const (
-	DefaultHost           = "sandbox.localdomain"
+	DefaultHost           = socket.DefaultHost
 	DefaultPort           = 4243
 	DefaultPath           = "/telemetry"
 	DefaultMaxBodyBytes   = 2*256<<10 + 64<<10 // 2 x the default maxBytes + slack
@@ -47,8 +48,6 @@ const (
 	DefaultWriteTimeout   = 10 * time.Second
 	DefaultIdleTimeout    = 2 * time.Minute
 	DefaultLogEvery       = 10 * time.Second
-	fallbackHost          = "127.0.0.1"
-	resolveTimeout        = 2 * time.Second
 )
 
 // Errors returned by the Listener.
@@ -263,7 +262,7 @@ func (l *Listener) SetIdentity(id Identity) error {
 // Start resolves Options.Host, listens on it and serves in a new goroutine.
 // It returns once the socket is bound (see Addr).
 func (l *Listener) Start() error {
-	ln, err := Listen(l.opts.Host, l.opts.Port, l.log)
+	ln, err := socket.Listen(l.opts.Host, l.opts.Port, l.log)
 	if err != nil {
 		return err
 	}
@@ -272,54 +271,6 @@ func (l *Listener) Start() error {
 		return err
 	}
 	return nil
-}
-
-// Listen is the first half of Start, which needs no Listener: it resolves
-// host (DefaultHost if empty) and listens on port there. The lifecycle runs
-// it in parallel with building the ring and the Listener, then serves on
-// the socket with StartOn. It listens on 127.0.0.1 when host does not
-// resolve (logged at info level on log, if not nil) and refuses an
-// all-interfaces address.
-func Listen(host string, port int, log *slog.Logger) (net.Listener, error) {
-	if host == "" {
-		host = DefaultHost
-	}
-	ip, err := resolve(host, log)
-	if err != nil {
-		return nil, err
-	}
-	ln, err := net.Listen("tcp", net.JoinHostPort(ip, strconv.Itoa(port)))
-	if err != nil {
-		return nil, fmt.Errorf("cannot listen for telemetry: %w", err)
-	}
-	return ln, nil
-}
-
-// resolve returns the IP to listen on: host's first address (IPv4 first),
-// or 127.0.0.1 when host does not resolve. All-interfaces addresses are
-// refused.
-func resolve(host string, log *slog.Logger) (string, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), resolveTimeout)
-	defer cancel()
-	ips, err := net.DefaultResolver.LookupIP(ctx, "ip", host)
-	if err != nil || len(ips) == 0 {
-		if log != nil {
-			log.Info("telemetry listener host does not resolve; using the loopback address",
-				"host", host, "address", fallbackHost, "error", err)
-		}
-		return fallbackHost, nil
-	}
-	ip := ips[0]
-	for _, cand := range ips {
-		if cand.To4() != nil {
-			ip = cand
-			break
-		}
-	}
-	if ip.IsUnspecified() {
-		return "", fmt.Errorf("cannot listen for telemetry on %s (%s): refusing to listen on all interfaces", host, ip)
-	}
-	return ip.String(), nil
 }
 
 // StartOn serves on ln (for example a fasthttputil.InmemoryListener) in a

@@ -1,7 +1,8 @@
 // Package atstart sends the extension's registration during package
 // initialisation (earlyreg.Send, with this process's environment and
-// executable): importing it is what does it, so main is its only importer.
-// Take hands the registration to main, which gives it to extapi.
+// executable): importing it is what does it, so package earlysub, which
+// main imports, is its only importer. Take hands the registration to
+// earlysub, which reads its answer and subscribes.
 package atstart
 
 import (

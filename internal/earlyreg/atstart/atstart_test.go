@@ -23,9 +23,10 @@ func TestTakeOnce(t *testing.T) {
 }
 
 // TestOnlyMainImports: registering is a side effect of importing this
-// package, so only the extension's main package may import it (a tool or a
-// library importing it would register with any Runtime API its environment
-// names).
+// package, and subscribing of importing package earlysub, so only earlysub
+// may import this one and only the extension's main package earlysub (a
+// tool or a library importing either would register with any Runtime API
+// its environment names).
 func TestOnlyMainImports(t *testing.T) {
 	cmd := exec.Command("go", "list", "-f", `{{.ImportPath}}{{range .Imports}} {{.}}{{end}}{{range .TestImports}} {{.}}{{end}}`, "./...")
 	cmd.Dir = "../../.."
@@ -33,15 +34,25 @@ func TestOnlyMainImports(t *testing.T) {
 	if err != nil {
 		t.Fatalf("go list: %v", err)
 	}
-	const self = "github.com/kte-dev/kinesis-telemetry-extension/internal/earlyreg/atstart"
-	var importers []string
-	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
-		f := strings.Fields(line)
-		if len(f) > 1 && slices.Contains(f[1:], self) {
-			importers = append(importers, f[0])
+	const (
+		module   = "github.com/kte-dev/kinesis-telemetry-extension"
+		self     = module + "/internal/earlyreg/atstart"
+		earlysub = module + "/internal/earlysub"
+	)
+	importers := func(pkg string) []string {
+		var got []string
+		for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+			f := strings.Fields(line)
+			if len(f) > 1 && slices.Contains(f[1:], pkg) {
+				got = append(got, f[0])
+			}
 		}
+		return got
 	}
-	if !slices.Equal(importers, []string{"github.com/kte-dev/kinesis-telemetry-extension"}) {
-		t.Fatalf("unexpected importers %v; want the extension's main package only", importers)
+	if got := importers(self); !slices.Equal(got, []string{earlysub}) {
+		t.Fatalf("unexpected importers of atstart %v; want earlysub only", got)
+	}
+	if got := importers(earlysub); !slices.Equal(got, []string{module}) {
+		t.Fatalf("unexpected importers of earlysub %v; want the extension's main package only", got)
 	}
 }

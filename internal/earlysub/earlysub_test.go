@@ -1,0 +1,180 @@
+package earlysub
+
+import (
+	"bytes"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/kte-dev/kinesis-telemetry-extension/config"
+	"github.com/kte-dev/kinesis-telemetry-extension/extapi/wire"
+	"github.com/kte-dev/kinesis-telemetry-extension/internal/earlyreg"
+	"github.com/kte-dev/kinesis-telemetry-extension/lambdasim"
+)
+
+// runtimeAPI is a Runtime API that answers the registration with
+// registerStatus and the subscription with subscribeStatus, and records the
+// subscriptions.
+type runtimeAPI struct {
+	srv                             *httptest.Server
+	registerStatus, subscribeStatus int
+
+	mu   sync.Mutex
+	subs []*http.Request
+	body [][]byte
+}
+
+func newRuntimeAPI(t *testing.T, registerStatus, subscribeStatus int) *runtimeAPI {
+	a := &runtimeAPI{registerStatus: registerStatus, subscribeStatus: subscribeStatus}
+	a.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		switch r.URL.Path {
+		case "/2020-01-01/extension/register":
+			w.Header().Set(earlyreg.HeaderExtensionIdentifier, "id-1")
+			w.WriteHeader(a.registerStatus)
+			_, _ = io.WriteString(w, `{"functionName":"f"}`)
+		case wire.PathTelemetry:
+			a.mu.Lock()
+			a.subs, a.body = append(a.subs, r), append(a.body, body)
+			a.mu.Unlock()
+			w.WriteHeader(a.subscribeStatus)
+			_, _ = io.WriteString(w, `"OK"`)
+		default:
+			w.WriteHeader(404)
+		}
+	}))
+	t.Cleanup(a.srv.Close)
+	return a
+}
+
+func (a *runtimeAPI) env(port string) map[string]string {
+	return map[string]string{
+		"AWS_LAMBDA_RUNTIME_API": strings.TrimPrefix(a.srv.URL, "http://"),
+		"AWS_REGION":             "us-east-1",
+		"KTE_STREAM":             "s",
+		"KTE_LISTEN_PORT":        port,
+	}
+}
+
+func lookup(env map[string]string) func(string) (string, bool) {
+	return func(k string) (string, bool) { v, ok := env[k]; return v, ok }
+}
+
+// initialise writes the registration as atstart does and runs what init runs.
+func initialise(t *testing.T, env map[string]string) (Result, *bytes.Buffer) {
+	t.Helper()
+	reg := earlyreg.Send(lookup(env), "/opt/extensions/kte")
+	if reg == nil {
+		t.Fatal("unexpected: no registration written")
+	}
+	var log bytes.Buffer
+	r, subscribe := start(reg, lookup(env), &log)
+	go subscribe()
+	t.Cleanup(func() {
+		if r.Listener != nil {
+			r.Listener.Close()
+		}
+		if reg.Conn != nil {
+			reg.Conn.Close()
+		}
+	})
+	if r.Registration != reg {
+		t.Fatal("unexpected: the registration is not handed on")
+	}
+	return r, &log
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	port, err := lambdasim.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return port
+}
+
+// TestSubscribes: the registration's answer is read, the socket bound for
+// the configured port, and the configuration's subscription sent with the
+// extension id on the same connection, its answer kept.
+func TestSubscribes(t *testing.T) {
+	for _, status := range []int{200, 202, 400} {
+		api := newRuntimeAPI(t, 200, status)
+		port := freePort(t)
+		env := api.env(strconv.Itoa(port))
+		r, _ := initialise(t, env)
+		if !r.Registration.Complete || !bytes.Contains(r.Registration.Answer, []byte(`{"functionName":"f"}`)) {
+			t.Fatalf("unexpected registration answer %q", r.Registration.Answer)
+		}
+		if r.Listener == nil || r.Port != port || r.Listener.Addr().(*net.TCPAddr).Port != port {
+			t.Fatalf("unexpected listener %v for port %d", r.Listener, r.Port)
+		}
+		cfg, err := config.Load(lookup(env))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := wire.AppendSubscribeBody(nil, Subscription(cfg, port))
+		if !bytes.Equal(r.Body, want) {
+			t.Fatalf("unexpected body %s; want %s", r.Body, want)
+		}
+		if a := r.Answer(); !bytes.HasPrefix(a, []byte("HTTP/1.1 "+strconv.Itoa(status)+" ")) || !bytes.HasSuffix(a, []byte(`"OK"`)) {
+			t.Fatalf("unexpected answer %q", a)
+		}
+		api.mu.Lock()
+		if len(api.subs) != 1 || api.subs[0].Method != "PUT" || api.subs[0].Header.Get(earlyreg.HeaderExtensionIdentifier) != "id-1" ||
+			api.subs[0].Header.Get("Content-Type") != "application/json" || !bytes.Equal(api.body[0], want) {
+			t.Fatalf("unexpected subscriptions received %v", api.subs)
+		}
+		api.mu.Unlock()
+		if r.Registration.Conn == nil {
+			t.Fatal("unexpected: the connection was dropped")
+		}
+	}
+}
+
+// TestStops: where a step cannot be done, nothing after it is, and what
+// was read is handed on for main to parse.
+func TestStops(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(freePort(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	busyPort := strconv.Itoa(busy.Addr().(*net.TCPAddr).Port)
+	for _, c := range []struct {
+		name     string
+		register int
+		port     string
+	}{
+		{"registration refused", 403, strconv.Itoa(freePort(t))},
+		{"invalid configuration", 200, "http"},
+		{"port in use", 200, busyPort},
+	} {
+		api := newRuntimeAPI(t, c.register, 200)
+		r, _ := initialise(t, api.env(c.port))
+		if !r.Registration.Complete {
+			t.Fatalf("%s: unexpected: the registration's answer was not read", c.name)
+		}
+		if r.Listener != nil || r.Body != nil || r.Answer() != nil {
+			t.Fatalf("%s: unexpected result %+v", c.name, r)
+		}
+		api.mu.Lock()
+		n := len(api.subs)
+		api.mu.Unlock()
+		if n != 0 {
+			t.Fatalf("%s: unexpected %d subscriptions", c.name, n)
+		}
+	}
+}
+
+// TestTakeWithoutRegistration: in a process without a Runtime API (this
+// test's), init did nothing and Take returns a zero Result.
+func TestTakeWithoutRegistration(t *testing.T) {
+	if r := Take(); r.Registration != nil || r.Listener != nil || r.Body != nil {
+		t.Fatalf("unexpected %+v", r)
+	}
+}
