@@ -57,6 +57,22 @@ func newFakeAPI(t *testing.T, answer func(w http.ResponseWriter, r *http.Request
 	return f
 }
 
+// countedServer serves handler and counts the connections made to it; addr
+// is the host:port form of AWS_LAMBDA_RUNTIME_API.
+func countedServer(t *testing.T, handler http.HandlerFunc) (addr string, conns func() int) {
+	t.Helper()
+	var n atomic.Int32
+	srv := httptest.NewUnstartedServer(handler)
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			n.Add(1)
+		}
+	}
+	srv.Start()
+	t.Cleanup(srv.Close)
+	return strings.TrimPrefix(srv.URL, "http://"), func() int { return int(n.Load()) }
+}
+
 // addr is the host:port form of AWS_LAMBDA_RUNTIME_API.
 func (f *fakeAPI) addr() string { return strings.TrimPrefix(f.srv.URL, "http://") }
 
@@ -216,8 +232,7 @@ func TestRegisterDialsNextConnection(t *testing.T) {
 func TestRegisterEarly(t *testing.T) {
 	var mu sync.Mutex
 	var reqs []request
-	conns := 0
-	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	addr, conns := countedServer(t, func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		mu.Lock()
 		reqs = append(reqs, request{Method: r.Method, Path: r.URL.Path, Header: r.Header.Clone(), Body: body})
@@ -231,17 +246,7 @@ func TestRegisterEarly(t *testing.T) {
 			w.Header().Set(HeaderExtensionIdentifier, testID)
 			_, _ = io.WriteString(w, `{"functionName":"orders-api","functionVersion":"$LATEST","handler":"bootstrap","accountId":"111122223333"}`)
 		}
-	}))
-	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
-		if s == http.StateNew {
-			mu.Lock()
-			conns++
-			mu.Unlock()
-		}
-	}
-	srv.Start()
-	defer srv.Close()
-	addr := strings.TrimPrefix(srv.URL, "http://")
+	})
 	ctx := context.Background()
 	events := []EventType{Invoke, Shutdown}
 	want := RegisterResponse{ExtensionID: testID, FunctionName: "orders-api", FunctionVersion: "$LATEST", Handler: "bootstrap", AccountID: "111122223333"}
@@ -269,8 +274,8 @@ func TestRegisterEarly(t *testing.T) {
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	if len(reqs) != 3 || conns != 2 {
-		t.Fatalf("unexpected %d requests on %d connections; want 3 (register, subscribe, next) on 2 (the early one, Next's)", len(reqs), conns)
+	if len(reqs) != 3 || conns() != 2 {
+		t.Fatalf("unexpected %d requests on %d connections; want 3 (register, subscribe, next) on 2 (the early one, Next's)", len(reqs), conns())
 	}
 	got := reqs[0]
 	checkRequest(t, got, sent.Method, sent.Path, map[string]string{
@@ -819,8 +824,7 @@ func TestSubscribeEarly(t *testing.T) {
 func TestSubscriptionInFlight(t *testing.T) {
 	var mu sync.Mutex
 	var paths []string
-	conns := 0
-	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	addr, conns := countedServer(t, func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.ReadAll(r.Body)
 		mu.Lock()
 		paths = append(paths, r.URL.Path)
@@ -836,17 +840,7 @@ func TestSubscriptionInFlight(t *testing.T) {
 			w.Header().Set(HeaderExtensionIdentifier, testID)
 			_, _ = io.WriteString(w, `{"functionName":"orders-api"}`)
 		}
-	}))
-	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
-		if s == http.StateNew {
-			mu.Lock()
-			conns++
-			mu.Unlock()
-		}
-	}
-	srv.Start()
-	defer srv.Close()
-	addr := strings.TrimPrefix(srv.URL, "http://")
+	})
 	ctx := context.Background()
 
 	early := earlyreg.Send(runtimeAPIOnly(addr), "/opt/extensions/kte")
@@ -882,7 +876,7 @@ func TestSubscriptionInFlight(t *testing.T) {
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	if want := []string{PathRegister, PathTelemetry, PathNext, PathInitError}; !slices.Equal(paths, want) || conns != 2 {
-		t.Fatalf("unexpected requests %v on %d connections; want %v on 2", paths, conns, want)
+	if want := []string{PathRegister, PathTelemetry, PathNext, PathInitError}; !slices.Equal(paths, want) || conns() != 2 {
+		t.Fatalf("unexpected requests %v on %d connections; want %v on 2", paths, conns(), want)
 	}
 }
