@@ -125,23 +125,22 @@ func run(ctx context.Context, e env) int {
 	var cfgErr error
 	var bound chan boundSocket
 	x.cfg, cfgErr = config.Load(e.lookup)
-	switch early := e.early.Listener; {
-	case cfgErr == nil && early != nil && e.early.Port == x.cfg.ListenPort:
+	early := e.early.Listener
+	if cfgErr == nil {
 		x.log = slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: x.cfg.LogLevel}))
 		bound = make(chan boundSocket, 1)
-		bound <- boundSocket{early, nil} // bound during package initialisation
-	case cfgErr == nil:
-		if early != nil {
-			_ = early.Close()
+		if early != nil && e.early.Port == x.cfg.ListenPort {
+			bound <- boundSocket{early, nil} // bound during package initialisation
+			early = nil
+		} else {
+			go func() {
+				ln, err := socket.Listen("", x.cfg.ListenPort, x.log)
+				bound <- boundSocket{ln, err}
+			}()
 		}
-		x.log = slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: x.cfg.LogLevel}))
-		bound = make(chan boundSocket, 1)
-		go func() {
-			ln, err := socket.Listen("", x.cfg.ListenPort, x.log)
-			bound <- boundSocket{ln, err}
-		}()
-	case early != nil:
-		_ = early.Close()
+	}
+	if early != nil {
+		_ = early.Close() // bound for another port, or the configuration is invalid
 	}
 	// The events are those the early registration sent (SHUTDOWN only
 	// under Managed Instances, as config's LMI says): one decision.
