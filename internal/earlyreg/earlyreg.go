@@ -113,7 +113,7 @@ func Send(lookup func(string) (string, bool), exe string) *Registration {
 	// API that does not accept costs this much here, then Register tries.
 	tv := syscall.NsecToTimeval(sendTimeout.Nanoseconds())
 	if err := syscall.SetsockoptTimeval(fd, syscall.SOL_SOCKET, syscall.SO_SNDTIMEO, &tv); err != nil ||
-		syscall.Connect(fd, &syscall.SockaddrInet4{Port: port, Addr: ip}) != nil || !writeAll(fd, req) {
+		!connect(fd, &syscall.SockaddrInet4{Port: port, Addr: ip}) || !writeAll(fd, req) {
 		_ = syscall.Close(fd)
 		return nil
 	}
@@ -135,6 +135,27 @@ func appendRequest(dst []byte, host, name string, events []string) []byte {
 	dst = strconv.AppendInt(dst, int64(len(body)), 10)
 	dst = append(dst, "\r\n\r\n"...)
 	return append(dst, body...)
+}
+
+// connect connects the blocking socket fd to sa within sendTimeout. With a
+// send timeout set, a signal (the Go runtime's preemption signal, for
+// one) interrupts connect with EINTR whatever SA_RESTART says (signal(7)),
+// while the connection goes on being established: connect is called
+// again, which waits for it (EISCONN if it is already there).
+func connect(fd int, sa syscall.Sockaddr) bool {
+	deadline := time.Now().Add(sendTimeout)
+	for {
+		switch err := syscall.Connect(fd, sa); err {
+		case nil, syscall.EISCONN:
+			return true
+		case syscall.EINTR, syscall.EALREADY:
+			if time.Now().After(deadline) {
+				return false
+			}
+		default:
+			return false
+		}
+	}
 }
 
 func writeAll(fd int, p []byte) bool {

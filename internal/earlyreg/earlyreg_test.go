@@ -5,6 +5,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"runtime"
 	"slices"
 	"strconv"
 	"syscall"
@@ -147,15 +149,15 @@ func TestManagedInstances(t *testing.T) {
 	}
 }
 
-// TestSendTimesOut: a Runtime API that does not accept (its accept queue
-// full, so its kernel drops the SYN) costs sendTimeout, not the minutes of
-// TCP's retries, and no registration.
-func TestSendTimesOut(t *testing.T) {
+// notAccepting returns the address of a listener that never accepts, its
+// accept queue full: its kernel drops new connections' SYNs.
+func notAccepting(t *testing.T) string {
+	t.Helper()
 	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer syscall.Close(fd)
+	t.Cleanup(func() { syscall.Close(fd) })
 	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
 		t.Fatal(err)
 	}
@@ -173,8 +175,16 @@ func TestSendTimesOut(t *testing.T) {
 		if err != nil {
 			break
 		}
-		defer c.Close()
+		t.Cleanup(func() { c.Close() })
 	}
+	return addr
+}
+
+// TestSendTimesOut: a Runtime API that does not accept (its accept queue
+// full, so its kernel drops the SYN) costs sendTimeout, not the minutes of
+// TCP's retries, and no registration.
+func TestSendTimesOut(t *testing.T) {
+	addr := notAccepting(t)
 	saved := sendTimeout
 	defer func() { sendTimeout = saved }()
 	sendTimeout = 100 * time.Millisecond
@@ -187,5 +197,51 @@ func TestSendTimesOut(t *testing.T) {
 	}
 	if took < 50*time.Millisecond || took > 2*time.Second {
 		t.Fatalf("unexpected time to give up: %v; want about 100ms", took)
+	}
+}
+
+// TestSendConnectInterrupted: signals to the thread that connects (the Go
+// runtime's preemption signal) do not make Send give up early: with a send
+// timeout set, the kernel ends connect with EINTR on each, and Send
+// connects again until the timeout. Against a Runtime API that does not
+// accept, Send still takes its timeout (it gave up at the first signal,
+// in microseconds, before).
+func TestSendConnectInterrupted(t *testing.T) {
+	addr := notAccepting(t)
+	saved := sendTimeout
+	defer func() { sendTimeout = saved }()
+	sendTimeout = 200 * time.Millisecond
+
+	tid := make(chan int, 1)
+	stop := make(chan struct{})
+	done := make(chan time.Duration, 1)
+	go func() {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		tid <- syscall.Gettid()
+		start := time.Now()
+		if r := Send(lookup(map[string]string{envRuntimeAPI: addr}), "/opt/extensions/kte"); r != nil {
+			r.Conn.Close()
+			t.Errorf("unexpected registration to a Runtime API that does not accept")
+		}
+		done <- time.Since(start)
+	}()
+	thread := <-tid
+	go func() {
+		tick := time.NewTicker(5 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+				_ = syscall.Tgkill(os.Getpid(), thread, syscall.SIGURG)
+			}
+		}
+	}()
+	took := <-done
+	close(stop)
+	if took < 150*time.Millisecond || took > 2*time.Second {
+		t.Fatalf("unexpected time to give up under signals: %v; want about 200ms", took)
 	}
 }
