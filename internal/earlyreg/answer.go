@@ -1,6 +1,8 @@
 package earlyreg
 
 import (
+	"bytes"
+	"strconv"
 	"syscall"
 )
 
@@ -63,14 +65,9 @@ func (r *Registration) Exchange(req []byte) ([]byte, bool) {
 func readResponse(fd int, dst []byte) (resp, hdr []byte, ok bool) {
 	start := len(dst)
 	end := -1 // of the header, in dst
-	for end < 0 {
-		for i := start; i+3 < len(dst); i++ {
-			if dst[i] == '\r' && string(dst[i:i+4]) == "\r\n\r\n" {
-				end = i
-				break
-			}
-		}
-		if end >= 0 {
+	for {
+		if i := bytes.Index(dst[start:], []byte("\r\n\r\n")); i >= 0 {
+			end = start + i
 			break
 		}
 		if len(dst)-start >= maxAnswerBytes {
@@ -134,90 +131,23 @@ func statusCode(hdr []byte) (int, bool) {
 // contentLength returns the Content-Length header's value.
 func contentLength(hdr []byte) (int, bool) {
 	v := headerValue(hdr, "Content-Length")
-	if len(v) == 0 || len(v) > 7 {
+	if len(v) == 0 || v[0] < '0' || v[0] > '9' {
 		return 0, false
 	}
-	n := 0
-	for _, c := range v {
-		if c < '0' || c > '9' {
-			return 0, false
-		}
-		n = n*10 + int(c-'0')
-	}
-	return n, true
+	n, err := strconv.Atoi(string(v))
+	return n, err == nil
 }
 
 // headerValue returns the value of the header name (case-insensitive,
 // spaces trimmed) in hdr, or nil. It skips the status line.
 func headerValue(hdr []byte, name string) []byte {
-	for line := range lines(hdr) {
-		colon := -1
-		for i, c := range line {
-			if c == ':' {
-				colon = i
-				break
-			}
+	_, rest, _ := bytes.Cut(hdr, []byte("\r\n"))
+	for len(rest) > 0 {
+		var line []byte
+		line, rest, _ = bytes.Cut(rest, []byte("\r\n"))
+		if k, v, ok := bytes.Cut(line, []byte(":")); ok && bytes.EqualFold(k, []byte(name)) {
+			return bytes.Trim(v, " \t")
 		}
-		if colon != len(name) || !equalFold(line[:colon], name) {
-			continue
-		}
-		v := line[colon+1:]
-		for len(v) > 0 && (v[0] == ' ' || v[0] == '\t') {
-			v = v[1:]
-		}
-		for len(v) > 0 && (v[len(v)-1] == ' ' || v[len(v)-1] == '\t') {
-			v = v[:len(v)-1]
-		}
-		return v
 	}
 	return nil
-}
-
-// lines yields the header lines of hdr after the status line.
-func lines(hdr []byte) func(yield func([]byte) bool) {
-	return func(yield func([]byte) bool) {
-		first := true
-		for len(hdr) > 0 {
-			end := len(hdr)
-			for i := 0; i+1 < len(hdr); i++ {
-				if hdr[i] == '\r' && hdr[i+1] == '\n' {
-					end = i
-					break
-				}
-			}
-			line := hdr[:end]
-			if end+2 <= len(hdr) {
-				hdr = hdr[end+2:]
-			} else {
-				hdr = nil
-			}
-			if first {
-				first = false
-				continue
-			}
-			if !yield(line) {
-				return
-			}
-		}
-	}
-}
-
-// equalFold compares ASCII case-insensitively.
-func equalFold(b []byte, s string) bool {
-	if len(b) != len(s) {
-		return false
-	}
-	for i := range b {
-		x, y := b[i], s[i]
-		if 'A' <= x && x <= 'Z' {
-			x += 'a' - 'A'
-		}
-		if 'A' <= y && y <= 'Z' {
-			y += 'a' - 'A'
-		}
-		if x != y {
-			return false
-		}
-	}
-	return true
 }

@@ -7,7 +7,7 @@
 //
 // Package earlyreg/atstart does it: importing it is what sends the request
 // (package earlysub is its only importer). It initialises early because it
-// depends only on this package, os, strconv, syscall and time (Go
+// depends only on this package, bytes, os, strconv, syscall and time (Go
 // initialises a package as soon as its imports are, the lowest import path
 // first): before the SDK's packages and before net. The request is written
 // with system calls on a blocking socket. Package earlysub then reads the
