@@ -847,12 +847,14 @@ func (s *Sim) Invoke(ctx context.Context, inv Invocation) (InvokeResult, error) 
 	s.invokes++
 	res.N = s.invokes
 	res.RequestID = newUUID()
+	firstEvent := len(s.events)
+	s.thawLocked()
+	// Start and the deadline from one reading, after the thaw: a timeout
+	// then lasts Config.Timeout from Start exactly.
 	wallStart := time.Now()
 	res.Deadline = wallStart.Add(s.cfg.Timeout)
 	trace := traceContext{SpanID: randomHex(8), Type: "X-Amzn-Trace-Id", Value: traceHeader(wallStart)}
-	firstEvent := len(s.events)
-	s.thawLocked()
-	res.Start = s.since()
+	res.Start = wallStart.Sub(s.epoch)
 	s.emitLocked(TypeStart, res.RequestID, "", s.gen, mustRecord(startRecord{
 		RequestID: res.RequestID, Version: s.cfg.FunctionVersion, Tracing: trace,
 	}), nil)
