@@ -44,18 +44,64 @@ func (r *Registration) ReadAnswer() (status int, id string, ok bool) {
 // After a failure the connection's state is unknown: Exchange closes it
 // and sets r.Conn to nil.
 func (r *Registration) Exchange(req []byte) ([]byte, bool) {
+	if !r.Send(req) {
+		return nil, false
+	}
+	if answer, _, ok := readResponse(int(r.Conn.Fd()), nil); ok {
+		return answer, true
+	}
+	r.drop()
+	return nil, false
+}
+
+// Send writes req on r.Conn, after the registration's answer was read
+// whole (and the answer of any request sent since), for Await to read its
+// answer. After a failed write the connection's state is unknown: Send
+// closes it and sets r.Conn to nil.
+func (r *Registration) Send(req []byte) bool {
 	if r.Conn == nil || !r.Complete {
+		return false
+	}
+	if !writeAll(int(r.Conn.Fd()), req) {
+		r.drop()
+		return false
+	}
+	return true
+}
+
+// Await reads the answer to the request Send wrote with no time limit: it
+// is for /event/next, which Lambda answers when there is an event (the
+// process may be frozen in between). It returns the answer and true when
+// it is framed by Content-Length, as the Runtime API frames it; on
+// anything else, or an error, it returns what it read and false, and
+// leaves r.Conn open for a full HTTP client to read the rest (or to fail
+// on).
+func (r *Registration) Await() ([]byte, bool) {
+	if r.Conn == nil {
 		return nil, false
 	}
 	fd := int(r.Conn.Fd())
-	if writeAll(fd, req) {
-		if answer, _, ok := readResponse(fd, nil); ok {
-			return answer, true
-		}
+	var none syscall.Timeval
+	if err := syscall.SetsockoptTimeval(fd, syscall.SOL_SOCKET, syscall.SO_RCVTIMEO, &none); err != nil {
+		return nil, false
 	}
+	answer, _, ok := readResponse(fd, nil)
+	return answer, ok
+}
+
+// Status returns the status code of a complete answer returned by
+// Exchange, or 0.
+func Status(answer []byte) int {
+	hdr, _, _ := bytes.Cut(answer, []byte("\r\n"))
+	if code, ok := statusCode(hdr); ok {
+		return code
+	}
+	return 0
+}
+
+func (r *Registration) drop() {
 	_ = r.Conn.Close()
 	r.Conn = nil
-	return nil, false
 }
 
 // readResponse reads one HTTP/1.1 response framed by Content-Length from

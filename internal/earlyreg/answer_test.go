@@ -117,3 +117,70 @@ func TestExchange(t *testing.T) {
 		t.Fatalf("unexpected exchange %q %v, connection %v", got, ok, r.Conn)
 	}
 }
+
+// TestSendAwait: a request sent after the answers were read, its answer
+// awaited with no time limit (it comes after the send timeout), whole when
+// framed by Content-Length; other framings are left on the connection.
+func TestSendAwait(t *testing.T) {
+	shortTimeout(t)
+	r, peer := pair(t)
+	if r.Send([]byte("GET / HTTP/1.1\r\n\r\n")) {
+		t.Fatal("unexpected send before the registration's answer was read")
+	}
+	_, _ = peer.WriteString("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
+	if _, _, ok := r.ReadAnswer(); !ok {
+		t.Fatal("unexpected: answer not read")
+	}
+	const req = "GET /2020-01-01/extension/event/next HTTP/1.1\r\n\r\n"
+	const event = "HTTP/1.1 200 OK\r\nContent-Length: 22\r\n\r\n{\"eventType\":\"INVOKE\"}"
+	if !r.Send([]byte(req)) {
+		t.Fatal("unexpected: not sent")
+	}
+	b := make([]byte, len(req))
+	if n, _ := peer.Read(b); string(b[:n]) != req {
+		t.Fatalf("unexpected request %q", b[:n])
+	}
+	go func() {
+		time.Sleep(3 * sendTimeout / 2)
+		_, _ = peer.WriteString(event[:30])
+		time.Sleep(5 * time.Millisecond)
+		_, _ = peer.WriteString(event[30:])
+	}()
+	if got, ok := r.Await(); !ok || string(got) != event {
+		t.Fatalf("unexpected answer %q %v", got, ok)
+	}
+	const chunked = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+	if !r.Send([]byte(req)) {
+		t.Fatal("unexpected: not sent")
+	}
+	_, _ = peer.WriteString(chunked)
+	if got, ok := r.Await(); ok || string(got) != chunked || r.Conn == nil {
+		t.Fatalf("unexpected answer %q %v, connection %v", got, ok, r.Conn)
+	}
+	peer.Close()
+	if !r.Send([]byte(req)) { // the peer's end is closed: a write may still succeed
+		if r.Conn != nil {
+			t.Fatal("unexpected: failed send kept the connection")
+		}
+		return
+	}
+	if got, ok := r.Await(); ok || len(got) != 0 {
+		t.Fatalf("unexpected answer %q %v from a closed connection", got, ok)
+	}
+}
+
+// TestStatus: the status of a complete answer, 0 for anything else.
+func TestStatus(t *testing.T) {
+	for answer, want := range map[string]int{
+		"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n":       200,
+		"HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\n\r\n": 202,
+		"HTTP/1.1 400\r\n\r\n":                               400,
+		"HTTP/1.1 2000 OK\r\n\r\n":                           0,
+		"SSH-2.0\r\n":                                        0,
+		"":                                                   0,
+	} {
+		if got := Status([]byte(answer)); got != want {
+			t.Errorf("Status(%q) = %d, want %d", answer, got, want)
+		}
+	}
+}

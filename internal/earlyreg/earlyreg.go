@@ -11,8 +11,9 @@
 // initialises a package as soon as its imports are, the lowest import path
 // first): before the SDK's packages and before net. The request is written
 // with system calls on a blocking socket. Package earlysub then reads the
-// answer (Registration.ReadAnswer) and subscribes on the same connection
-// (Registration.Exchange); extapi.Client.Register parses the answer read,
+// answer (Registration.ReadAnswer), subscribes on the same connection
+// (Registration.Exchange) and writes the first /event/next
+// (Registration.Send, Await); extapi.Client.Register parses the answer read,
 // reading the rest from the connection if earlysub could not (it is given
 // both with extapi.WithRegistration), and uses the connection for its later
 // calls.
