@@ -72,11 +72,19 @@ type extension struct {
 	gcOnce       sync.Once // setGCPercent
 }
 
+// initError reports a failure of the extension's Init to Lambda and returns
+// the exit code. When the first /event/next went out during package
+// initialisation (earlysub), Lambda has taken the extension's Init as over,
+// and the failure is reported as an exit error.
 func (x *extension) initError(ctx context.Context, errType string, err error) int {
 	x.log.Error("kte: init failed", "error_type", errType, "error", err)
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
 	defer cancel()
-	if rerr := x.api.InitError(rctx, errType, err); rerr != nil {
+	report := x.api.InitError
+	if _, early := x.api.NextSentEarly(); early {
+		report = x.api.ExitError
+	}
+	if rerr := report(rctx, errType, err); rerr != nil {
 		x.log.Error("kte: cannot report the init error", "error", rerr)
 	}
 	return 1
@@ -183,13 +191,17 @@ func (x *extension) afterInit(ctx context.Context) {
 	// Taken first: Lambda (and the simulator) may freeze the process as
 	// soon as the request is out, and the time frozen is not Init's.
 	took := time.Since(x.env.start)
+	at, nextEarly := x.api.NextSentEarly()
+	if nextEarly {
+		took = at.Sub(x.env.start)
+	}
 	if x.env.watchSignals != nil {
 		x.env.watchSignals()
 	}
 	x.log.Info("kte: started", "init_ms", fmt.Sprintf("%.2f", float64(took.Microseconds())/1000),
 		"version", version, "stream", x.cfg.StreamName, "listen", x.lis.Addr(), "ring_bytes", x.cfg.RingBytes,
 		"flush", x.cfg.Flush.String(), "lmi", x.cfg.LMI, "registered_early", x.api.RegisteredEarly(),
-		"subscribed_early", x.api.SubscribedEarly())
+		"subscribed_early", x.api.SubscribedEarly(), "next_early", nextEarly)
 	x.adviseFlush()
 	x.buildClient(ctx)
 	x.setGCPercent()

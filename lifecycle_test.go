@@ -111,15 +111,17 @@ func TestBinarySignalAfterInit(t *testing.T) {
 	}
 	// The registration was written during package initialisation
 	// (earlyreg), its answer read and the subscription sent then too
-	// (earlysub), once.
-	if !strings.Contains(stderr.String(), "registered_early=true") || !strings.Contains(stderr.String(), "subscribed_early=true") {
-		t.Fatalf("unexpected start-up line; want registered_early=true and subscribed_early=true; stderr:\n%s", stderr.String())
+	// (earlysub), once, and after its 200 the first /event/next, once: main
+	// waits for its answer and does not call again.
+	if !strings.Contains(stderr.String(), "registered_early=true") || !strings.Contains(stderr.String(), "subscribed_early=true") ||
+		!strings.Contains(stderr.String(), "next_early=true") {
+		t.Fatalf("unexpected start-up line; want registered_early=true, subscribed_early=true and next_early=true; stderr:\n%s", stderr.String())
 	}
 	rt.mu.Lock()
-	subscribes := rt.subscribes
+	subscribes, nexts := rt.subscribes, rt.nextCalls
 	rt.mu.Unlock()
-	if subscribes != 1 {
-		t.Fatalf("unexpected %d subscriptions; want 1", subscribes)
+	if subscribes != 1 || nexts != 1 {
+		t.Fatalf("unexpected %d subscriptions and %d /event/next calls; want 1 and 1", subscribes, nexts)
 	}
 	resp, err := http.Post(fmt.Sprintf("http://127.0.0.1:%d/", port), "application/json", strings.NewReader(telemetryBody("req-0", 0, 30)))
 	if err != nil {

@@ -18,8 +18,9 @@
 //     start the packer (extension.start);
 //  4. subscribe to the Telemetry API (202 from a local emulator: keep
 //     working), or take the answer to the subscription earlysub sent;
-//  5. loop on /event/next, building the Kinesis client once the first
-//     request is on its way (extension.buildClient): on INVOKE deliver what
+//  5. loop on /event/next (after a 200 subscription earlysub wrote the
+//     first request: its answer is taken), building the Kinesis client once
+//     the first request is on its way (extension.buildClient): on INVOKE deliver what
 //     is buffered as KTE_FLUSH says (package flush), within KTE_FLUSH_MAX_MS
 //     and the deadline, and call /event/next again only when nothing is in
 //     flight; on SHUTDOWN (or SIGTERM outside Lambda) drain late telemetry,
@@ -114,7 +115,8 @@ func run(ctx context.Context, e env) int {
 	// them, Register and Subscribe send the requests now.
 	x := &extension{env: e, log: log, done: newRuntimeDone(),
 		api: extapi.New(lam.RuntimeAPI, extapi.WithRegistration(e.early.Registration),
-			extapi.WithSubscription(e.early.Body, e.early.Answer))}
+			extapi.WithSubscription(e.early.Body, e.early.Answer),
+			extapi.WithNext(e.early.NextSent, e.early.NextDone(), e.early.NextAnswer))}
 
 	// The configuration is read before the registration's answer (only its
 	// errors wait for the registration, which /init/error needs), so that

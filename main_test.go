@@ -3,8 +3,10 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -19,6 +21,7 @@ import (
 
 	"github.com/kte-dev/kinesis-telemetry-extension/batch"
 	"github.com/kte-dev/kinesis-telemetry-extension/config"
+	"github.com/kte-dev/kinesis-telemetry-extension/extapi"
 	"github.com/kte-dev/kinesis-telemetry-extension/internal/earlysub"
 	"github.com/kte-dev/kinesis-telemetry-extension/internal/kinesalite"
 	"github.com/kte-dev/kinesis-telemetry-extension/internal/testsupport"
@@ -566,5 +569,28 @@ func TestEarlySocket(t *testing.T) {
 	}
 	if !free(port) {
 		t.Fatalf("unexpected: port %d is still bound", port)
+	}
+}
+
+// TestInitErrorAfterEarlyNext: a failure of Init is reported to
+// /init/error, unless the first /event/next went out during package
+// initialisation (earlysub): Lambda then has the extension's Init as over,
+// and it goes to /exit/error.
+func TestInitErrorAfterEarlyNext(t *testing.T) {
+	for _, early := range []bool{false, true} {
+		rt := newFakeRuntime(t)
+		done := make(chan struct{})
+		close(done)
+		x := &extension{log: slog.New(slog.DiscardHandler), api: extapi.New(rt.addr(), extapi.WithExtensionID("id-1"),
+			extapi.WithNext(func() (time.Time, bool) { return time.Now(), early }, done, func() ([]byte, bool) { return nil, false }))}
+		if code := x.initError(context.Background(), "Extension.Test", errors.New("broken")); code != 1 {
+			t.Fatalf("unexpected exit code %d", code)
+		}
+		rt.mu.Lock()
+		initErrors, exitErrors := len(rt.initErrors), len(rt.exitErrors)
+		rt.mu.Unlock()
+		if early && (initErrors != 0 || exitErrors != 1) || !early && (initErrors != 1 || exitErrors != 0) {
+			t.Fatalf("early %v: unexpected %d init errors and %d exit errors", early, initErrors, exitErrors)
+		}
 	}
 }

@@ -241,8 +241,10 @@ func TestConformanceClassic(t *testing.T) {
 	r.mustOne(`External agent kinesis-telemetry-extension \([0-9a-f-]+\) registered, subscribed to \[INVOKE SHUTDOWN\]`, "registration")
 	r.mustOne(`level=WARN msg="kte: the Telemetry API is not supported here.*status 202`, "log line for the 202 on subscribe")
 	started := r.mustOne(`msg="kte: started"`, "start-up line")
-	if !strings.Contains(started, "lmi=false") || !strings.Contains(started, "registered_early=true") || !strings.Contains(started, "subscribed_early=true") {
-		t.Fatalf("unexpected start-up line; got %q; want lmi=false, registered and subscribed during initialisation", started)
+	// The emulator answers the subscription 202: /event/next is main's.
+	if !strings.Contains(started, "lmi=false") || !strings.Contains(started, "registered_early=true") || !strings.Contains(started, "subscribed_early=true") ||
+		!strings.Contains(started, "next_early=false") {
+		t.Fatalf("unexpected start-up line; got %q; want lmi=false, registered and subscribed during initialisation, /event/next after", started)
 	}
 	if got, want := len(r.grep(`API request - GET /2020-01-01/extension/event/next`)), conformanceInvokes+1; got != want {
 		t.Fatalf("unexpected /event/next calls; got %d; want %d (after init and after each INVOKE)", got, want)
@@ -302,8 +304,9 @@ func TestConformanceManaged(t *testing.T) {
 	r.mustOne(`msg="External agent registered" agentName=kinesis-telemetry-extension .*events=\[SHUTDOWN\]`, "SHUTDOWN-only registration")
 	r.mustOne(`msg="Telemetry subscription created" agentName=kinesis-telemetry-extension`, "subscription with schema 2025-01-29")
 	started := r.mustOne(`msg="kte: started"`, "start-up line")
-	if !strings.Contains(started, "lmi=true") || !strings.Contains(started, "registered_early=true") || !strings.Contains(started, "subscribed_early=true") {
-		t.Fatalf("unexpected start-up line; got %q; want lmi=true, registered and subscribed during initialisation", started)
+	if !strings.Contains(started, "lmi=true") || !strings.Contains(started, "registered_early=true") || !strings.Contains(started, "subscribed_early=true") ||
+		!strings.Contains(started, "next_early=true") {
+		t.Fatalf("unexpected start-up line; got %q; want lmi=true, registered, subscribed and the first /event/next during initialisation", started)
 	}
 	r.mustNone(`could not send batch to telemetry api Subscriber`, "failed telemetry deliveries")
 	r.mustOne(`Name:extension-kinesis-telemetry-extension Cause:exited Signo:<nil> ExitStatus:0 `, "exit status 0")

@@ -32,7 +32,7 @@ import (
 // Paths of the Runtime API endpoints (protocol.md sections 1 and 2).
 const (
 	PathRegister  = "/2020-01-01/extension/register"
-	PathNext      = "/2020-01-01/extension/event/next"
+	PathNext      = wire.PathNext
 	PathInitError = "/2020-01-01/extension/init/error"
 	PathExitError = "/2020-01-01/extension/exit/error"
 	PathTelemetry = wire.PathTelemetry
@@ -162,7 +162,15 @@ type Client struct {
 	}
 	earlyConn *earlyreg.Registration
 	subEarly  bool // Subscribe used earlySub
-	callTime  time.Duration
+	// earlyNext is WithNext's; nextPending is set by Subscribe when that
+	// request was written, until NextWith reads its answer.
+	earlyNext struct {
+		sent   func() (time.Time, bool)
+		done   <-chan struct{}
+		answer func() ([]byte, bool)
+	}
+	nextPending bool
+	callTime    time.Duration
 
 	urlRegister, urlNext, urlInitError, urlExitError, urlTelemetry string
 
@@ -199,6 +207,21 @@ func WithSubscription(body []byte, answer func() []byte) Option {
 	return func(c *Client) {
 		if body != nil && answer != nil {
 			c.earlySub.body, c.earlySub.answer = body, answer
+		}
+	}
+}
+
+// WithNext gives the client an /event/next request written on the early
+// registration's connection after the subscription (package earlysub):
+// sent waits for the subscription's answer and reports whether the request
+// was written, and when; done is closed once its answer was read, which
+// answer returns, with whether it is whole (else the rest is on the
+// connection). Subscribe then leaves the connection to Next, whose first
+// call returns that answer instead of sending a request.
+func WithNext(sent func() (time.Time, bool), done <-chan struct{}, answer func() ([]byte, bool)) Option {
+	return func(c *Client) {
+		if sent != nil && done != nil && answer != nil {
+			c.earlyNext.sent, c.earlyNext.done, c.earlyNext.answer = sent, done, answer
 		}
 	}
 }
@@ -297,6 +320,17 @@ func (c *Client) RegisteredEarly() bool { return c.wasEarly }
 // subscription sent during package initialisation (WithSubscription).
 func (c *Client) SubscribedEarly() bool { return c.subEarly }
 
+// NextSentEarly reports whether the first /event/next request was written
+// during package initialisation (WithNext), and when: Init is then over as
+// far as Lambda is concerned, and a failure is reported with ExitError, not
+// InitError. It waits for the subscription's answer.
+func (c *Client) NextSentEarly() (time.Time, bool) {
+	if c.earlyNext.sent == nil {
+		return time.Time{}, false
+	}
+	return c.earlyNext.sent()
+}
+
 // ExtensionID returns the id from Register ("" before it).
 func (c *Client) ExtensionID() string { return c.id }
 
@@ -378,57 +412,80 @@ func (c *Client) warmUp() {
 // Subscribe takes the connection (takeEarlyConn).
 func (c *Client) readEarly(ctx context.Context, early *earlyreg.Registration, name string, events []EventType, dst *bytes.Buffer) (int, string, error) {
 	pending := c.earlySub.answer != nil
+	rest := early // where the rest of the answer is, and who takes the connection
 	if pending {
-		c.earlyConn = early
-	} else if early.Conn != nil {
-		defer early.Conn.Close() // FileConn holds a duplicate
+		c.earlyConn, rest = early, nil
 	}
 	if early.Name != name || !sameEvents(early.Events, events) {
+		if rest != nil && rest.Conn != nil {
+			_ = rest.Conn.Close()
+		}
 		return 0, "", fmt.Errorf("BUG: the registration written during initialisation was for %q %v, not %q %v", early.Name, early.Events, name, events)
 	}
-	// What package earlysub read of the answer comes first; the rest, if
-	// it read only part of it, from the connection.
-	var src io.Reader = bytes.NewReader(early.Answer)
-	var conn net.Conn
-	switch {
-	case early.Complete:
-	case pending:
+	if pending && !early.Complete {
 		return 0, "", errors.New("BUG: a subscription was sent before the registration's answer was read")
-	case early.Conn == nil:
-		return 0, "", errors.New("the connection of the registration written during initialisation failed")
-	default:
-		var err error
-		if conn, err = net.FileConn(early.Conn); err != nil {
-			return 0, "", fmt.Errorf("cannot use the connection of the registration written during initialisation: %w", err)
-		}
-		if d, ok := ctx.Deadline(); ok {
-			_ = conn.SetReadDeadline(d)
-		}
-		src = io.MultiReader(src, conn)
 	}
-	br := bufio.NewReader(src)
-	var resp fasthttp.Response
-	err := resp.ReadLimitBody(br, maxResponseBytes)
-	reusable := err == nil && br.Buffered() == 0 && !resp.ConnectionClose()
-	if conn != nil {
-		_ = conn.SetReadDeadline(time.Time{})
-		if reusable {
-			c.hcSpare.Store(&conn)
-		} else {
-			_ = conn.Close()
-		}
-	} else if reusable && !pending && early.Conn != nil {
-		c.spareFrom(early)
-	}
+	status, id, err := c.answerOn(ctx, early.Answer, early.Complete, rest, dst)
 	if err != nil {
 		return 0, "", err
 	}
-	dst.Write(resp.Body())
 	// The answer was waiting: warm up now, on the way to the subscription,
 	// rather than during it.
 	if f := c.hcWrote.Swap(nil); f != nil {
 		(*f)()
 	}
+	return status, id, nil
+}
+
+// answerOn parses into dst an answer read during package initialisation:
+// answer, and when it is not complete the rest from rest's connection
+// (within ctx). Unless rest is nil (the connection is left alone; answer
+// must then be complete), the connection then becomes hc's first one if it
+// can serve another call, else it is closed; rest.Conn is closed either way
+// (net.FileConn holds a duplicate). It returns the answer's status and
+// Lambda-Extension-Identifier header.
+func (c *Client) answerOn(ctx context.Context, answer []byte, complete bool, rest *earlyreg.Registration, dst *bytes.Buffer) (int, string, error) {
+	var src io.Reader = bytes.NewReader(answer)
+	var conn net.Conn
+	if rest != nil && rest.Conn != nil {
+		var err error
+		conn, err = net.FileConn(rest.Conn)
+		_ = rest.Conn.Close()
+		rest.Conn = nil
+		if err != nil && !complete {
+			return 0, "", fmt.Errorf("cannot use the connection of the registration written during initialisation: %w", err)
+		}
+	}
+	if !complete {
+		if conn == nil {
+			return 0, "", errors.New("the connection of the registration written during initialisation failed")
+		}
+		if d, ok := ctx.Deadline(); ok {
+			_ = conn.SetReadDeadline(d)
+		}
+		stop := context.AfterFunc(ctx, func() { _ = conn.Close() })
+		defer stop()
+		src = io.MultiReader(src, conn)
+	}
+	br := bufio.NewReader(src)
+	var resp fasthttp.Response
+	err := resp.ReadLimitBody(br, maxResponseBytes)
+	if conn != nil {
+		_ = conn.SetReadDeadline(time.Time{})
+		if err == nil && br.Buffered() == 0 && !resp.ConnectionClose() {
+			c.hcSpare.Store(&conn)
+		} else {
+			_ = conn.Close()
+		}
+	}
+	switch {
+	case err == nil:
+	case ctx.Err() != nil:
+		return 0, "", ctx.Err()
+	default:
+		return 0, "", err
+	}
+	dst.Write(resp.Body())
 	return resp.StatusCode(), string(resp.Header.Peek(HeaderExtensionIdentifier)), nil
 }
 
@@ -515,12 +572,15 @@ func (c *Client) Next(ctx context.Context) (Event, error) { return c.NextWith(ct
 // written: from then on the extension is waiting as far as Lambda is
 // concerned (its part of Init is over), even before an answer.
 func (c *Client) NextWith(ctx context.Context, written func()) (Event, error) {
-	const op = "next"
 	if c.id == "" {
 		return Event{}, ErrNotRegistered
 	}
 	c.nextMu.Lock()
 	defer c.nextMu.Unlock()
+	if c.nextPending {
+		c.nextPending = false
+		return c.nextEarly(ctx, written)
+	}
 	if written != nil {
 		c.written.Store(&written)
 		defer c.written.Store(nil)
@@ -539,6 +599,36 @@ func (c *Client) NextWith(ctx context.Context, written func()) (Event, error) {
 	status, _, err := c.do(ctx, c.next, call{
 		method: fasthttp.MethodGet, url: c.urlNext, header: [][2]string{{HeaderExtensionIdentifier, c.id}},
 	}, &c.nextBuf)
+	return c.nextEvent(status, err)
+}
+
+// nextEarly is NextWith's first call when the request was written during
+// package initialisation (WithNext): written is called at once, and the
+// answer is the one read then (the rest of it read from the connection,
+// which then serves hc's next call).
+func (c *Client) nextEarly(ctx context.Context, written func()) (Event, error) {
+	if written != nil {
+		written()
+	}
+	select {
+	case <-c.earlyNext.done:
+	case <-ctx.Done():
+		return Event{}, fmt.Errorf("extapi: cannot get next event: %w", ctx.Err())
+	}
+	answer, complete := c.earlyNext.answer()
+	early := c.earlyConn
+	c.earlyConn = nil
+	if early == nil {
+		early = &earlyreg.Registration{}
+	}
+	c.nextBuf.Reset()
+	status, _, err := c.answerOn(ctx, answer, complete, early, &c.nextBuf)
+	return c.nextEvent(status, err)
+}
+
+// nextEvent decodes Next's answer, read into nextBuf.
+func (c *Client) nextEvent(status int, err error) (Event, error) {
+	const op = "next"
 	if err != nil {
 		return Event{}, fmt.Errorf("extapi: cannot get next event: %w", err)
 	}
@@ -645,7 +735,11 @@ func (c *Client) Subscribe(ctx context.Context, s Subscription) (SubscribeResult
 	if early := c.earlySub; early.answer != nil {
 		c.earlySub.body, c.earlySub.answer = nil, nil
 		answer = early.answer()
-		c.takeEarlyConn()
+		if _, sent := c.NextSentEarly(); sent {
+			c.nextPending = true // the connection is Next's until its answer is read
+		} else {
+			c.takeEarlyConn()
+		}
 		if !bytes.Equal(early.body, body) {
 			answer = nil // another subscription: this one's is sent
 		}

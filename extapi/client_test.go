@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -878,5 +879,155 @@ func TestSubscriptionInFlight(t *testing.T) {
 	defer mu.Unlock()
 	if want := []string{PathRegister, PathTelemetry, PathNext, PathInitError}; !slices.Equal(paths, want) || conns() != 2 {
 		t.Fatalf("unexpected requests %v on %d connections; want %v on 2", paths, conns(), want)
+	}
+}
+
+// TestNextEarly: when package earlysub wrote the first /event/next after
+// its subscription (WithNext), Subscribe leaves the connection to Next,
+// whose first call reports the request written at once and returns that
+// request's answer, read during initialisation or, when it is not framed
+// by Content-Length (chunked), read from the connection; the connection
+// then serves the client's other calls: register, subscribe, the early
+// /event/next and an exit error on it, the next /event/next on Next's own,
+// two connections in all.
+func TestNextEarly(t *testing.T) {
+	for _, chunked := range []bool{false, true} {
+		var mu sync.Mutex
+		var paths []string
+		release := make(chan struct{})
+		addr, conns := countedServer(t, func(w http.ResponseWriter, r *http.Request) {
+			_, _ = io.ReadAll(r.Body)
+			mu.Lock()
+			paths = append(paths, r.URL.Path)
+			n := len(paths)
+			mu.Unlock()
+			switch r.URL.Path {
+			case PathNext:
+				if n == 3 { // the early one
+					<-release
+					_, _ = io.WriteString(w, `{"eventType":"INVOKE",`)
+					if chunked {
+						w.(http.Flusher).Flush()
+					}
+					_, _ = io.WriteString(w, `"requestId":"r1"}`)
+					return
+				}
+				_, _ = io.WriteString(w, `{"eventType":"INVOKE","requestId":"r2"}`)
+			case PathTelemetry:
+				_, _ = io.WriteString(w, `"OK"`)
+			case PathExitError:
+				w.WriteHeader(202)
+			default:
+				w.Header().Set(HeaderExtensionIdentifier, testID)
+				_, _ = io.WriteString(w, `{"functionName":"orders-api"}`)
+			}
+		})
+		ctx := context.Background()
+		c, sentAt := newEarlyNextClient(t, addr)
+		if _, err := c.Register(ctx, "kte", []EventType{Invoke, Shutdown}); err != nil {
+			t.Fatal(err)
+		}
+		if res, err := c.Subscribe(ctx, testSubscription()); err != nil || res.Body != `"OK"` || !c.SubscribedEarly() {
+			t.Fatalf("unexpected result %+v, %v, early %v", res, err, c.SubscribedEarly())
+		}
+		if at, ok := c.NextSentEarly(); !ok || !at.Equal(sentAt()) {
+			t.Fatalf("unexpected NextSentEarly %v %v", at, ok)
+		}
+		written := make(chan struct{})
+		go func() {
+			<-written // before the answer: the request went out during initialisation
+			close(release)
+		}()
+		ev, err := c.NextWith(ctx, func() { close(written) })
+		if err != nil || ev.RequestID != "r1" {
+			t.Fatalf("chunked %v: unexpected event %+v, %v", chunked, ev, err)
+		}
+		if ev, err := c.Next(ctx); err != nil || ev.RequestID != "r2" {
+			t.Fatalf("unexpected second event %+v, %v", ev, err)
+		}
+		if err := c.ExitError(ctx, "Extension.Test", errors.New("x")); err != nil {
+			t.Fatal(err)
+		}
+		mu.Lock()
+		if want := []string{PathRegister, PathTelemetry, PathNext, PathNext, PathExitError}; !slices.Equal(paths, want) || conns() != 2 {
+			t.Fatalf("chunked %v: unexpected requests %v on %d connections; want %v on 2", chunked, paths, conns(), want)
+		}
+		mu.Unlock()
+	}
+}
+
+// newEarlyNextClient does what package earlysub does against the Runtime
+// API at addr: the registration, its answer, the subscription and then the
+// first /event/next on the same connection, its answer awaited; it returns
+// a client given all of it, and when /event/next was written.
+func newEarlyNextClient(t *testing.T, addr string) (*Client, func() time.Time) {
+	t.Helper()
+	early := earlyreg.Send(runtimeAPIOnly(addr), "/opt/extensions/kte")
+	if early == nil {
+		t.Fatal("unexpected: no early registration")
+	}
+	if status, id, ok := early.ReadAnswer(); !ok || status != 200 || id != testID {
+		t.Fatalf("unexpected answer %d %q %v", status, id, ok)
+	}
+	body := wire.AppendSubscribeBody(nil, testSubscription())
+	subReq := append([]byte("PUT "+PathTelemetry+" HTTP/1.1\r\nHost: "+addr+"\r\n"+HeaderExtensionIdentifier+": "+testID+
+		"\r\nContent-Type: application/json\r\nContent-Length: "+strconv.Itoa(len(body))+"\r\n\r\n"), body...)
+	nextReq := []byte("GET " + PathNext + " HTTP/1.1\r\nHost: " + addr + "\r\n" + HeaderExtensionIdentifier + ": " + testID + "\r\n\r\n")
+	subDone, nextDone := make(chan struct{}), make(chan struct{})
+	var subAnswer, nextAnswer []byte
+	var complete, sent bool
+	var at time.Time
+	go func() {
+		subAnswer, _ = early.Exchange(subReq)
+		if sent = early.Send(nextReq); sent {
+			at = time.Now()
+		}
+		close(subDone)
+		nextAnswer, complete = early.Await()
+		close(nextDone)
+	}()
+	c := New(addr, WithRegistration(early),
+		WithSubscription(body, func() []byte { <-subDone; return subAnswer }),
+		WithNext(func() (time.Time, bool) { <-subDone; return at, sent }, nextDone,
+			func() ([]byte, bool) { <-nextDone; return nextAnswer, complete }))
+	t.Cleanup(func() {
+		<-subDone
+		if early.Conn != nil {
+			// Close would not end the read Await may be blocked in.
+			_ = syscall.Shutdown(int(early.Conn.Fd()), syscall.SHUT_RDWR)
+		}
+		<-nextDone
+		if early.Conn != nil {
+			early.Conn.Close()
+		}
+	})
+	return c, func() time.Time { <-subDone; return at }
+}
+
+// TestNextEarlyCanceled: the first Next, waiting for the answer to the
+// /event/next written early, ends when its ctx does.
+func TestNextEarlyCanceled(t *testing.T) {
+	addr, _ := countedServer(t, func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case PathNext:
+			<-r.Context().Done()
+		case PathTelemetry:
+			_, _ = io.WriteString(w, `"OK"`)
+		default:
+			w.Header().Set(HeaderExtensionIdentifier, testID)
+			_, _ = io.WriteString(w, `{"functionName":"orders-api"}`)
+		}
+	})
+	c, _ := newEarlyNextClient(t, addr)
+	if _, err := c.Register(context.Background(), "kte", []EventType{Invoke, Shutdown}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Subscribe(context.Background(), testSubscription()); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if _, err := c.NextWith(ctx, nil); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("unexpected error %v; want the ctx's", err)
 	}
 }

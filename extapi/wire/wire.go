@@ -17,6 +17,10 @@ import (
 // PathTelemetry is the Telemetry API's path (protocol.md section 2).
 const PathTelemetry = "/2022-07-01/telemetry"
 
+// PathNext is the Extensions API's /event/next path (protocol.md section 1),
+// which earlysub calls after its subscription.
+const PathNext = "/2020-01-01/extension/event/next"
+
 // Subscription is a Telemetry API subscription. The buffering values are
 // always sent; the Runtime API validates them (maxItems 1000–10000, maxBytes
 // 262144–1048576, timeoutMs 25–30000).

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/kte-dev/kinesis-telemetry-extension/config"
 	"github.com/kte-dev/kinesis-telemetry-extension/extapi/wire"
@@ -18,20 +19,23 @@ import (
 )
 
 // runtimeAPI is a Runtime API that answers the registration with
-// registerStatus and the subscription with subscribeStatus, and records the
-// subscriptions.
+// registerStatus and the subscription with subscribeStatus, records the
+// subscriptions and the /event/next calls, and answers /event/next with
+// what the test sends on event.
 type runtimeAPI struct {
 	srv                             *httptest.Server
 	registerStatus, subscribeStatus int
+	event                           chan string
 
-	mu   sync.Mutex
-	subs []*http.Request
-	body [][]byte
+	mu    sync.Mutex
+	subs  []*http.Request
+	body  [][]byte
+	nexts []*http.Request
 }
 
 func newRuntimeAPI(t *testing.T, registerStatus, subscribeStatus int) *runtimeAPI {
-	a := &runtimeAPI{registerStatus: registerStatus, subscribeStatus: subscribeStatus}
-	a.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	a := &runtimeAPI{registerStatus: registerStatus, subscribeStatus: subscribeStatus, event: make(chan string)}
+	a.srv = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		switch r.URL.Path {
 		case "/2020-01-01/extension/register":
@@ -44,12 +48,31 @@ func newRuntimeAPI(t *testing.T, registerStatus, subscribeStatus int) *runtimeAP
 			a.mu.Unlock()
 			w.WriteHeader(a.subscribeStatus)
 			_, _ = io.WriteString(w, `"OK"`)
+		case wire.PathNext:
+			a.mu.Lock()
+			a.nexts = append(a.nexts, r)
+			a.mu.Unlock()
+			select {
+			case ev := <-a.event:
+				_, _ = io.WriteString(w, ev)
+			case <-r.Context().Done():
+			}
 		default:
 			w.WriteHeader(404)
 		}
 	}))
-	t.Cleanup(a.srv.Close)
+	a.srv.Start()
+	t.Cleanup(func() {
+		a.srv.CloseClientConnections()
+		a.srv.Close()
+	})
 	return a
+}
+
+func (a *runtimeAPI) counts() (subs, nexts int) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return len(a.subs), len(a.nexts)
 }
 
 func (a *runtimeAPI) env(port string) map[string]string {
@@ -133,6 +156,37 @@ func TestSubscribes(t *testing.T) {
 		if r.Registration.Conn == nil {
 			t.Fatal("unexpected: the connection was dropped")
 		}
+		// /event/next goes out after a 200 only, once, with the id.
+		at, sent := r.NextSent()
+		if sent != (status == 200) || sent == at.IsZero() {
+			t.Fatalf("status %d: unexpected next sent %v at %v", status, sent, at)
+		}
+		if !sent {
+			<-r.NextDone()
+			if a, complete := r.NextAnswer(); a != nil || complete {
+				t.Fatalf("status %d: unexpected next answer %q", status, a)
+			}
+			if _, n := api.counts(); n != 0 {
+				t.Fatalf("status %d: unexpected %d /event/next calls", status, n)
+			}
+			continue
+		}
+		select {
+		case <-r.NextDone():
+			t.Fatal("unexpected: /event/next answered before there was an event")
+		case <-time.After(20 * time.Millisecond):
+		}
+		const event = `{"eventType":"INVOKE","requestId":"r1"}`
+		api.event <- event
+		<-r.NextDone()
+		if a, complete := r.NextAnswer(); !complete || !bytes.HasPrefix(a, []byte("HTTP/1.1 200 ")) || !bytes.HasSuffix(a, []byte(event)) {
+			t.Fatalf("unexpected next answer %q, complete %v", a, complete)
+		}
+		api.mu.Lock()
+		if len(api.nexts) != 1 || api.nexts[0].Method != "GET" || api.nexts[0].Header.Get(earlyreg.HeaderExtensionIdentifier) != "id-1" {
+			t.Fatalf("unexpected /event/next calls %v", api.nexts)
+		}
+		api.mu.Unlock()
 	}
 }
 
@@ -159,14 +213,11 @@ func TestStops(t *testing.T) {
 		if !r.Registration.Complete {
 			t.Fatalf("%s: unexpected: the registration's answer was not read", c.name)
 		}
-		if r.Listener != nil || r.Body != nil || r.Answer() != nil {
+		if _, sent := r.NextSent(); r.Listener != nil || r.Body != nil || r.Answer() != nil || sent || r.NextDone() != nil {
 			t.Fatalf("%s: unexpected result %+v", c.name, r)
 		}
-		api.mu.Lock()
-		n := len(api.subs)
-		api.mu.Unlock()
-		if n != 0 {
-			t.Fatalf("%s: unexpected %d subscriptions", c.name, n)
+		if subs, nexts := api.counts(); subs != 0 || nexts != 0 {
+			t.Fatalf("%s: unexpected %d subscriptions, %d /event/next calls", c.name, subs, nexts)
 		}
 	}
 }
