@@ -830,30 +830,15 @@ func TestSubscriptionInFlight(t *testing.T) {
 		mu.Lock()
 		paths = append(paths, r.URL.Path)
 		mu.Unlock()
-		switch r.URL.Path {
-		case PathNext:
+		if r.URL.Path == PathNext {
 			_, _ = io.WriteString(w, `{"eventType":"INVOKE","requestId":"r1"}`)
-		case PathTelemetry:
-			_, _ = io.WriteString(w, `"OK"`)
-		case PathInitError:
-			w.WriteHeader(202)
-		default:
-			w.Header().Set(HeaderExtensionIdentifier, testID)
-			_, _ = io.WriteString(w, `{"functionName":"orders-api"}`)
+			return
 		}
+		answerControl(w, r)
 	})
 	ctx := context.Background()
 
-	early := earlyreg.Send(runtimeAPIOnly(addr), "/opt/extensions/kte")
-	if early == nil {
-		t.Fatal("unexpected: no early registration")
-	}
-	if status, id, ok := early.ReadAnswer(); !ok || status != 200 || id != testID {
-		t.Fatalf("unexpected answer %d %q %v", status, id, ok)
-	}
-	body := wire.AppendSubscribeBody(nil, testSubscription())
-	req := append([]byte("PUT "+PathTelemetry+" HTTP/1.1\r\nHost: "+addr+"\r\n"+HeaderExtensionIdentifier+": "+testID+
-		"\r\nContent-Type: application/json\r\nContent-Length: "+strconv.Itoa(len(body))+"\r\n\r\n"), body...)
+	early, body, req := earlyRegistration(t, addr)
 	release, done := make(chan struct{}), make(chan struct{})
 	var answer []byte
 	go func() {
@@ -913,13 +898,8 @@ func TestNextEarly(t *testing.T) {
 					return
 				}
 				_, _ = io.WriteString(w, `{"eventType":"INVOKE","requestId":"r2"}`)
-			case PathTelemetry:
-				_, _ = io.WriteString(w, `"OK"`)
-			case PathExitError:
-				w.WriteHeader(202)
 			default:
-				w.Header().Set(HeaderExtensionIdentifier, testID)
-				_, _ = io.WriteString(w, `{"functionName":"orders-api"}`)
+				answerControl(w, r)
 			}
 		})
 		ctx := context.Background()
@@ -962,16 +942,7 @@ func TestNextEarly(t *testing.T) {
 // a client given all of it, and when /event/next was written.
 func newEarlyNextClient(t *testing.T, addr string) (*Client, func() time.Time) {
 	t.Helper()
-	early := earlyreg.Send(runtimeAPIOnly(addr), "/opt/extensions/kte")
-	if early == nil {
-		t.Fatal("unexpected: no early registration")
-	}
-	if status, id, ok := early.ReadAnswer(); !ok || status != 200 || id != testID {
-		t.Fatalf("unexpected answer %d %q %v", status, id, ok)
-	}
-	body := wire.AppendSubscribeBody(nil, testSubscription())
-	subReq := append([]byte("PUT "+PathTelemetry+" HTTP/1.1\r\nHost: "+addr+"\r\n"+HeaderExtensionIdentifier+": "+testID+
-		"\r\nContent-Type: application/json\r\nContent-Length: "+strconv.Itoa(len(body))+"\r\n\r\n"), body...)
+	early, body, subReq := earlyRegistration(t, addr)
 	nextReq := []byte("GET " + PathNext + " HTTP/1.1\r\nHost: " + addr + "\r\n" + HeaderExtensionIdentifier + ": " + testID + "\r\n\r\n")
 	subDone, nextDone := make(chan struct{}), make(chan struct{})
 	var subAnswer, nextAnswer []byte
@@ -1008,15 +979,11 @@ func newEarlyNextClient(t *testing.T, addr string) (*Client, func() time.Time) {
 // /event/next written early, ends when its ctx does.
 func TestNextEarlyCanceled(t *testing.T) {
 	addr, _ := countedServer(t, func(w http.ResponseWriter, r *http.Request) {
-		switch r.URL.Path {
-		case PathNext:
+		if r.URL.Path == PathNext {
 			<-r.Context().Done()
-		case PathTelemetry:
-			_, _ = io.WriteString(w, `"OK"`)
-		default:
-			w.Header().Set(HeaderExtensionIdentifier, testID)
-			_, _ = io.WriteString(w, `{"functionName":"orders-api"}`)
+			return
 		}
+		answerControl(w, r)
 	})
 	c, _ := newEarlyNextClient(t, addr)
 	if _, err := c.Register(context.Background(), "kte", []EventType{Invoke, Shutdown}); err != nil {
@@ -1030,4 +997,37 @@ func TestNextEarlyCanceled(t *testing.T) {
 	if _, err := c.NextWith(ctx, nil); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("unexpected error %v; want the ctx's", err)
 	}
+}
+
+// answerControl answers a Runtime API call other than /event/next: the
+// registration with testID, the subscription "OK", an error report 202.
+func answerControl(w http.ResponseWriter, r *http.Request) {
+	switch r.URL.Path {
+	case PathTelemetry:
+		_, _ = io.WriteString(w, `"OK"`)
+	case PathInitError, PathExitError:
+		w.WriteHeader(202)
+	default:
+		w.Header().Set(HeaderExtensionIdentifier, testID)
+		_, _ = io.WriteString(w, `{"functionName":"orders-api"}`)
+	}
+}
+
+// earlyRegistration does what package earlyreg and earlysub do against the
+// Runtime API at addr before the subscription: the registration written
+// and its answer read. It returns it, the subscription's body and its
+// request as earlysub writes it.
+func earlyRegistration(t *testing.T, addr string) (early *earlyreg.Registration, body, req []byte) {
+	t.Helper()
+	early = earlyreg.Send(runtimeAPIOnly(addr), "/opt/extensions/kte")
+	if early == nil {
+		t.Fatal("unexpected: no early registration")
+	}
+	if status, id, ok := early.ReadAnswer(); !ok || status != 200 || id != testID {
+		t.Fatalf("unexpected answer %d %q %v", status, id, ok)
+	}
+	body = wire.AppendSubscribeBody(nil, testSubscription())
+	req = append([]byte("PUT "+PathTelemetry+" HTTP/1.1\r\nHost: "+addr+"\r\n"+HeaderExtensionIdentifier+": "+testID+
+		"\r\nContent-Type: application/json\r\nContent-Length: "+strconv.Itoa(len(body))+"\r\n\r\n"), body...)
+	return early, body, req
 }
