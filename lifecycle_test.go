@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -116,6 +117,11 @@ func TestBinarySignalAfterInit(t *testing.T) {
 	if !strings.Contains(stderr.String(), "registered_early=true") || !strings.Contains(stderr.String(), "subscribed_early=true") ||
 		!strings.Contains(stderr.String(), "next_early=true") {
 		t.Fatalf("unexpected start-up line; want registered_early=true, subscribed_early=true and next_early=true; stderr:\n%s", stderr.String())
+	}
+	// init_ms counts from KTE's first package's initialisation, which comes
+	// before the goroutine that wrote /event/next: never negative.
+	if m := regexp.MustCompile(`init_ms=([0-9.]+) `).FindStringSubmatch(stderr.String()); m == nil || m[1] == "0.00" {
+		t.Fatalf("unexpected init_ms in the start-up line; stderr:\n%s", stderr.String())
 	}
 	rt.mu.Lock()
 	subscribes, nexts := rt.subscribes, rt.nextCalls

@@ -50,13 +50,9 @@ import (
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "dev"
 
-// processStart is taken as early as Go lets a program: package
-// initialisation. The start-up line reports init time from here.
-var processStart = time.Now()
-
 func main() {
 	ctx, cancel := context.WithCancel(context.Background())
-	os.Exit(run(ctx, env{lookup: os.LookupEnv, stdout: os.Stdout, stderr: os.Stderr, name: filepath.Base(os.Args[0]), start: processStart,
+	os.Exit(run(ctx, env{lookup: os.LookupEnv, stdout: os.Stdout, stderr: os.Stderr, name: filepath.Base(os.Args[0]), start: earlysub.Started(),
 		setGCPercent: debug.SetGCPercent, watchSignals: func() { watchSignals(cancel) }, early: earlysub.Take()}))
 }
 

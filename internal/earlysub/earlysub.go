@@ -159,6 +159,13 @@ func (r Result) NextAnswer() ([]byte, bool) {
 	return r.sub.next.answer, r.sub.next.complete
 }
 
+// Started is when package initialisation reached KTE's first package
+// (earlyreg/atstart), before its dependencies' packages: the process's
+// start as near as Go code can take it, from which the start-up line
+// counts init_ms. Main's own package variables are initialised last, after
+// the goroutine here may have sent the first /event/next.
+func Started() time.Time { return atstart.Started }
+
 // results gets init's goroutine's Result.
 var results chan Result
 

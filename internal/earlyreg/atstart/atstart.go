@@ -7,9 +7,15 @@ package atstart
 
 import (
 	"os"
+	"time"
 
 	"github.com/kte-dev/kinesis-telemetry-extension/internal/earlyreg"
 )
+
+// Started is when package initialisation reached this package, KTE's
+// first: before the AWS SDK's packages, fasthttp and net, and before the
+// registration is written.
+var Started = time.Now()
 
 // sent is the registration written by init, until Take.
 var sent *earlyreg.Registration
