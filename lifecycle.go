@@ -260,11 +260,7 @@ func (x *extension) setGCPercent() {
 type gcSentinel struct{ _ [32]byte }
 
 func (x *extension) subscribe(ctx context.Context) error {
-	port := 0
-	if a, ok := x.lis.Addr().(*net.TCPAddr); ok {
-		port = a.Port
-	}
-	sub := earlysub.Subscription(x.cfg, port)
+	sub := earlysub.Subscription(x.cfg, x.lis.Addr())
 	_, err := x.api.Subscribe(ctx, sub)
 	if errors.Is(err, extapi.ErrTelemetryNotSupported) {
 		x.log.Warn("kte: the Telemetry API is not supported here (a local emulator?); running without telemetry", "detail", err)

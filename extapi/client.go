@@ -497,26 +497,11 @@ func (c *Client) takeEarlyConn() {
 	if early == nil || early.Conn == nil {
 		return
 	}
-	defer early.Conn.Close() // FileConn holds a duplicate
-	c.spareFrom(early)
-}
-
-// spareFrom makes the early registration's connection hc's first one.
-func (c *Client) spareFrom(early *earlyreg.Registration) {
 	if conn, err := net.FileConn(early.Conn); err == nil {
 		c.hcSpare.Store(&conn)
 	}
-}
-
-// readAnswer parses a complete answer read by package earlysub and writes
-// its body into dst.
-func readAnswer(answer []byte, dst *bytes.Buffer) (int, error) {
-	var resp fasthttp.Response
-	if err := resp.ReadLimitBody(bufio.NewReader(bytes.NewReader(answer)), maxResponseBytes); err != nil {
-		return 0, err
-	}
-	dst.Write(resp.Body())
-	return resp.StatusCode(), nil
+	_ = early.Conn.Close() // FileConn holds a duplicate
+	early.Conn = nil
 }
 
 func sameEvents(sent []string, events []EventType) bool {
@@ -618,9 +603,6 @@ func (c *Client) nextEarly(ctx context.Context, written func()) (Event, error) {
 	answer, complete := c.earlyNext.answer()
 	early := c.earlyConn
 	c.earlyConn = nil
-	if early == nil {
-		early = &earlyreg.Registration{}
-	}
 	c.nextBuf.Reset()
 	status, _, err := c.answerOn(ctx, answer, complete, early, &c.nextBuf)
 	return c.nextEvent(status, err)
@@ -746,7 +728,7 @@ func (c *Client) Subscribe(ctx context.Context, s Subscription) (SubscribeResult
 	}
 	if answer != nil {
 		c.subEarly = true
-		status, err = readAnswer(answer, &buf)
+		status, _, err = c.answerOn(ctx, answer, true, nil, &buf)
 	} else {
 		status, _, err = c.do(ctx, c.hc, call{
 			method: fasthttp.MethodPut, url: c.urlTelemetry, json: body,

@@ -56,16 +56,20 @@ import (
 
 // Host is the destination host the Telemetry API requires; it delivers to
 // this environment's loopback whatever it resolves to.
-const Host = "sandbox.localdomain"
+const Host = socket.DefaultHost
 
 // Path is the listener's only path. It is "/" because the AWS emulator's
 // managed-instances mode keeps only the port of the destination URI and
 // POSTs to "/"; Lambda POSTs to the URI as given.
 const Path = "/"
 
-// Subscription is the subscription the configuration asks for, to a
-// listener on port.
-func Subscription(cfg config.Config, port int) wire.Subscription {
+// Subscription is the subscription the configuration asks for, to the
+// listener at addr (its TCP port, else the configured one).
+func Subscription(cfg config.Config, addr net.Addr) wire.Subscription {
+	port := cfg.ListenPort
+	if a, ok := addr.(*net.TCPAddr); ok {
+		port = a.Port
+	}
 	return wire.Subscription{
 		SchemaVersion: cfg.SchemaVersion,
 		Types:         cfg.Types,
@@ -215,11 +219,7 @@ func start(reg *earlyreg.Registration, lookup func(string) (string, bool), stder
 		return r, nothing
 	}
 	r.Listener, r.Port = ln, cfg.ListenPort
-	port := cfg.ListenPort
-	if a, ok := ln.Addr().(*net.TCPAddr); ok {
-		port = a.Port
-	}
-	r.Body = wire.AppendSubscribeBody(nil, Subscription(cfg, port))
+	r.Body = wire.AppendSubscribeBody(nil, Subscription(cfg, ln.Addr()))
 	sub := &pending{done: make(chan struct{}), next: nextPending{done: make(chan struct{})}}
 	r.sub = sub
 	req := appendRequest(nil, reg.Host, id, r.Body)

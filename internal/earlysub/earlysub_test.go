@@ -140,7 +140,7 @@ func TestSubscribes(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		want := wire.AppendSubscribeBody(nil, Subscription(cfg, port))
+		want := wire.AppendSubscribeBody(nil, Subscription(cfg, &net.TCPAddr{Port: port}))
 		if !bytes.Equal(r.Body, want) {
 			t.Fatalf("unexpected body %s; want %s", r.Body, want)
 		}
