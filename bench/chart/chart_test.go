@@ -24,6 +24,7 @@ BenchmarkEndToEnd/body=events_1/impl=kte-2         	   59448	     22469 ns/op	  
 BenchmarkEndToEnd/body=1MiB/impl=kte-2             	     349	   3461021 ns/op	 302.97 MB/s	         4.611 allocs/event	        40 cpu-ms/10k-events	    300000 events/s	10267483 B/op	    4717 allocs/op
 BenchmarkEndToEnd/body=events_1/impl=baseline-2    	   44676	     26106 ns/op	   9.38 MB/s	        32.58 allocs/event	       270.1 cpu-ms/10k-events	     38000 events/s	    5304 B/op	      32 allocs/op
 BenchmarkEndToEnd/body=1MiB/impl=baseline-2        	     140	   9485351 ns/op	 110.55 MB/s	         5.714 allocs/event	       120.0 cpu-ms/10k-events	    100000 events/s	15130145 B/op	    5845 allocs/op
+BenchmarkEndToEnd/body=events_1/impl=floor-2       	   60000	     20000 ns/op	  12.00 MB/s	         0.0001 allocs/event	       225.0 cpu-ms/10k-events	     50000 events/s	       0 B/op	       0 allocs/op
 BenchmarkInProcess/body=events_1/impl=kte-2        	 5797850	       216.3 ns/op	1132.67 MB/s	         0 allocs/event	         2.762 cpu-ms/10k-events	   4623153 events/s	       0 B/op	       0 allocs/op
 BenchmarkInProcess/body=events_1/impl=baseline-2   	  655430	      1914 ns/op	 128.02 MB/s	         6.014 allocs/event	        24.20 cpu-ms/10k-events	    522531 events/s	     521 B/op	       6 allocs/op
 --- FAIL: BenchmarkEndToEnd/body=256KiB/impl=baseline-2
@@ -145,6 +146,8 @@ func TestChartAndReport(t *testing.T) {
 		"| events_1 | 42,253 | 38,000 | 1.11× | 256 | 270 | 1.05× | 4.50 | 32.6 | 10.9 | 9.38 |",
 		"| 1MiB | 300,000 | 100,000 | 3.00× | 40.0 | 120 | 3.00× | 4.61 | 5.71 | 303 | 111 |",
 		"| events_1 | 4,623,153 | 522,531 | 8.85× | 2.76 | 24.2 | 8.76× | 0 | 6.01 | 1,133 | 128 |",
+		"| body | CPU ms/10k events floor | highest possible × (baseline ÷ floor) | KTE's × | KTE − floor | baseline − floor |",
+		"| events_1 | 225 | 1.20× | 1.05× | 31.2 | 45.1 |",
 		"| process start → first `/event/next` | 6.00 ms | 7.00 ms | 3.00 ms | 4.00 ms | +3.00 ms |",
 		"| peak RSS (VmHWM) | 14.00 MiB | 14.00 MiB | 6.00 MiB | 6.00 MiB | +8.00 MiB |",
 		"median +3.00 ms over 3 rounds; a 75.0% confidence interval for it, distribution-free (binomial order statistics), is +3.00 to +3.00 ms.",

@@ -134,10 +134,44 @@ func (r *report) writeBench(w io.Writer) {
 			fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", body,
 				num(ke), num(be), ratio(ke, be), num(kc), num(bc), ratio(bc, kc), num(ka), num(ba), num(km), num(bm))
 		}
+		r.writeFloor(w, fam)
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "×: KTE's figure over the baseline's (for CPU, the baseline's CPU over KTE's: events per CPU second). "+
 		"The benchstat comparison with confidence intervals is in `ingest-benchstat.txt`.")
+}
+
+// writeFloor writes, for a family that ran the floor, what receiving the
+// bodies costs without doing anything with them, and the highest ratio any
+// implementation could reach.
+func (r *report) writeFloor(w io.Writer, fam string) {
+	var rows []string
+	for _, body := range r.bench.bodies {
+		f, ok := r.bench.median(key{fam, "floor", body}, "cpu-ms/10k-events")
+		if !ok {
+			continue
+		}
+		k, kok := r.bench.median(key{fam, "kte", body}, "cpu-ms/10k-events")
+		b, bok := r.bench.median(key{fam, "baseline", body}, "cpu-ms/10k-events")
+		if !kok || !bok {
+			continue
+		}
+		rows = append(rows, fmt.Sprintf("| %s | %s | %s | %s | %s | %s |", body, num(f), ratio(b, f), ratio(b, k), num(k-f), num(b-f)))
+	}
+	if len(rows) == 0 {
+		return
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "The floor (`impl=floor`): a TCP server that reads each POST (headers, then the body into one reused "+
+		"buffer) and answers 200 without looking at the body, storing it or sending it: the CPU time any Go "+
+		"implementation pays to receive the same POSTs. The baseline's CPU over the floor's is the highest ratio any "+
+		"implementation could reach with that body.")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "| body | CPU ms/10k events floor | highest possible × (baseline ÷ floor) | KTE's × | KTE − floor | baseline − floor |")
+	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|")
+	for _, row := range rows {
+		fmt.Fprintln(w, row)
+	}
 }
 
 func (r *report) maxRuns() int {
