@@ -146,7 +146,7 @@ func TestChartAndReport(t *testing.T) {
 		"| events_1 | 42,253 | 38,000 | 1.11× | 256 | 270 | 1.05× | 4.50 | 32.6 | 10.9 | 9.38 |",
 		"| 1MiB | 300,000 | 100,000 | 3.00× | 40.0 | 120 | 3.00× | 4.61 | 5.71 | 303 | 111 |",
 		"| events_1 | 4,623,153 | 522,531 | 8.85× | 2.76 | 24.2 | 8.76× | 0 | 6.01 | 1,133 | 128 |",
-		"| body | CPU ms/10k events floor | highest possible × (baseline ÷ floor) | KTE's × | KTE − floor | baseline − floor |",
+		"| body | CPU ms/10k events floor | ceiling × (baseline ÷ floor) | KTE's × | CPU ms/10k events KTE − floor | baseline − floor |",
 		"| events_1 | 225 | 1.20× | 1.05× | 31.2 | 45.1 |",
 		"| process start → first `/event/next` | 6.00 ms | 7.00 ms | 3.00 ms | 4.00 ms | +3.00 ms |",
 		"| peak RSS (VmHWM) | 14.00 MiB | 14.00 MiB | 6.00 MiB | 6.00 MiB | +8.00 MiB |",
