@@ -434,12 +434,16 @@ func (x *extension) shutdown(deadline time.Time, reason string) {
 }
 
 // waitQuiet keeps the listener open until no telemetry has arrived for
-// timeoutMs + quietSlack since SHUTDOWN or the last POST, whichever is
-// later, and no refused delivery is waiting for Lambda's retry, or until
-// its share of the time left is spent. Telemetry produced before the freeze
-// (the last platform.report) is delivered by Lambda within timeoutMs of the
-// thaw; a delivery answered 503 for want of ring room comes back after
-// Lambda's backoff, and the packer is sending meanwhile, so it will fit.
+// timeoutMs + quietSlack since SHUTDOWN or the last POST's answer,
+// whichever is later, no POST is being handled and no refused delivery is
+// waiting for Lambda's retry (RetryPending), or until its share of the time
+// left is spent. Telemetry produced before the freeze (the last
+// platform.report) is delivered by Lambda within timeoutMs of the thaw; a
+// delivery answered 503 for want of ring room comes back after Lambda's
+// backoff, and the packer is sending meanwhile, so it will fit. A POST
+// waiting for room is answered up to FullWait after it arrived, which can
+// be longer than the quiet period: counting from its arrival, SHUTDOWN
+// stopped listening before its 503, and lost the retry.
 func (x *extension) waitQuiet(end time.Time) {
 	quiet := time.Duration(x.cfg.BufferTimeoutMs)*time.Millisecond + quietSlack
 	from := time.Now()

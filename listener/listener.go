@@ -156,12 +156,15 @@ type Listener struct {
 	// is off. SetIdentity stores a new one; a handler loads it once per POST,
 	// so every frame of a POST has the same prefix.
 	prefix atomic.Pointer[[]byte]
-	// lastPost is the time of the last POST on the path, in nanoseconds
-	// since epoch (monotonic); handlers store it, LastPost loads it.
+	// lastPost is when the last POST on the path arrived or was answered,
+	// whichever is later, in nanoseconds since epoch (monotonic); handlers
+	// store it on arrival and again with the answer, LastPost loads it.
 	lastPost atomic.Int64
 	// lastRefused is the lastPost value of the last POST answered 503;
-	// handlers store it after the answer is decided, RetryPending loads it.
+	// handlers store it with the answer, RetryPending loads it.
 	lastRefused atomic.Int64
+	// handling counts the POSTs on the path being handled.
+	handling atomic.Int32
 	// idSeq numbers wrapped payloads.
 	idSeq atomic.Uint64
 
@@ -353,9 +356,11 @@ func (l *Listener) Shutdown(ctx context.Context) error {
 	return nil
 }
 
-// LastPost returns when the last POST on the telemetry path arrived, or the
-// zero Time if none has. The lifecycle uses it to wait for a quiet period.
-// Safe from any goroutine.
+// LastPost returns when the last POST on the telemetry path arrived or was
+// answered, whichever is later, or the zero Time if none has arrived. A
+// POST waiting for ring room is answered up to FullWait after it arrived,
+// and Lambda sends its next one only after the answer. The lifecycle uses
+// it to wait for a quiet period. Safe from any goroutine.
 func (l *Listener) LastPost() time.Time {
 	d := l.lastPost.Load()
 	if d == 0 {
@@ -381,24 +386,35 @@ func (l *Listener) handle(ctx *fasthttp.RequestCtx) {
 		ctx.SetStatusCode(fasthttp.StatusMethodNotAllowed)
 		return
 	}
+	l.handling.Add(1)
 	now := l.now()
 	l.lastPost.Store(now)
 	l.posts.Add(1)
 	s := l.scratches.Get().(*scratch)
 	status := l.store(ctx.PostBody(), s, now)
 	l.scratches.Put(s)
+	// The answer's time, stored before handling drops: RetryPending sees
+	// this POST either in hand or answered.
+	answered := l.now()
 	if status == fasthttp.StatusServiceUnavailable {
-		l.lastRefused.Store(now)
+		l.lastRefused.Store(answered)
 	}
+	l.lastPost.Store(answered)
+	l.handling.Add(-1)
 	ctx.SetStatusCode(status)
 }
 
-// RetryPending reports whether the last POST was refused for want of ring
-// room: Lambda holds that delivery and will POST it again after a backoff,
-// so at SHUTDOWN the lifecycle keeps listening for it. Lambda delivers to a
-// subscriber one POST at a time, so the last POST tells. Safe from any
-// goroutine.
+// RetryPending reports whether a POST is being handled, or the last POST
+// was refused for want of ring room: Lambda holds that delivery and will
+// POST it again after a backoff, so at SHUTDOWN the lifecycle keeps
+// listening for it. A POST being handled may still be refused (it waits up
+// to FullWait for room), and when it is stored Lambda may have more to send
+// at once. Lambda delivers to a subscriber one POST at a time, so the last
+// POST tells. Safe from any goroutine.
 func (l *Listener) RetryPending() bool {
+	if l.handling.Load() != 0 {
+		return true
+	}
 	r := l.lastRefused.Load()
 	return r != 0 && r == l.lastPost.Load()
 }

@@ -617,6 +617,43 @@ func TestRingFullThenRecovers(t *testing.T) {
 	}
 }
 
+// TestRetryPendingWhileWaiting: a POST waiting for ring room counts as
+// pending before its answer (it may yet be refused), and LastPost moves to
+// its answer, so that SHUTDOWN's quiet period, counted from LastPost, cannot
+// end while it waits or before Lambda's next POST can follow it.
+func TestRetryPendingWhileWaiting(t *testing.T) {
+	r := newRing(t, 2<<20)
+	const wait = 200 * time.Millisecond
+	s := startInmem(t, r, listener.Options{FullWait: wait})
+	fillRing(t, r)
+	b := body(false, genEvents(5)...)
+
+	start := time.Now()
+	codes := make(chan int, 1)
+	go func() { codes <- s.post(t, b) }()
+	for s.l.Stats().Posts == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	arrived := s.l.LastPost()
+	select {
+	case code := <-codes:
+		t.Fatalf("unexpected answer %d before FullWait; the test does not test what it says", code)
+	default:
+	}
+	if !s.l.RetryPending() {
+		t.Fatalf("unexpected RetryPending false while a POST waits for ring room")
+	}
+	if code := <-codes; code != fasthttp.StatusServiceUnavailable {
+		t.Fatalf("unexpected status with a full ring; got %d; want 503", code)
+	}
+	if !s.l.RetryPending() {
+		t.Fatalf("unexpected RetryPending false after a 503")
+	}
+	if lp := s.l.LastPost(); lp.Sub(arrived) < wait || lp.Sub(start) < wait {
+		t.Fatalf("unexpected LastPost %v after the arrival at %v; want the answer's time, at least %v later", lp.Sub(start), arrived.Sub(start), wait)
+	}
+}
+
 func TestRuntimeDoneAndLogsDropped(t *testing.T) {
 	var mu sync.Mutex
 	var ids []string
