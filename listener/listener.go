@@ -156,9 +156,9 @@ type Listener struct {
 	// is off. SetIdentity stores a new one; a handler loads it once per POST,
 	// so every frame of a POST has the same prefix.
 	prefix atomic.Pointer[[]byte]
-	// lastPost is when the last POST on the path arrived or was answered,
-	// whichever is later, in nanoseconds since epoch (monotonic); handlers
-	// store it on arrival and again with the answer, LastPost loads it.
+	// lastPost is when the last POST on the path was answered, in
+	// nanoseconds since epoch (monotonic); handlers store it with the
+	// answer, LastPost loads it.
 	lastPost atomic.Int64
 	// lastRefused is the lastPost value of the last POST answered 503;
 	// handlers store it with the answer, RetryPending loads it.
@@ -356,11 +356,12 @@ func (l *Listener) Shutdown(ctx context.Context) error {
 	return nil
 }
 
-// LastPost returns when the last POST on the telemetry path arrived or was
-// answered, whichever is later, or the zero Time if none has arrived. A
-// POST waiting for ring room is answered up to FullWait after it arrived,
-// and Lambda sends its next one only after the answer. The lifecycle uses
-// it to wait for a quiet period. Safe from any goroutine.
+// LastPost returns when the last POST on the telemetry path was answered,
+// or the zero Time if none has been. A POST waiting for ring room is
+// answered up to FullWait after it arrived, and Lambda sends its next one
+// only after the answer; while a POST is being handled, RetryPending says
+// so. The lifecycle uses both to wait for a quiet period. Safe from any
+// goroutine.
 func (l *Listener) LastPost() time.Time {
 	d := l.lastPost.Load()
 	if d == 0 {
@@ -388,7 +389,6 @@ func (l *Listener) handle(ctx *fasthttp.RequestCtx) {
 	}
 	l.handling.Add(1)
 	now := l.now()
-	l.lastPost.Store(now)
 	l.posts.Add(1)
 	s := l.scratches.Get().(*scratch)
 	status := l.store(ctx.PostBody(), s, now)

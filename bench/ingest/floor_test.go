@@ -26,7 +26,7 @@ import (
 // Go runtime's around it, which KTE and the baseline both pay; the
 // baseline's CPU time divided by the floor's is the highest ratio any
 // implementation could reach at that body size. Over HTTP only; it counts
-// the bodies it answers (receivedBodies), not records.
+// the bodies it answers (floorCounter), not records.
 type floorPipeline struct {
 	ln     net.Listener
 	bodies atomic.Uint64
@@ -142,6 +142,16 @@ func (f *floorPipeline) flush(context.Context) error {
 	}
 }
 
+func (f *floorPipeline) close() {
+	_ = f.ln.Close()
+	f.mu.Lock()
+	for c := range f.conns {
+		_ = c.Close()
+	}
+	f.mu.Unlock()
+	f.wg.Wait()
+}
+
 // floorCounter counts a floor's bodies as the events they hold.
 type floorCounter struct {
 	f      *floorPipeline
@@ -152,16 +162,6 @@ func (c floorCounter) delivered() uint64 { return c.f.bodies.Load() * uint64(c.e
 
 // floorImpl runs the floor in BenchmarkEndToEnd, beside impls.
 var floorImpl = impl{"floor", func(tb testing.TB, _ transport, _ batch.PutRecordsAPI) pipeline { return newFloor(tb) }}
-
-func (f *floorPipeline) close() {
-	_ = f.ln.Close()
-	f.mu.Lock()
-	for c := range f.conns {
-		_ = c.Close()
-	}
-	f.mu.Unlock()
-	f.wg.Wait()
-}
 
 // TestFloor checks that the floor answers every body of every size, with
 // the same client as the benchmarks, counts each once, and reports a
