@@ -167,8 +167,10 @@ func TestFlushNeverReturnsWithCallInFlight(t *testing.T) {
 	writeEvents(t, r, 0, n, size)
 
 	for _, d := range []time.Duration{50 * time.Millisecond, 200 * time.Millisecond} {
-		ctx, cancel := context.WithTimeout(context.Background(), d)
+		// start before the deadline is set, so took >= d always holds
+		// when Flush waits for the deadline.
 		start := time.Now()
+		ctx, cancel := context.WithTimeout(context.Background(), d)
 		res := p.Flush(ctx)
 		took := time.Since(start)
 		cancel()
