@@ -388,10 +388,9 @@ func (l *Listener) handle(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	l.handling.Add(1)
-	now := l.now()
 	l.posts.Add(1)
 	s := l.scratches.Get().(*scratch)
-	status := l.store(ctx.PostBody(), s, now)
+	status := l.store(ctx.PostBody(), s)
 	l.scratches.Put(s)
 	// The answer's time, stored before handling drops: RetryPending sees
 	// this POST either in hand or answered.
@@ -447,12 +446,12 @@ func (l *Listener) handleError(ctx *fasthttp.RequestCtx, err error) {
 }
 
 // store writes body's events into the ring and returns the HTTP status.
-func (l *Listener) store(body []byte, s *scratch, now int64) int {
+func (l *Listener) store(body []byte, s *scratch) int {
 	events, err := SplitArray(body, s.events[:0])
 	s.events = events[:0]
 	if err != nil {
 		l.malformed.Add(1)
-		if ok, n := l.logMalformed.allow(now, l.opts.LogEvery); ok {
+		if ok, n := l.logMalformed.allow(l.now(), l.opts.LogEvery); ok {
 			l.log.Warn("telemetry body is not a JSON array of objects: quarantined",
 				"reason", err.Error(), "bytes", len(body), "suppressed", n)
 		}
@@ -516,7 +515,7 @@ func (l *Listener) store(body []byte, s *scratch, now int64) int {
 	l.frameBytes.Add(uint64(total))
 	if len(s.groups) > 0 {
 		l.oversize.Add(uint64(len(s.groups)))
-		if ok, k := l.logOversize.allow(now, l.opts.LogEvery); ok {
+		if ok, k := l.logOversize.allow(l.now(), l.opts.LogEvery); ok {
 			l.log.Warn("telemetry event larger than a record: stored in parts",
 				"events", len(s.groups), "limit", l.maxFrame, "suppressed", k)
 		}
