@@ -321,13 +321,16 @@ func (x *extension) invoke(ctx context.Context, ev *extapi.Event) {
 		x.waitPrevious(ctx, prev, now, end)
 		x.invokeFlush(ctx, end)
 	case flush.AfterRuntimeDone:
-		// Full batches go while we wait; the rest after runtimeDone.
+		// Full batches go while we wait; the rest after runtimeDone. With
+		// no runtimeDone to come (the Telemetry API not supported here;
+		// config refuses end and auto without platform), there is nothing
+		// to wait for.
 		x.packer.Resume()
 		until := now.Add(x.cfg.FlushEndMaxWait)
 		if last := end.Add(-endFlushReserve); last.Before(until) {
 			until = last
 		}
-		if !x.done.wait(ctx, ev.RequestID, until) {
+		if x.runtimeDones && !x.done.wait(ctx, ev.RequestID, until) {
 			x.stats.endWaitExpired()
 		}
 		x.invokeFlush(ctx, end)
@@ -414,6 +417,10 @@ func (x *extension) adviseFlush() {
 		x.log.Warn("kte: platform.runtimeDone reaches the extension up to KTE_BUFFER_TIMEOUT_MS after the function ends, "+
 			"which is not shorter than KTE_FLUSH_END_MAX_WAIT_MS: the wait will often end without it; lower KTE_BUFFER_TIMEOUT_MS (25 is the minimum)",
 			"flush", x.cfg.Flush.String(), "buffer_timeout_ms", x.cfg.BufferTimeoutMs, "end_max_wait_ms", x.cfg.FlushEndMaxWait.Milliseconds())
+	case x.cfg.Flush.Mode == config.FlushEnd && x.cfg.BufferTimeoutMs > config.TelemetryMinTimeoutMs:
+		x.log.Warn("kte: with KTE_FLUSH=end every invocation waits for its platform.runtimeDone, which Lambda holds up to "+
+			"KTE_BUFFER_TIMEOUT_MS after the function ends (billed time): set KTE_BUFFER_TIMEOUT_MS=25, the minimum",
+			"flush", x.cfg.Flush.String(), "buffer_timeout_ms", x.cfg.BufferTimeoutMs)
 	}
 }
 

@@ -476,6 +476,57 @@ func TestFlushInvokeNoTailWaitWithoutPlatform(t *testing.T) {
 	}
 }
 
+// TestFlushEndNoWaitWithoutTelemetry: where the Telemetry API is not
+// supported (a local emulator answers the subscription 202) no runtimeDone
+// ever comes, so end does not wait KTE_FLUSH_END_MAX_WAIT_MS for one at every
+// INVOKE. (Without platform in KTE_TYPES, config refuses end and auto.)
+func TestFlushEndNoWaitWithoutTelemetry(t *testing.T) {
+	fakeKinesisEnv(t)
+	rt := newFakeRuntime(t)
+	rt.subscribeStatus = 202
+	h := startExtension(t, rt, map[string]string{"KTE_FLUSH": "end", "KTE_FLUSH_END_MAX_WAIT_MS": "1500"})
+	rt.waitNext(1)
+	for i := 2; i <= 3; i++ {
+		start := time.Now()
+		rt.invoke(fmt.Sprint("req-", i), 5*time.Second)
+		rt.waitNext(i)
+		if took := rt.nextAt(i).Sub(start); took > 500*time.Millisecond {
+			t.Fatalf("invoke %d: /event/next after %v; want no wait for a runtimeDone that cannot come", i, took)
+		}
+	}
+	rt.shutdown("spindown", 3*time.Second)
+	if code := h.exitCode(); code != 0 {
+		t.Fatalf("unexpected exit code %d; stderr:\n%s", code, h.stderr.String())
+	}
+}
+
+// TestFlushEndAdvisesShortBufferTimeout: end waits, billed, for a
+// runtimeDone that Lambda holds up to KTE_BUFFER_TIMEOUT_MS; the extension
+// says so once at start unless the timeout is already the minimum.
+func TestFlushEndAdvisesShortBufferTimeout(t *testing.T) {
+	const advice = "set KTE_BUFFER_TIMEOUT_MS=25, the minimum"
+	for _, tc := range []struct {
+		env  map[string]string
+		want bool
+	}{
+		{map[string]string{"KTE_FLUSH": "end", "KTE_BUFFER_TIMEOUT_MS": "100"}, true},
+		{map[string]string{"KTE_FLUSH": "end", "KTE_BUFFER_TIMEOUT_MS": "25"}, false},
+		{map[string]string{"KTE_FLUSH": "invoke", "KTE_BUFFER_TIMEOUT_MS": "100"}, false},
+	} {
+		fakeKinesisEnv(t)
+		rt := newFakeRuntime(t)
+		h := startExtension(t, rt, tc.env)
+		rt.waitNext(1)
+		rt.shutdown("spindown", time.Second)
+		if code := h.exitCode(); code != 0 {
+			t.Fatalf("%v: unexpected exit code %d; stderr:\n%s", tc.env, code, h.stderr.String())
+		}
+		if got := strings.Count(h.stderr.String(), advice); got != map[bool]int{false: 0, true: 1}[tc.want] {
+			t.Fatalf("%v: the advice appears %d times; want it: %v; stderr:\n%s", tc.env, got, tc.want, h.stderr.String())
+		}
+	}
+}
+
 // TestMetricsTickerUnderManagedInstances: with no INVOKE events (Managed
 // Instances register SHUTDOWN only), the EMF line comes from a ticker, and
 // once more at SHUTDOWN; each line carries the change since the previous

@@ -321,6 +321,7 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 	if c.Region == "" {
 		c.Region = c.StreamRegion()
 	}
+	l.flushNeedsRuntimeDone(&c)
 
 	if len(l.errs) > 0 {
 		return Config{}, errors.Join(l.errs...)
@@ -714,6 +715,21 @@ func perEventBytes(enrich bool) int {
 		return FrameHeaderBytes + EnrichPrefixMaxBytes
 	}
 	return FrameHeaderBytes
+}
+
+// flushNeedsRuntimeDone refuses end and auto when KTE_TYPES leaves out
+// platform: both wait for the invocation's platform.runtimeDone, which would
+// then never come, so every INVOKE would wait KTE_FLUSH_END_MAX_WAIT_MS for
+// nothing (billed time). Managed Instances ignore KTE_FLUSH.
+func (l *loader) flushNeedsRuntimeDone(c *Config) {
+	if c.LMI || c.Types == nil || contains(c.Types, TypePlatform) ||
+		c.Flush.Mode != FlushEnd && c.Flush.Mode != FlushAuto {
+		return
+	}
+	v, _ := l.raw("KTE_FLUSH")
+	types, _ := l.raw("KTE_TYPES")
+	l.fail("KTE_FLUSH", v, fmt.Sprintf("invoke or periodic:<duration> while KTE_TYPES=%s leaves out platform "+
+		"(end and auto wait for platform.runtimeDone: add platform to KTE_TYPES to use them)", types))
 }
 
 // lambda reads the Lambda environment.

@@ -638,3 +638,35 @@ func TestMaxPartitionKeyBytes(t *testing.T) {
 	f("tenant-7", 256)
 	f(strings.Repeat("ключ", 64), 512) // 256 characters of 2 bytes each
 }
+
+// TestLoadFlushNeedsPlatform: end and auto wait for platform.runtimeDone,
+// so they are refused when KTE_TYPES leaves out platform (except under
+// Managed Instances, which ignore KTE_FLUSH); invoke and periodic are not.
+func TestLoadFlushNeedsPlatform(t *testing.T) {
+	for _, mode := range []string{"end", "auto"} {
+		_, err := loadWith("KTE_FLUSH", mode, "KTE_TYPES", "function,extension")
+		if err == nil || !errors.Is(err, ErrInvalid) {
+			t.Fatalf("KTE_FLUSH=%s without platform: unexpected error %v; want ErrInvalid", mode, err)
+		}
+		msg := err.Error()
+		if want := `KTE_FLUSH="` + mode + `": must be invoke or periodic:<duration> while KTE_TYPES=function,extension leaves out platform`; !strings.HasPrefix(msg, want) || strings.Contains(msg, "\n") {
+			t.Fatalf("KTE_FLUSH=%s without platform: unexpected message %q; want one error starting %q", mode, msg, want)
+		}
+		if _, err := loadWith("KTE_FLUSH", mode, "KTE_TYPES", "function,platform"); err != nil {
+			t.Fatalf("KTE_FLUSH=%s with platform: unexpected error %v", mode, err)
+		}
+		if _, err := loadWith("KTE_FLUSH", mode, "KTE_TYPES", "function", "AWS_LAMBDA_INITIALIZATION_TYPE", "lambda-managed-instances"); err != nil {
+			t.Fatalf("KTE_FLUSH=%s without platform under Managed Instances: unexpected error %v", mode, err)
+		}
+	}
+	for _, mode := range []string{"invoke", "periodic:10s"} {
+		if _, err := loadWith("KTE_FLUSH", mode, "KTE_TYPES", "function"); err != nil {
+			t.Fatalf("KTE_FLUSH=%s without platform: unexpected error %v", mode, err)
+		}
+	}
+	// An invalid KTE_TYPES is reported alone.
+	_, err := loadWith("KTE_FLUSH", "end", "KTE_TYPES", "logs")
+	if err == nil || !strings.HasPrefix(err.Error(), "KTE_TYPES=") || strings.Contains(err.Error(), "\n") {
+		t.Fatalf("invalid KTE_TYPES: unexpected error %v; want one error for KTE_TYPES", err)
+	}
+}

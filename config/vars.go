@@ -29,7 +29,7 @@ var Vars = []VarDoc{
 	},
 	{
 		Name: "KTE_FLUSH", Default: "invoke", value: "invoke",
-		Range:   "`invoke`, `end`, `periodic:<duration>` (Go duration, 1s–1h, e.g. `periodic:30s`), `auto`",
+		Range:   "`invoke`, `end`, `periodic:<duration>` (Go duration, 1s–1h, e.g. `periodic:30s`), `auto`; end and auto only with platform in KTE_TYPES",
 		Meaning: "When buffered telemetry is delivered: during the next invocation (invoke), after this invocation's runtimeDone (end, adds billed time), at an invocation once the period has passed (periodic), or end while invocations are rare and invoke once they are frequent (auto). A full batch is always sent at once.",
 	},
 	{
