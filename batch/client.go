@@ -62,10 +62,42 @@ func NewKinesisClient(ctx context.Context, cfg config.Config) (*kinesis.Client, 
 	if err != nil {
 		return nil, fmt.Errorf("cannot load AWS configuration for Kinesis: %w", err)
 	}
+	if awsCfg.Credentials != nil {
+		awsCfg.Credentials = markedCredentials{awsCfg.Credentials}
+	}
 	// Wrapped after loading, so that AWS_CA_BUNDLE can still configure the
 	// buildable client's transport.
 	return kinesis.NewFromConfig(awsCfg, WireOptions), nil
 }
+
+// markedCredentials wraps the configuration's credentials provider (its
+// cache) so that a failure to obtain credentials reaches classify as a
+// credentialsError: the SDK returns it as a plain wrapped error ("get
+// identity: ..."), which would otherwise look like a network failure.
+type markedCredentials struct{ aws.CredentialsProvider }
+
+func (m markedCredentials) Retrieve(ctx context.Context) (aws.Credentials, error) {
+	c, err := m.CredentialsProvider.Retrieve(ctx)
+	if err != nil {
+		return c, &credentialsError{err}
+	}
+	return c, nil
+}
+
+// ProviderSources passes on where the credentials come from (the SDK
+// reports it in its user agent).
+func (m markedCredentials) ProviderSources() []aws.CredentialSource {
+	if s, ok := m.CredentialsProvider.(aws.CredentialProviderSource); ok {
+		return s.ProviderSources()
+	}
+	return nil
+}
+
+// credentialsError is a failure of the credentials provider.
+type credentialsError struct{ err error }
+
+func (e *credentialsError) Error() string { return e.err.Error() }
+func (e *credentialsError) Unwrap() error { return e.err }
 
 // WireOptions is what the packer needs of a Kinesis client beyond the
 // SDK's defaults: PutRecords bodies and answers handled by wireProtocol, and

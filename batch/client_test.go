@@ -118,3 +118,34 @@ func TestClientKeepsItsConnection(t *testing.T) {
 		t.Fatalf("unexpected connections for 200 sequential calls; got %d; want 1", n)
 	}
 }
+
+// TestClientWithoutCredentials: when no credentials can be obtained, the
+// production client's error is classified as such (the SDK returns it as a
+// plain wrapped error, not a SigningError), so the packer logs the advice
+// instead of retrying it as a network failure; no request is sent.
+func TestClientWithoutCredentials(t *testing.T) {
+	fk := newFakeKinesis(t, func(int, *fakeRequest) fakeAnswer { return fakeAnswer{} })
+	clientEnv(t, fk.URL)
+	t.Setenv("AWS_ACCESS_KEY_ID", "")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "")
+	t.Setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", "")
+	t.Setenv("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "")
+	t.Setenv("AWS_WEB_IDENTITY_TOKEN_FILE", "")
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true") // no instance metadata service to ask
+	cfg := testConfig(500, 5*MiB, MiB, "k")
+	cfg.Region = "us-east-1"
+	c, err := NewKinesisClient(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := &kinesis.PutRecordsInput{StreamName: aws.String("test"), Records: []types.PutRecordsRequestEntry{{Data: []byte("x"), PartitionKey: aws.String("k")}}}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, err = c.PutRecords(ctx, in)
+	if got := classify(err, false); got != failCredentials {
+		t.Fatalf("unexpected class %v for %v; want credentials", got, err)
+	}
+	if reqs, _, _ := fk.snapshot(); len(reqs) != 0 {
+		t.Fatalf("unexpected requests without credentials: %d", len(reqs))
+	}
+}

@@ -77,6 +77,12 @@ func classify(err error, canceled bool) failKind {
 	if errors.As(err, &se) {
 		return failCredentials
 	}
+	// The provider failed (markedCredentials); a timeout fetching them is
+	// the attempt's timeout, as for any network failure.
+	var ce *credentialsError
+	if errors.As(err, &ce) && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
+		return failCredentials
+	}
 	var ae smithy.APIError
 	if errors.As(err, &ae) {
 		switch ae.ErrorCode() {

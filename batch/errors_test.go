@@ -40,6 +40,8 @@ func TestClassify(t *testing.T) {
 	f(errAPI("UnknownError", 413), false, failRejected)
 	f(errAPI("UnknownError", 403), false, failAccess)
 	f(&v4.SigningError{Err: errors.New("failed to retrieve credentials")}, false, failCredentials)
+	f(fmt.Errorf("get identity: %w", &credentialsError{errors.New("no EC2 IMDS role found")}), false, failCredentials)
+	f(fmt.Errorf("get identity: %w", &credentialsError{fmt.Errorf("container endpoint: %w", context.DeadlineExceeded)}), false, failNetwork)
 	f(fmt.Errorf("send: %w", &net.OpError{Op: "dial", Err: syscall.ECONNREFUSED}), false, failNetwork)
 	f(fmt.Errorf("send: %w", context.DeadlineExceeded), false, failNetwork)
 	f(fmt.Errorf("send: %w", context.Canceled), false, failCanceled)
