@@ -35,7 +35,8 @@ const (
 
 // retryable reports whether the failure is expected to go away by itself.
 // Not-retryable failures are retried too (the data is kept while there is
-// room), but at the backoff ceiling, and they are logged.
+// room), but at the backoff ceiling, and they are logged; a flush does not
+// wait for their backoff (see Packer.rejected).
 func (k failKind) retryable() bool {
 	return k <= failCanceled
 }

@@ -207,6 +207,11 @@ type Packer struct {
 	openedAt  int64    // when the first event joined the open request
 	notBefore int64    // no call before this time (whole-call backoff)
 	callFails int      // consecutive failed calls
+	// rejected: the last call was refused as not retryable (failKind). A
+	// flush does not wait for that backoff, nor shortens it (flushOver,
+	// clampWaits): waiting would add billed time to every invocation for
+	// a refusal that only the stream's owner can fix.
+	rejected  bool
 	logged    [numFailKinds]bool
 	loggedOdd bool // unexpected per-record code or response shape logged
 	loggedBig bool // oversize event logged
@@ -549,7 +554,9 @@ func (p *Packer) clampWaits(now int64) {
 		return
 	}
 	limit := now + c
-	p.notBefore = min(p.notBefore, limit)
+	if !p.rejected {
+		p.notBefore = min(p.notBefore, limit)
+	}
 	if p.retrying == 0 {
 		return
 	}
@@ -599,6 +606,9 @@ func (p *Packer) flushOver(now int64) bool {
 		next = max(p.notBefore, p.nextDue)
 	default:
 		return false
+	}
+	if p.rejected && next > now {
+		return true // the next flush tries again once the backoff is over
 	}
 	return next > int64(dl.Sub(p.epoch))
 }

@@ -112,7 +112,8 @@ func (p *Packer) callFailed(err error, kind failKind, now int64) {
 		return // our own deadline, not the service's state: no backoff
 	}
 	p.callFails++
-	if kind.retryable() {
+	p.rejected = !kind.retryable()
+	if !p.rejected {
 		p.notBefore = now + p.retryWait(p.callFails, now)
 		return
 	}
@@ -198,10 +199,10 @@ func (p *Packer) callDone(out *kinesis.PutRecordsOutput, now int64) {
 		// Nothing got through: treat it like a throttled call, so that new
 		// events wait too.
 		p.callFails++
-		p.notBefore = now + p.retryWait(p.callFails, now)
+		p.notBefore, p.rejected = now+p.retryWait(p.callFails, now), false
 		return
 	}
-	p.callFails, p.notBefore = 0, 0
+	p.callFails, p.notBefore, p.rejected = 0, 0, false
 }
 
 // giveUp writes every held event to w (see GiveUp) and releases it.
