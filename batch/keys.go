@@ -36,8 +36,9 @@ type Keys struct {
 // NewKeys returns the partition keys for pk (config.PartitionKey):
 //
 //   - environment: one random key, generated here, for every record: all of
-//     one execution environment's events go to one shard, in order, while
-//     environments spread over shards. envKey, when not empty, is used instead
+//     one execution environment's events go to one shard (in the order sent;
+//     PutRecords does not promise order, and a retried record lands after
+//     newer ones), while environments spread over shards. envKey, when not empty, is used instead
 //     of a generated key (so the lifecycle can reuse an identity it already
 //     has, e.g. the one it enriches events with).
 //   - random: RandomKeys random keys used in turn, one per record: every

@@ -44,7 +44,7 @@ var Vars = []VarDoc{
 	},
 	{
 		Name: "KTE_PARTITION_KEY", Default: "environment", value: "environment",
-		Range:   "`environment`, `random`, `function`, or any other text of 1–256 characters (a fixed key)",
+		Range:   "`environment`, `random`, `function`, or any other text of 1–256 characters (a fixed key; not a keyword in other case, such as `Random`)",
 		Meaning: "Partition key: one random key per execution environment (per-environment order, spread over shards), a random key per record, from 256 generated once (most spread, no order), the function name, or a fixed string (one shard).",
 	},
 	{
@@ -114,7 +114,7 @@ var Vars = []VarDoc{
 	},
 	{
 		Name: "KTE_METRICS_NAMESPACE", Default: "KTE", value: "KTE",
-		Range:   "1–255 of `A-Z a-z 0-9 . - _ / # :` and space; not starting with `:` or `AWS/`",
+		Range:   "1–255 of `A-Z a-z 0-9 . - _ / # :` and space, not only spaces; not starting with `:` or `AWS/`",
 		Meaning: "CloudWatch namespace of the metrics.",
 	},
 	{
