@@ -527,6 +527,31 @@ func TestFlushEndAdvisesShortBufferTimeout(t *testing.T) {
 	}
 }
 
+// TestShutdownNearDeadlineExitsInTime: SHUTDOWN with little time left,
+// while Lambda's keep-alive connection to the listener is open: the
+// extension delivers, reports and exits before the deadline (stopping the
+// listener does not wait for fasthttp's 100 ms check of open connections).
+func TestShutdownNearDeadlineExitsInTime(t *testing.T) {
+	k := fakeKinesisEnv(t)
+	rt := newFakeRuntime(t)
+	h := startExtension(t, rt, map[string]string{"KTE_SHUTDOWN_MARGIN_MS": "0"})
+	rt.waitNext(1)
+	if got := h.post(body(logLines("req-0", 0, 5))); got != 200 { // keeps its connection open
+		t.Fatalf("unexpected status; got %d", got)
+	}
+	deadline := time.Now().Add(80 * time.Millisecond).Truncate(time.Millisecond)
+	rt.next <- map[string]any{"eventType": "SHUTDOWN", "shutdownReason": "spindown", "deadlineMs": deadline.UnixMilli()}
+	if code := h.exitCode(); code != 0 {
+		t.Fatalf("unexpected exit code %d; stderr:\n%s", code, h.stderr.String())
+	}
+	if late := time.Since(deadline); late > 0 {
+		t.Fatalf("exited %v after the SHUTDOWN deadline; stderr:\n%s", late, h.stderr.String())
+	}
+	if n := k.Count(); n != 5 {
+		t.Fatalf("unexpected records in Kinesis; got %d; want 5", n)
+	}
+}
+
 // TestMetricsTickerUnderManagedInstances: with no INVOKE events (Managed
 // Instances register SHUTDOWN only), the EMF line comes from a ticker, and
 // once more at SHUTDOWN; each line carries the change since the previous

@@ -165,6 +165,13 @@ type Listener struct {
 	lastRefused atomic.Int64
 	// handling counts the POSTs on the path being handled.
 	handling atomic.Int32
+	// closing is set by Shutdown: from then on a POST is answered 503
+	// without touching the ring.
+	// A handler adds itself to handling before it loads closing, and
+	// Shutdown stores closing before it loads handling (sequentially
+	// consistent atomics): either the handler sees closing, or Shutdown
+	// waits for it.
+	closing atomic.Bool
 	// idSeq numbers wrapped payloads.
 	idSeq atomic.Uint64
 
@@ -180,6 +187,7 @@ type Listener struct {
 	mu        sync.Mutex
 	ln        net.Listener
 	accepting chan struct{} // closed at Serve's first Accept
+	closed    chan struct{} // closed when the server closes the listening socket
 	served    chan struct{} // closed when Serve returns
 	serveErr  error
 }
@@ -286,9 +294,9 @@ func (l *Listener) StartOn(ln net.Listener) error {
 	if l.ln != nil {
 		return ErrStarted
 	}
-	sl := &startListener{Listener: ln, accepting: make(chan struct{})}
+	sl := &startListener{Listener: ln, accepting: make(chan struct{}), closed: make(chan struct{})}
 	l.ln = ln
-	l.accepting = sl.accepting
+	l.accepting, l.closed = sl.accepting, sl.closed
 	l.served = make(chan struct{})
 	go func() {
 		err := l.srv.Serve(sl)
@@ -303,15 +311,23 @@ func (l *Listener) StartOn(ln net.Listener) error {
 // startListener reports the server's first Accept call: fasthttp registers
 // the listener for Shutdown before it, so from then on Shutdown sees it
 // (Shutdown waits for it, so that it cannot miss a server just started).
+// It also reports when the server closes it.
 type startListener struct {
 	net.Listener
-	once      sync.Once
-	accepting chan struct{}
+	once, closeOnce sync.Once
+	accepting       chan struct{}
+	closed          chan struct{}
 }
 
 func (s *startListener) Accept() (net.Conn, error) {
 	s.once.Do(func() { close(s.accepting) })
 	return s.Listener.Accept()
+}
+
+func (s *startListener) Close() error {
+	err := s.Listener.Close()
+	s.closeOnce.Do(func() { close(s.closed) })
+	return err
 }
 
 // Addr returns the address the listener is bound to, or nil before Start.
@@ -324,12 +340,18 @@ func (l *Listener) Addr() net.Addr {
 	return l.ln.Addr()
 }
 
-// Shutdown stops accepting connections, closes idle ones and waits until
-// in-flight requests are answered or ctx ends. It returns ctx's error in
-// the latter case, or an error Serve returned.
+// Shutdown stops listening and returns once no POST can store anything any
+// more: POSTs in hand have been handled (one waiting for ring room waits
+// at most FullWait), later ones are answered 503 without touching the ring,
+// and the listening socket is closed. It returns ctx's
+// error if that takes longer than ctx allows, or an error Serve returned.
+//
+// The server's connections are closed in the background: fasthttp checks
+// for them only every 100 ms, and at SHUTDOWN that time belongs to the
+// final flush (Lambda's keep-alive connection is always open).
 func (l *Listener) Shutdown(ctx context.Context) error {
 	l.mu.Lock()
-	started, accepting, served := l.ln != nil, l.accepting, l.served
+	started, accepting, closed, served := l.ln != nil, l.accepting, l.closed, l.served
 	l.mu.Unlock()
 	if !started {
 		return nil
@@ -340,21 +362,43 @@ func (l *Listener) Shutdown(ctx context.Context) error {
 	case <-ctx.Done():
 		return fmt.Errorf("cannot shut the telemetry listener down: %w", ctx.Err())
 	}
-	if err := l.srv.ShutdownWithContext(ctx); err != nil {
-		return fmt.Errorf("cannot shut the telemetry listener down: %w", err)
-	}
+	l.closing.Store(true)
+	go func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), connCloseTimeout)
+		defer cancel()
+		_ = l.srv.ShutdownWithContext(sctx)
+	}()
 	select {
+	case <-closed:
 	case <-served:
 	case <-ctx.Done():
 		return fmt.Errorf("cannot shut the telemetry listener down: %w", ctx.Err())
 	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.serveErr != nil {
-		return fmt.Errorf("telemetry listener failed: %w", l.serveErr)
+	for l.handling.Load() != 0 {
+		if ctx.Err() != nil {
+			return fmt.Errorf("cannot shut the telemetry listener down: a POST still in hand: %w", ctx.Err())
+		}
+		time.Sleep(handlerPoll)
+	}
+	select {
+	case <-served:
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		if l.serveErr != nil {
+			return fmt.Errorf("telemetry listener failed: %w", l.serveErr)
+		}
+	default:
 	}
 	return nil
 }
+
+// connCloseTimeout bounds the background close of the server's
+// connections after Shutdown; handlerPoll is how often Shutdown checks for
+// POSTs still in hand (storing a POST takes well under a millisecond).
+const (
+	connCloseTimeout = 5 * time.Second
+	handlerPoll      = 200 * time.Microsecond
+)
 
 // LastPost returns when the last POST on the telemetry path was answered,
 // or the zero Time if none has been. A POST waiting for ring room is
@@ -388,6 +432,12 @@ func (l *Listener) handle(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	l.handling.Add(1)
+	if l.closing.Load() {
+		l.handling.Add(-1)
+		ctx.SetConnectionClose()
+		ctx.SetStatusCode(fasthttp.StatusServiceUnavailable)
+		return
+	}
 	l.posts.Add(1)
 	s := l.scratches.Get().(*scratch)
 	status := l.store(ctx.PostBody(), s)

@@ -908,6 +908,59 @@ func TestShutdownWaitsForInFlight(t *testing.T) {
 	}
 }
 
+// TestShutdownDoesNotWaitForOpenConnections: Lambda's client keeps its
+// connection open; fasthttp looks at open connections only every 100 ms,
+// and at SHUTDOWN that time belongs to the final flush. Shutdown returns
+// once nothing can be stored any more, with the socket closed, and a POST
+// that completes on an open connection afterwards is answered 503 without
+// touching the ring.
+func TestShutdownDoesNotWaitForOpenConnections(t *testing.T) {
+	r := newRing(t, 2<<20)
+	l, base := startTCP(t, r, listener.Options{})
+	if code, _ := do(t, &fasthttp.Client{}, base, fasthttp.MethodPost, "/telemetry", body(false, sampleEvents...)); code != fasthttp.StatusOK {
+		t.Fatalf("unexpected status; got %d; want 200", code)
+	}
+	// A POST whose body is half sent when Shutdown begins.
+	conn, err := net.Dial("tcp", l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	late := body(false, sampleEvents...)
+	fmt.Fprintf(conn, "POST /telemetry HTTP/1.1\r\nHost: sandbox.localdomain\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n", len(late))
+	if _, err := conn.Write(late[:len(late)/2]); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(20 * time.Millisecond)
+
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := l.Shutdown(ctx); err != nil {
+		t.Fatalf("unexpected shutdown error: %v", err)
+	}
+	if d := time.Since(start); d > 50*time.Millisecond {
+		t.Fatalf("Shutdown took %v with connections open; want it back once nothing can be stored", d)
+	}
+	if c, err := net.DialTimeout("tcp", l.Addr().String(), time.Second); err == nil {
+		c.Close()
+		t.Fatalf("unexpected successful dial after Shutdown")
+	}
+	if _, err := conn.Write(late[len(late)/2:]); err != nil {
+		t.Fatal(err)
+	}
+	var resp fasthttp.Response
+	if err := resp.Read(bufio.NewReader(conn)); err != nil {
+		t.Fatalf("cannot read the answer to the late POST: %v", err)
+	}
+	if resp.StatusCode() != fasthttp.StatusServiceUnavailable {
+		t.Fatalf("unexpected answer to a POST completed after Shutdown; got %d; want 503", resp.StatusCode())
+	}
+	if frames := ringtest.Drain(r); len(frames) != len(sampleEvents) {
+		t.Fatalf("unexpected frames in the ring; got %d; want the first POST's %d only", len(frames), len(sampleEvents))
+	}
+}
+
 func TestConcurrentPostsAndSetIdentity(t *testing.T) {
 	posters, posts := 8, 40
 	if testing.Short() {
