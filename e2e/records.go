@@ -51,8 +51,9 @@ var errNotObject = errors.New("e2e: record is not a JSON object")
 const lambdaKey = `{"lambda":`
 
 // ParseRecord takes the enrichment prefix off data, byte for byte: the
-// listener writes `{"lambda":{…},` + event[1:] (and `{"lambda":{…}}` for
-// the empty event `{}`), so the event is '{' + what follows the prefix. A
+// listener writes `{"lambda":{…},` + event[1:] (and `{"lambda":{…}` +
+// event[1:] for an empty event such as `{}` or `{ }`), so the event is '{' +
+// what follows the prefix. A
 // record without the prefix is returned as is. Wrapped records ({"kte":…,
 // "body"|"body_base64":…}) are decoded into Part.
 func ParseRecord(data []byte) (Record, error) {
@@ -72,8 +73,8 @@ func ParseRecord(data []byte) (Record, error) {
 		switch {
 		case n < len(data) && data[n] == ',':
 			ev = append([]byte{'{'}, data[n+1:]...)
-		case n == len(data)-1 && data[n] == '}':
-			ev = []byte("{}")
+		case len(bytes.TrimLeft(data[n:], " \t\r\n")) == 1 && data[len(data)-1] == '}':
+			ev = append([]byte{'{'}, data[n:]...) // an empty event, its white space kept
 		default:
 			return Record{}, fmt.Errorf("cannot find the event after the lambda object of %.80q", data)
 		}

@@ -33,6 +33,7 @@ func TestParseRecord(t *testing.T) {
 	f(testPrefix+`"time":"t","type":"function","record":"x"}`, `{"time":"t","type":"function","record":"x"}`, true)
 	f(testPrefix+` "time" : 1 }`, `{ "time" : 1 }`, true)
 	f(testPrefix[:len(testPrefix)-1]+`}`, `{}`, true)
+	f(testPrefix[:len(testPrefix)-1]+" \n}", "{ \n}", true)
 
 	bad := func(data string) {
 		t.Helper()

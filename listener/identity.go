@@ -42,7 +42,7 @@ func enrichedSize(ev, pre []byte) int {
 	case pre == nil:
 		return len(ev)
 	case isEmptyObject(ev):
-		return len(pre) // prefix minus ',' plus '}'
+		return len(pre) - 1 + len(ev) - 1 // prefix minus ',', then ev after '{'
 	default:
 		return len(pre) + len(ev) - 1
 	}
@@ -55,7 +55,7 @@ func writeEnriched(f, ev, pre []byte) {
 		copy(f, ev)
 	case isEmptyObject(ev):
 		n := copy(f, pre[:len(pre)-1])
-		f[n] = '}'
+		copy(f[n:], ev[1:]) // any white space, then '}'
 	default:
 		n := copy(f, pre)
 		copy(f[n:], ev[1:])

@@ -526,7 +526,7 @@ func (l *Listener) store(body []byte, s *scratch) int {
 			n++
 			total += size
 		} else {
-			gi := l.newGroup(s, QuarantineOversize, reasonOversize, ev.Type, body, ev.Start, ev.End)
+			gi := l.newGroup(s, QuarantineOversize, reasonOversize, ev.Type, body[ev.TypeStart:ev.TypeEnd], body, ev.Start, ev.End)
 			k, t := l.plan(s, pre, body, gi)
 			n += k
 			total += t
@@ -536,7 +536,11 @@ func (l *Listener) store(body []byte, s *scratch) int {
 	w, status := l.reserve(n, total)
 	if status == statusTooLargeForRing {
 		l.overflow.Add(1)
-		return l.wrapBody(body, s, QuarantineOverflow, reasonOverflow)
+		status = l.wrapBody(body, s, QuarantineOverflow, reasonOverflow)
+		if status == fasthttp.StatusOK && rare {
+			l.rareEvents(body, events, s) // the events are valid, only stored whole
+		}
+		return status
 	}
 	if status != fasthttp.StatusOK {
 		return status
@@ -614,7 +618,7 @@ func (l *Listener) wrapBody(body []byte, s *scratch, kind, reason string) int {
 		pre = *p
 	}
 	s.groups, s.parts = s.groups[:0], s.parts[:0]
-	gi := l.newGroup(s, kind, reason, TypeNone, body, 0, len(body))
+	gi := l.newGroup(s, kind, reason, TypeNone, nil, body, 0, len(body))
 	n, total := l.plan(s, pre, body, gi)
 	w, status := l.reserve(n, total)
 	if status == statusTooLargeForRing {

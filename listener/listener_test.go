@@ -185,8 +185,8 @@ func TestEnrichment(t *testing.T) {
 	}
 	for i, fr := range frames {
 		want := append(bytes.Clone(prefix), elems[i][1:]...)
-		if i < 2 { // empty objects
-			want = append(bytes.Clone(prefix[:len(prefix)-1]), '}')
+		if i < 2 { // empty objects: no ',' after the prefix; their white space kept
+			want = append(bytes.Clone(prefix[:len(prefix)-1]), elems[i][1:]...)
 		}
 		if !bytes.Equal(fr, want) {
 			t.Fatalf("unexpected enriched frame %d; got %q; want %q", i, fr, want)
@@ -403,8 +403,12 @@ func TestOversizeEventInParts(t *testing.T) {
 	for _, enrich := range []bool{false, true} {
 		o := smallFrameOptions(enrich)
 		s := startInmem(t, newRing(t, 4<<20), o)
-		f := func(big string, wantBase64 bool) {
+		f := func(big string, wantBase64 bool, wantType ...string) {
 			t.Helper()
+			typ := "function"
+			if len(wantType) > 0 {
+				typ = wantType[0]
+			}
 			events := []string{sampleEvents[3], big, sampleEvents[9]}
 			b := body(true, events...)
 			if code := s.post(t, b); code != fasthttp.StatusOK {
@@ -427,13 +431,20 @@ func TestOversizeEventInParts(t *testing.T) {
 			if string(payload) != big {
 				t.Fatalf("unexpected reassembled event; got %.200q; want %.200q", payload, big)
 			}
-			if w.KTE.Quarantine != listener.QuarantineOversize || w.KTE.Type != "function" || (w.Body64 != nil) != wantBase64 {
+			if w.KTE.Quarantine != listener.QuarantineOversize || w.KTE.Type != typ || (w.Body64 != nil) != wantBase64 {
 				t.Fatalf("unexpected marker; got %+v, base64 %v", w.KTE, w.Body64 != nil)
 			}
 		}
 		f(`{"time":"2026-01-01T00:00:00.000Z","type":"function","record":"`+strings.Repeat(`big log line with \"quotes\" é✓ `, 400)+`"}`, false)
 		f(`{"time":"2026-01-01T00:00:00.000Z","type":"function","record":"`+strings.Repeat("\xff\xfe raw bytes ", 900)+`"}`, true)
 		f(`{"type":"function","record":"`+strings.Repeat(`\"`, 6000)+`"}`, true)
+		// A type the listener does not know is given as the event spells it
+		// (escapes and all: it decodes the same); one too long, or none, is left out.
+		long := `{"time":"2026-01-01T00:00:00.000Z","record":"` + strings.Repeat("y", 6000) + `"`
+		f(long+`,"type":"platform.newThing"}`, false, "platform.newThing")
+		f(long+`,"type":"platform.new\u0054hing\"s"}`, false, `platform.newThing"s`)
+		f(long+`,"type":"`+strings.Repeat("t", 65)+`"}`, false, "")
+		f(long+`}`, false, "")
 
 		// Exactly at the limit: a plain frame; one byte more: parts.
 		pre := 1
@@ -452,7 +463,7 @@ func TestOversizeEventInParts(t *testing.T) {
 			t.Fatalf("unexpected frames for an event one byte over the limit; got %d; want 2 parts", len(frames))
 		}
 		st := s.l.Stats()
-		if st.Oversize != 4 || st.Events != 3*3+2 {
+		if st.Oversize != 8 || st.Events != 7*3+2 {
 			t.Fatalf("unexpected stats: %+v", st)
 		}
 	}
@@ -467,8 +478,14 @@ func TestOverflowQuarantined(t *testing.T) {
 	for 2*listener.MaxQuarantineBlock(o.MaxBodyBytes, o.MaxFrameBytes, listener.DefaultMaxPrefixBytes) > size {
 		size *= 2
 	}
+	var ids []string
+	o.OnRuntimeDone = func(id []byte) { ids = append(ids, string(id)) } // one POST at a time here
 	s := startInmem(t, newRing(t, size), o)
-	b := []byte("[" + strings.Repeat("{},", 10000) + "{}]")
+	// Its runtimeDone and logsDropped still count: the events are valid,
+	// only stored whole.
+	b := []byte("[" + strings.Repeat("{},", 10000) +
+		`{"type":"platform.runtimeDone","record":{"requestId":"r1","status":"success"}},` +
+		`{"type":"platform.logsDropped","record":{"droppedRecords":5,"droppedBytes":9}}]`)
 	if code := s.post(t, b); code != fasthttp.StatusOK {
 		t.Fatalf("unexpected status; got %d; want 200", code)
 	}
@@ -476,8 +493,12 @@ func TestOverflowQuarantined(t *testing.T) {
 	if w.KTE.Quarantine != listener.QuarantineOverflow || !bytes.Equal(payload, b) {
 		t.Fatalf("unexpected overflow record: %+v", w.KTE)
 	}
-	if st := s.l.Stats(); st.Overflow != 1 || st.Accepted != 1 {
+	st := s.l.Stats()
+	if st.Overflow != 1 || st.Accepted != 1 {
 		t.Fatalf("unexpected stats: %+v", st)
+	}
+	if len(ids) != 1 || ids[0] != "r1" || st.LogsDroppedEvents != 1 || st.LogsDroppedRecords != 5 || st.LogsDroppedBytes != 9 {
+		t.Fatalf("unexpected runtimeDone ids %q and logsDropped counters %+v for an overflowing POST", ids, st)
 	}
 }
 

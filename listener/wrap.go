@@ -23,8 +23,9 @@ import (
 //     whole body. reason is the splitter's error.
 //   - "oversize": one event is larger than MaxFrameBytes once enriched; the
 //     payload is the event exactly as Lambda sent it (without the "lambda"
-//     object) and kte.type gives its type when known. The POST's other events
-//     are stored as usual, in the same ring block.
+//     object) and kte.type gives its type (as the event spells it, for a
+//     type of up to maxTypeBytes; none when the event has no string type).
+//     The POST's other events are stored as usual, in the same ring block.
 //   - "overflow": the body is valid but its events do not fit one ring block
 //     (far more events than Lambda sends in one POST); the payload is the
 //     whole body.
@@ -48,6 +49,9 @@ const (
 	reasonOverflow = "events do not fit one ring block"
 	// maxReasonBytes bounds kte.reason (before escaping).
 	maxReasonBytes = 256
+	// maxTypeBytes bounds kte.type for a type the listener does not know
+	// (its raw JSON string content); a longer one is left out.
+	maxTypeBytes = 64
 	// minChunkBytes is the least payload room a wrapped record must have;
 	// New checks MaxFrameBytes against it.
 	minChunkBytes = 1024
@@ -58,6 +62,7 @@ type group struct {
 	kind       string
 	reason     string
 	typ        Type
+	typRaw     []byte // the event's raw "type" string content (points into the body)
 	id         uint64
 	start, end int
 	base64     bool
@@ -90,6 +95,12 @@ func appendHeader(dst, pre []byte, g *group, p *part) []byte {
 		dst = append(dst, `,"type":"`...)
 		dst = append(dst, name...)
 		dst = append(dst, '"')
+	} else if len(g.typRaw) > 0 && len(g.typRaw) <= maxTypeBytes {
+		// A type the listener does not know: its content is already valid
+		// JSON string content (the splitter checked the body).
+		dst = append(dst, `,"type":"`...)
+		dst = append(dst, g.typRaw...)
+		dst = append(dst, '"')
 	}
 	dst = append(dst, `,"id":"`...)
 	for shift := 60; shift >= 0; shift -= 4 {
@@ -115,7 +126,8 @@ func maxHeaderLen(maxPrefix int) int {
 	g := group{
 		kind:   QuarantineMalformed, // the longest kind
 		reason: strings.Repeat("\x01", maxReasonBytes),
-		typ:    TypePlatformTelemetrySubscription, // the longest name
+		typ:    TypeOther,
+		typRaw: make([]byte, maxTypeBytes), // longer than every known name
 		end:    1 << 62,
 		base64: true,
 	}
@@ -141,7 +153,7 @@ func MaxQuarantineBlock(maxBody, maxFrame, maxPrefix int) int {
 }
 
 // newGroup adds a payload to wrap and returns its index.
-func (l *Listener) newGroup(s *scratch, kind, reason string, typ Type, body []byte, start, end int) int {
+func (l *Listener) newGroup(s *scratch, kind, reason string, typ Type, typRaw, body []byte, start, end int) int {
 	if len(reason) > maxReasonBytes {
 		cut := maxReasonBytes
 		for cut > 0 && !utf8.RuneStart(reason[cut]) {
@@ -155,6 +167,7 @@ func (l *Listener) newGroup(s *scratch, kind, reason string, typ Type, body []by
 		kind:   kind,
 		reason: reason,
 		typ:    typ,
+		typRaw: typRaw,
 		id:     l.idBase + l.idSeq.Add(1),
 		start:  start,
 		end:    end,

@@ -274,8 +274,8 @@ func (s *stripper) original(rec []byte) []byte {
 	switch {
 	case bytes.HasPrefix(rec, s.prefix):
 		s.buf = append(append(s.buf[:0], '{'), rec[len(s.prefix):]...)
-	case len(rec) == len(s.prefix) && bytes.Equal(rec[:len(rec)-1], s.prefix[:len(s.prefix)-1]) && rec[len(rec)-1] == '}':
-		s.buf = append(s.buf[:0], '{', '}')
+	case bytes.HasPrefix(rec, s.prefix[:len(s.prefix)-1]) && len(bytes.TrimLeft(rec[len(s.prefix)-1:], " \t\r\n")) == 1 && rec[len(rec)-1] == '}':
+		s.buf = append(append(s.buf[:0], '{'), rec[len(s.prefix)-1:]...) // an empty event, its white space kept
 	default:
 		return rec
 	}

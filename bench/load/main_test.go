@@ -21,6 +21,7 @@ func TestStripper(t *testing.T) {
 	f(`{"time":"t","type":"function"}`, `{"time":"t","type":"function"}`) // not enriched
 	f(id+`"time":"t","type":"function","record":"x"}`, `{"time":"t","type":"function","record":"x"}`)
 	f(id[:len(id)-1]+`}`, `{}`)
+	f(id[:len(id)-1]+" \t}", "{ \t}")
 	f(id+`"a":{"lambda":1}}`, `{"a":{"lambda":1}}`)
 	// Another identity than the one learnt: left as it is, so it cannot match.
 	other := strings.Replace(id, `"f"`, `"g"`, 1) + `"a":1}`
