@@ -94,7 +94,8 @@ build-host:
 build:
 	@for arch in $(ARCHES); do \
 		mkdir -p build/$$arch/extensions; \
-		CGO_ENABLED=0 GOOS=linux GOARCH=$$arch go build -trimpath -ldflags "$(LDFLAGS)" -o build/$$arch/extensions/$(NAME) . ; \
+		CGO_ENABLED=0 GOOS=linux GOARCH=$$arch go build -trimpath -ldflags "$(LDFLAGS)" -o build/$$arch/extensions/$(NAME) . && \
+		chmod 755 build/$$arch/extensions build/$$arch/extensions/$(NAME) || exit 1; \
 	done
 
 ## layer: one zip per architecture, extensions/<name> at the zip root; prints sizes.

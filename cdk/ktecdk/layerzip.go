@@ -60,8 +60,16 @@ func checkLayerZip(path, arch string) error {
 	if exe == nil {
 		return fmt.Errorf("%w: layer zip %s has no %s: Lambda only starts extensions from /opt/extensions/ (rebuild it with `make layer`)", ErrInvalidProps, abs, entry)
 	}
-	if exe.Mode()&0o111 == 0 {
-		return fmt.Errorf("%w: %s in layer zip %s is not executable (mode %v): Lambda cannot start it (rebuild it with `make layer`)", ErrInvalidProps, entry, abs, exe.Mode())
+	// Lambda runs extensions as a user that owns none of the layer's files:
+	// the executable, and its directory, must be readable and executable by
+	// anyone (mode 755), whatever the umask it was built under.
+	if exe.Mode()&0o555 != 0o555 {
+		return fmt.Errorf("%w: %s in layer zip %s is not readable and executable by all (mode %v): Lambda cannot start it (rebuild it with `make layer`, which sets 755)", ErrInvalidProps, entry, abs, exe.Mode())
+	}
+	for _, f := range zr.File {
+		if f.Name == "extensions/" && f.Mode()&0o555 != 0o555 {
+			return fmt.Errorf("%w: extensions/ in layer zip %s is not readable and searchable by all (mode %v): Lambda cannot find the extension (rebuild it with `make layer`, which sets 755)", ErrInvalidProps, abs, f.Mode())
+		}
 	}
 	machine, err := elfMachine(exe)
 	if err != nil {

@@ -40,7 +40,11 @@ func TestCheckLayerZip(t *testing.T) {
 	f(notZip, ArchArm64, "cannot read layer zip for arm64")
 	f(writeZip(t, dir, "root.zip", ExtensionName, 0o755, elfHeader(elf.EM_AARCH64)), ArchArm64, "has no "+entry)
 	f(writeZip(t, dir, "other.zip", "extensions/other", 0o755, elfHeader(elf.EM_AARCH64)), ArchArm64, "has no "+entry)
-	f(writeZip(t, dir, "noexec.zip", entry, 0o644, elfHeader(elf.EM_AARCH64)), ArchArm64, "is not executable")
+	f(writeZip(t, dir, "noexec.zip", entry, 0o644, elfHeader(elf.EM_AARCH64)), ArchArm64, "is not readable and executable by all")
+	// Built under umask 077: executable by its owner only, which Lambda's user is not.
+	f(writeZip(t, dir, "dir.zip", entry, 0o755, elfHeader(elf.EM_AARCH64), 0o755), ArchArm64, "")
+	f(writeZip(t, dir, "ownerdir.zip", entry, 0o755, elfHeader(elf.EM_AARCH64), 0o700), ArchArm64, "extensions/ in layer zip")
+	f(writeZip(t, dir, "owner.zip", entry, 0o700, elfHeader(elf.EM_AARCH64)), ArchArm64, "is not readable and executable by all (mode -rwx------)")
 	f(writeZip(t, dir, "script.zip", entry, 0o755, []byte("#!/bin/sh\nexit 0\n")), ArchArm64, "not a Linux executable: no ELF magic")
 	f(writeZip(t, dir, "short.zip", entry, 0o755, []byte("\x7fELF")), ArchArm64, "cannot read its ELF header")
 

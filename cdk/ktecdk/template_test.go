@@ -10,6 +10,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -45,8 +46,9 @@ func elfHeader(machine elf.Machine) []byte {
 }
 
 // writeZip writes a zip at dir/name holding one file entry with mode and
-// content, and returns its path.
-func writeZip(t *testing.T, dir, name, entry string, mode os.FileMode, content []byte) string {
+// content, and returns its path. With dirMode, the entry's directory comes
+// first as an entry of its own with that mode, as zip -r writes it.
+func writeZip(t *testing.T, dir, name, entry string, mode os.FileMode, content []byte, dirMode ...os.FileMode) string {
 	t.Helper()
 	path := filepath.Join(dir, name)
 	f, err := os.Create(path)
@@ -54,9 +56,17 @@ func writeZip(t *testing.T, dir, name, entry string, mode os.FileMode, content [
 		t.Fatalf("cannot create %s: %v", path, err)
 	}
 	zw := zip.NewWriter(f)
-	hdr := &zip.FileHeader{Name: entry, Method: zip.Deflate}
-	hdr.SetMode(mode)
-	w, err := zw.CreateHeader(hdr)
+	if len(dirMode) > 0 {
+		dh := &zip.FileHeader{Name: filepath.Dir(entry) + "/"}
+		dh.SetMode(dirMode[0] | os.ModeDir)
+		_, err = zw.CreateHeader(dh)
+	}
+	var w io.Writer
+	if err == nil {
+		hdr := &zip.FileHeader{Name: entry, Method: zip.Deflate}
+		hdr.SetMode(mode)
+		w, err = zw.CreateHeader(hdr)
+	}
 	if err == nil {
 		_, err = w.Write(content)
 	}
