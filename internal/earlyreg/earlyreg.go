@@ -83,13 +83,12 @@ func Events(lookup func(string) (string, bool)) []string {
 // Send connects to the Runtime API named by AWS_LAMBDA_RUNTIME_API and
 // writes the registration of the executable at exe (its file name is the
 // extension name), asking for the account id as extapi does. It returns nil
-// when the variable is unset or not an IPv4 address and port, when the name
-// cannot be a header value, or when the connection or the write fails.
+// when the variable is unset or not an IPv4 address and port (no scheme, a
+// port of digits only: what main's configuration accepts too, so that it
+// never registers where main would refuse to go on), when the name cannot
+// be a header value, or when the connection or the write fails.
 func Send(lookup func(string) (string, bool), exe string) *Registration {
 	api, _ := lookup(envRuntimeAPI)
-	if len(api) > 7 && api[:7] == "http://" {
-		api = api[7:] // accepted by extapi.New too
-	}
 	ip, port, ok := parseAddr(api)
 	if !ok {
 		return nil
@@ -185,7 +184,13 @@ func parseAddr(s string) (ip [4]byte, port int, ok bool) {
 	if colon < 0 {
 		return ip, 0, false
 	}
-	port, err := strconv.Atoi(s[colon+1:])
+	ps := s[colon+1:]
+	for i := 0; i < len(ps); i++ {
+		if ps[i] < '0' || ps[i] > '9' {
+			return ip, 0, false // strconv.Atoi would take a sign
+		}
+	}
+	port, err := strconv.Atoi(ps)
 	if err != nil || port < 1 || port > 65535 {
 		return ip, 0, false
 	}

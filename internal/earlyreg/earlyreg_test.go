@@ -54,18 +54,16 @@ func TestSend(t *testing.T) {
 	for _, c := range []struct {
 		name   string
 		env    map[string]string
-		prefix string
 		events []string
 		body   string
 	}{
-		{"on demand", nil, "", []string{"INVOKE", "SHUTDOWN"}, `{"events":["INVOKE","SHUTDOWN"]}`},
-		{"http:// prefix", nil, "http://", []string{"INVOKE", "SHUTDOWN"}, `{"events":["INVOKE","SHUTDOWN"]}`},
-		{"managed instances", map[string]string{envInitializationType: initializationTypeLMI}, "", []string{"SHUTDOWN"}, `{"events":["SHUTDOWN"]}`},
-		{"max concurrency", map[string]string{envMaxConcurrency: "8"}, "", []string{"SHUTDOWN"}, `{"events":["SHUTDOWN"]}`},
+		{"on demand", nil, []string{"INVOKE", "SHUTDOWN"}, `{"events":["INVOKE","SHUTDOWN"]}`},
+		{"managed instances", map[string]string{envInitializationType: initializationTypeLMI}, []string{"SHUTDOWN"}, `{"events":["SHUTDOWN"]}`},
+		{"max concurrency", map[string]string{envMaxConcurrency: "8"}, []string{"SHUTDOWN"}, `{"events":["SHUTDOWN"]}`},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			addr, reqs := received(t)
-			env := map[string]string{envRuntimeAPI: c.prefix + addr}
+			env := map[string]string{envRuntimeAPI: addr}
 			for k, v := range c.env {
 				env[k] = v
 			}
@@ -113,6 +111,8 @@ func TestSendDeclines(t *testing.T) {
 		{"127.0.0.1", "/opt/extensions/kte"},
 		{"127.0.0.1:0", "/opt/extensions/kte"},
 		{"127.0.0.1:70000", "/opt/extensions/kte"},
+		{"127.0.0.1:+9001", "/opt/extensions/kte"},
+		{"http://127.0.0.1:9001", "/opt/extensions/kte"}, // config refuses it: main would not go on
 		{"127.0.0.256:9001", "/opt/extensions/kte"},
 		{"127.0.0.1.1:9001", "/opt/extensions/kte"},
 		{"127.0..1:9001", "/opt/extensions/kte"},
