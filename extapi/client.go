@@ -158,7 +158,7 @@ type Client struct {
 	// its answer is in.
 	earlySub struct {
 		body   []byte
-		answer func() []byte
+		answer func() ([]byte, bool)
 	}
 	earlyConn *earlyreg.Registration
 	subEarly  bool // Subscribe used earlySub
@@ -199,11 +199,13 @@ func WithRegistration(r *earlyreg.Registration) Option { return func(c *Client) 
 
 // WithSubscription gives the client a subscription sent on the early
 // registration's connection (package earlysub; a nil body means none): its
-// request body, and answer, which waits for its complete answer and returns
-// it (nil when it could not be read). Until Subscribe, the client leaves
-// that connection alone; Subscribe waits for the answer and returns what it
-// says when it is asked for the same body, and sends its own otherwise.
-func WithSubscription(body []byte, answer func() []byte) Option {
+// request body, and answer, which waits for its answer and returns what was
+// read of it and whether that is all of it (the rest is then on the
+// connection), or nil when it was not sent. Until Subscribe, the client
+// leaves that connection alone; Subscribe waits for the answer and returns
+// what it says when it is asked for the same body, and sends its own
+// otherwise.
+func WithSubscription(body []byte, answer func() ([]byte, bool)) Option {
 	return func(c *Client) {
 		if body != nil && answer != nil {
 			c.earlySub.body, c.earlySub.answer = body, answer
@@ -504,6 +506,17 @@ func (c *Client) takeEarlyConn() {
 	early.Conn = nil
 }
 
+// closeEarlyConn closes the early registration's connection, whose state
+// is of no use to hc.
+func (c *Client) closeEarlyConn() {
+	early := c.earlyConn
+	c.earlyConn = nil
+	if early != nil && early.Conn != nil {
+		_ = early.Conn.Close()
+		early.Conn = nil
+	}
+}
+
 func sameEvents(sent []string, events []EventType) bool {
 	if len(sent) != len(events) {
 		return false
@@ -714,21 +727,36 @@ func (c *Client) Subscribe(ctx context.Context, s Subscription) (SubscribeResult
 	var status int
 	var err error
 	var answer []byte
+	complete := true
 	if early := c.earlySub; early.answer != nil {
 		c.earlySub.body, c.earlySub.answer = nil, nil
-		answer = early.answer()
-		if _, sent := c.NextSentEarly(); sent {
+		answer, complete = early.answer()
+		_, nextSent := c.NextSentEarly()
+		switch {
+		case answer != nil && !complete:
+			// Sent, its answer slow: the rest is on the connection, which
+			// answerOn reads and then hands to hc (or closes).
+		case nextSent:
 			c.nextPending = true // the connection is Next's until its answer is read
-		} else {
+		default:
 			c.takeEarlyConn()
 		}
-		if !bytes.Equal(early.body, body) {
-			answer = nil // another subscription: this one's is sent
+		if answer != nil && !bytes.Equal(early.body, body) {
+			// Another subscription: this one's is sent, and the early
+			// one's answer, or what is left of it, is not read.
+			if !complete {
+				c.closeEarlyConn()
+			}
+			answer = nil
 		}
 	}
 	if answer != nil {
 		c.subEarly = true
-		status, _, err = c.answerOn(ctx, answer, true, nil, &buf)
+		var rest *earlyreg.Registration
+		if !complete {
+			rest, c.earlyConn = c.earlyConn, nil
+		}
+		status, _, err = c.answerOn(ctx, answer, complete, rest, &buf)
 	} else {
 		status, _, err = c.do(ctx, c.hc, call{
 			method: fasthttp.MethodPut, url: c.urlTelemetry, json: body,

@@ -786,7 +786,7 @@ func TestSubscribeEarly(t *testing.T) {
 		strconv.Itoa(len(nsBody)) + "\r\n\r\n" + nsBody)
 
 	api := newFakeAPI(t, reply(200, `"sent"`))
-	c := New(api.addr(), WithExtensionID(testID), WithSubscription(sent, func() []byte { return ok }))
+	c := New(api.addr(), WithExtensionID(testID), WithSubscription(sent, func() ([]byte, bool) { return ok, true }))
 	res, err := c.Subscribe(context.Background(), testSubscription())
 	if err != nil || res != (SubscribeResult{Status: 200, Body: `"OK"`}) || !c.SubscribedEarly() {
 		t.Fatalf("unexpected result %+v, %v, early %v", res, err, c.SubscribedEarly())
@@ -799,14 +799,14 @@ func TestSubscribeEarly(t *testing.T) {
 		t.Fatalf("unexpected second result %+v, %v", res, err)
 	}
 
-	c = New(api.addr(), WithExtensionID(testID), WithSubscription(sent, func() []byte { return notSupported }))
+	c = New(api.addr(), WithExtensionID(testID), WithSubscription(sent, func() ([]byte, bool) { return notSupported, true }))
 	if _, err := c.Subscribe(context.Background(), testSubscription()); !errors.Is(err, ErrTelemetryNotSupported) {
 		t.Fatalf("unexpected error %v; want ErrTelemetryNotSupported", err)
 	}
 
 	other := testSubscription()
 	other.URI = "http://sandbox.localdomain:4244/telemetry"
-	c = New(api.addr(), WithExtensionID(testID), WithSubscription(sent, func() []byte { return ok }))
+	c = New(api.addr(), WithExtensionID(testID), WithSubscription(sent, func() ([]byte, bool) { return ok, true }))
 	before := api.count()
 	if res, err := c.Subscribe(context.Background(), other); err != nil || res.Body != `"sent"` || c.SubscribedEarly() {
 		t.Fatalf("unexpected result for another subscription %+v, %v, early %v", res, err, c.SubscribedEarly())
@@ -841,12 +841,13 @@ func TestSubscriptionInFlight(t *testing.T) {
 	early, body, req := earlyRegistration(t, addr)
 	release, done := make(chan struct{}), make(chan struct{})
 	var answer []byte
+	var complete bool
 	go func() {
 		defer close(done)
 		<-release // Register runs before the subscription is sent
-		answer, _ = early.Exchange(req)
+		answer, complete = early.Exchange(req)
 	}()
-	c := New(addr, WithRegistration(early), WithSubscription(body, func() []byte { <-done; return answer }))
+	c := New(addr, WithRegistration(early), WithSubscription(body, func() ([]byte, bool) { <-done; return answer, complete }))
 	if got, err := c.Register(ctx, "kte", []EventType{Invoke, Shutdown}); err != nil || got.FunctionName != "orders-api" {
 		t.Fatalf("unexpected answer %+v, %v", got, err)
 	}
@@ -864,6 +865,61 @@ func TestSubscriptionInFlight(t *testing.T) {
 	defer mu.Unlock()
 	if want := []string{PathRegister, PathTelemetry, PathNext, PathInitError}; !slices.Equal(paths, want) || conns() != 2 {
 		t.Fatalf("unexpected requests %v on %d connections; want %v on 2", paths, conns(), want)
+	}
+}
+
+// TestSubscriptionSlowAnswer: when the answer to the subscription sent on
+// the early registration's connection is not read in time (earlyreg's
+// Exchange gives up after its timeout, the request sent), Subscribe reads
+// the rest of it from that connection instead of subscribing again.
+func TestSubscriptionSlowAnswer(t *testing.T) {
+	var mu sync.Mutex
+	var paths []string
+	addr, conns := countedServer(t, func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.ReadAll(r.Body)
+		mu.Lock()
+		paths = append(paths, r.URL.Path)
+		mu.Unlock()
+		switch r.URL.Path {
+		case PathNext:
+			_, _ = io.WriteString(w, `{"eventType":"INVOKE","requestId":"r1"}`)
+			return
+		case PathTelemetry:
+			time.Sleep(150 * time.Millisecond)
+		}
+		answerControl(w, r)
+	})
+	ctx := context.Background()
+
+	early, body, req := earlyRegistration(t, addr)
+	release, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		<-release
+		if !early.Send(req) {
+			t.Error("cannot send the subscription")
+		}
+	}()
+	// What Exchange returns when its time is up before the answer: the
+	// nothing it read, not complete.
+	c := New(addr, WithRegistration(early), WithSubscription(body, func() ([]byte, bool) { <-done; return []byte{}, false }))
+	if _, err := c.Register(ctx, "kte", []EventType{Invoke, Shutdown}); err != nil {
+		t.Fatal(err)
+	}
+	close(release)
+	if res, err := c.Subscribe(ctx, testSubscription()); err != nil || res.Body != `"OK"` || !c.SubscribedEarly() {
+		t.Fatalf("unexpected result %+v, %v, early %v", res, err, c.SubscribedEarly())
+	}
+	if ev, err := c.Next(ctx); err != nil || ev.RequestID != "r1" {
+		t.Fatalf("unexpected event %+v, %v", ev, err)
+	}
+	if err := c.InitError(ctx, "Extension.Test", errors.New("x")); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if want := []string{PathRegister, PathTelemetry, PathNext, PathInitError}; !slices.Equal(paths, want) || conns() != 2 {
+		t.Fatalf("unexpected requests %v on %d connections; want %v on 2 (one subscription)", paths, conns(), want)
 	}
 }
 
@@ -946,10 +1002,10 @@ func newEarlyNextClient(t *testing.T, addr string) (*Client, func() time.Time) {
 	nextReq := []byte("GET " + PathNext + " HTTP/1.1\r\nHost: " + addr + "\r\n" + HeaderExtensionIdentifier + ": " + testID + "\r\n\r\n")
 	subDone, nextDone := make(chan struct{}), make(chan struct{})
 	var subAnswer, nextAnswer []byte
-	var complete, sent bool
+	var subComplete, complete, sent bool
 	var at time.Time
 	go func() {
-		subAnswer, _ = early.Exchange(subReq)
+		subAnswer, subComplete = early.Exchange(subReq)
 		if sent = early.Send(nextReq); sent {
 			at = time.Now()
 		}
@@ -958,7 +1014,7 @@ func newEarlyNextClient(t *testing.T, addr string) (*Client, func() time.Time) {
 		close(nextDone)
 	}()
 	c := New(addr, WithRegistration(early),
-		WithSubscription(body, func() []byte { <-subDone; return subAnswer }),
+		WithSubscription(body, func() ([]byte, bool) { <-subDone; return subAnswer, subComplete }),
 		WithNext(func() (time.Time, bool) { <-subDone; return at, sent }, nextDone,
 			func() ([]byte, bool) { <-nextDone; return nextAnswer, complete }))
 	t.Cleanup(func() {

@@ -40,18 +40,20 @@ func (r *Registration) ReadAnswer() (status int, id string, ok bool) {
 }
 
 // Exchange writes req on r.Conn, after the registration's answer was read
-// whole, and returns the complete answer (Content-Length framed) or false.
-// After a failure the connection's state is unknown: Exchange closes it
-// and sets r.Conn to nil.
-func (r *Registration) Exchange(req []byte) ([]byte, bool) {
+// whole, and reads its answer within the send timeout. It returns what it
+// read and whether that is the complete answer (Content-Length framed).
+// When req could not be written the connection's state is unknown:
+// Exchange closes it, sets r.Conn to nil and returns nil. When the answer
+// is not complete (slow, framed otherwise, an error), the request was sent:
+// Exchange leaves r.Conn open for a full HTTP client to read the rest of
+// the answer from it (or to fail on), as ReadAnswer does; it returns what
+// it read, not nil.
+func (r *Registration) Exchange(req []byte) (answer []byte, complete bool) {
 	if !r.Send(req) {
 		return nil, false
 	}
-	if answer, _, ok := readResponse(int(r.Conn.Fd()), nil); ok {
-		return answer, true
-	}
-	r.drop()
-	return nil, false
+	answer, _, complete = readResponse(int(r.Conn.Fd()), []byte{})
+	return answer, complete
 }
 
 // Send writes req on r.Conn, after the registration's answer was read

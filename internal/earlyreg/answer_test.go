@@ -1,6 +1,7 @@
 package earlyreg
 
 import (
+	"io"
 	"os"
 	"strings"
 	"syscall"
@@ -89,7 +90,8 @@ func TestReadAnswerDeclines(t *testing.T) {
 }
 
 // TestExchange: a request on the connection after the answer, its answer
-// read whole; a failed exchange closes the connection.
+// read whole; a slow answer leaves the connection open for the rest; a
+// failed write closes the connection.
 func TestExchange(t *testing.T) {
 	shortTimeout(t)
 	r, peer := pair(t)
@@ -112,8 +114,28 @@ func TestExchange(t *testing.T) {
 	if got, ok := r.Exchange([]byte(req)); !ok || string(got) != sub {
 		t.Fatalf("unexpected exchange %q %v", got, ok)
 	}
-	// No answer: the connection is closed and dropped.
-	if got, ok := r.Exchange([]byte(req)); ok || r.Conn != nil {
+	// An answer slower than the send timeout: what came is returned, and
+	// the rest is read from the connection, which stays open (the request
+	// was sent: sending it again would subscribe twice).
+	go func() {
+		b := make([]byte, len(req))
+		n, _ := peer.Read(b)
+		if string(b[:n]) == req {
+			_, _ = peer.WriteString(sub[:10])
+		}
+	}()
+	got, ok := r.Exchange([]byte(req))
+	if ok || got == nil || string(got) != sub[:10] || r.Conn == nil {
+		t.Fatalf("unexpected slow exchange %q %v, connection %v", got, ok, r.Conn)
+	}
+	_, _ = peer.WriteString(sub[10:])
+	rest := make([]byte, len(sub)-10)
+	if _, err := io.ReadFull(r.Conn, rest); err != nil || string(rest) != sub[10:] {
+		t.Fatalf("unexpected rest on the connection %q: %v", rest, err)
+	}
+	// A failed write: the connection is closed and dropped.
+	_ = r.Conn.Close()
+	if got, ok := r.Exchange([]byte(req)); ok || got != nil || r.Conn != nil {
 		t.Fatalf("unexpected exchange %q %v, connection %v", got, ok, r.Conn)
 	}
 }

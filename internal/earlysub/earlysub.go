@@ -99,9 +99,10 @@ type Result struct {
 // pending is a subscription's answer, once done is closed, and the
 // /event/next request sent after it.
 type pending struct {
-	done   chan struct{}
-	answer []byte
-	next   nextPending
+	done     chan struct{}
+	answer   []byte
+	complete bool
+	next     nextPending
 }
 
 // nextPending is /event/next's answer, once done is closed. sent and sentAt
@@ -114,16 +115,18 @@ type nextPending struct {
 	complete bool
 }
 
-// Answer waits for the answer to the subscription and returns it whole, or
-// nil when none was sent or its answer could not be read (the connection
-// is then closed: Registration.Conn is nil). The wait is bounded by the
-// connection's timeouts (a second per read or write).
-func (r Result) Answer() []byte {
+// Answer waits for the answer to the subscription and returns what was
+// read of it within the connection's timeouts (a second per read or write),
+// and whether that is all of it; when it is not, the rest is to be read
+// from Registration.Conn (the request was sent: sending it again would
+// subscribe twice). It returns nil when no subscription was sent (the
+// connection is then closed: Registration.Conn is nil).
+func (r Result) Answer() (answer []byte, complete bool) {
 	if r.sub == nil {
-		return nil
+		return nil, false
 	}
 	<-r.sub.done
-	return r.sub.answer
+	return r.sub.answer, r.sub.complete
 }
 
 // NextSent waits for the answer to the subscription, as Answer does, and
@@ -224,13 +227,10 @@ func start(reg *earlyreg.Registration, lookup func(string) (string, bool), stder
 	r.sub = sub
 	req := appendRequest(nil, reg.Host, id, r.Body)
 	return r, func() {
-		answer, ok := reg.Exchange(req)
-		if ok {
-			sub.answer = answer
-			if earlyreg.Status(answer) == 200 {
-				if sub.next.sent = reg.Send(appendNextRequest(req[:0], reg.Host, id)); sub.next.sent {
-					sub.next.sentAt = time.Now()
-				}
+		sub.answer, sub.complete = reg.Exchange(req)
+		if sub.complete && earlyreg.Status(sub.answer) == 200 {
+			if sub.next.sent = reg.Send(appendNextRequest(req[:0], reg.Host, id)); sub.next.sent {
+				sub.next.sentAt = time.Now()
 			}
 		}
 		close(sub.done)
