@@ -188,7 +188,7 @@ func writeColdStart(w io.Writer, c *results.ColdStart) {
 	fmt.Fprintln(w, "## Cold start")
 	fmt.Fprintln(w)
 	fmt.Fprintf(w, "`go run ./bench/coldstart`: %d runs of each extension in the local Lambda simulator (init, one small "+
-		"invocation, shutdown), alternating, on %s. The floor is a Go extension that only registers and loops on "+
+		"invocation, shutdown), each round in a new random order, on %s. The floor is a Go extension that only registers and loops on "+
 		"`/event/next` (`net/http`, `encoding/json`), built with the same flags: what any Go extension costs. KTE runs "+
 		"with its defaults (ring %d MiB) against a fake Kinesis endpoint.\n\n", c.Runs, c.Machine, c.RingBytes>>20)
 	if len(c.Extensions) < 2 {

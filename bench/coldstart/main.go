@@ -4,7 +4,7 @@
 // extension costs) and the floor with KTE's dependencies imported but not
 // called (lambdasim.FloorDepsTag: what their initialisation costs apart from
 // anything KTE does) with the release flags, then starts each of them -n
-// times, alternately, in the local Lambda simulator: init, one small
+// times, each round in a new random order, in the local Lambda simulator: init, one small
 // invocation, shutdown. KTE runs with its defaults against an in-process fake Kinesis
 // endpoint (no AWS). It reports the median and p95 of the time from process
 // start to the first /event/next and to the Telemetry API subscription, the
@@ -24,6 +24,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -174,14 +175,14 @@ func run(n int, outPath string, also []string, w io.Writer) error {
 		names, paths = append(names, name), append(paths, path)
 	}
 	samples := make([][]sample, len(paths))
-	// One warm-up run each (page cache, first exec), then reverse the order
-	// every other round so that drift on a shared machine hits all alike.
+	// One warm-up run each (page cache, first exec), then each round in a
+	// new random order (fixed seed: runs are repeatable), so that drift on a
+	// shared machine, the position in a round and whichever ran just before
+	// (the same binary, warm, or another) fall on all alike.
+	order := rand.New(rand.NewPCG(1, 2))
 	for round := -1; round < n; round++ {
-		for k := range paths {
-			i := k
-			if round%2 == 1 {
-				i = len(paths) - 1 - k
-			}
+		perm := order.Perm(len(paths))
+		for _, i := range perm {
 			s, err := once(ctx, paths[i], fake)
 			if err != nil {
 				return err

@@ -167,6 +167,10 @@ type ktePipeline struct {
 	fullWaits int
 }
 
+// benchPartitionKey is both implementations' partition key: 32 hex
+// characters, like the extension's environment id.
+const benchPartitionKey = "8f2d6a3c5e7b4a1d9c0e2f4a6b8d0c1e"
+
 func newKTE(tb testing.TB, tr transport, c batch.PutRecordsAPI) *ktePipeline {
 	tb.Helper()
 	cfg := benchConfig(tb)
@@ -174,7 +178,9 @@ func newKTE(tb testing.TB, tr transport, c batch.PutRecordsAPI) *ktePipeline {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	p, err := batch.New(r, cfg, batch.Options{Client: c, Undelivered: io.Discard, Logger: discardLogger})
+	// The partition key as the extension's (lifecycle.go: its 32-character
+	// environment id), as long as the baseline's, so both send the same bytes.
+	p, err := batch.New(r, cfg, batch.Options{Client: c, EnvironmentKey: benchPartitionKey, Undelivered: io.Discard, Logger: discardLogger})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -289,7 +295,7 @@ func newBaseline(tb testing.TB, tr transport, c baseline.PutRecordsAPI) *basePip
 		// SDK's default protocol.
 		c = kinesis.New(kc.Options())
 	}
-	e := baseline.New(c, baseline.Options{Stream: "bench", PartitionKey: "8f2d6a3c5e7b4a1d9c0e2f4a6b8d0c1e"})
+	e := baseline.New(c, baseline.Options{Stream: "bench", PartitionKey: benchPartitionKey})
 	p := &basePipeline{ext: e, done: make(chan struct{}), http: tr == overHTTP}
 	if p.http {
 		addr, err := e.Start("127.0.0.1:0")
