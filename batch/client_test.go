@@ -31,6 +31,21 @@ func clientEnv(t *testing.T, endpoint string) {
 	t.Setenv("AWS_MAX_ATTEMPTS", "5") // must not turn the SDK's retries back on
 }
 
+// productionClient returns NewKinesisClient's client for us-east-1 (and
+// the stream arn, if any) as the environment configures it, and a
+// one-record request for it.
+func productionClient(t *testing.T, arn string) (*kinesis.Client, *kinesis.PutRecordsInput) {
+	t.Helper()
+	cfg := testConfig(500, 5*MiB, MiB, "k")
+	cfg.Region = "us-east-1"
+	cfg.StreamARN = arn
+	c, err := NewKinesisClient(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, &kinesis.PutRecordsInput{StreamName: aws.String("test"), Records: []types.PutRecordsRequestEntry{{Data: []byte("x"), PartitionKey: aws.String("k")}}}
+}
+
 func TestNewKinesisClient(t *testing.T) {
 	f := func(arn, wantScope string) {
 		t.Helper()
@@ -41,14 +56,7 @@ func TestNewKinesisClient(t *testing.T) {
 			return fakeAnswer{}
 		})
 		clientEnv(t, fk.URL)
-		cfg := testConfig(500, 5*MiB, MiB, "k")
-		cfg.Region = "us-east-1"
-		cfg.StreamARN = arn
-		c, err := NewKinesisClient(context.Background(), cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		in := &kinesis.PutRecordsInput{StreamName: aws.String("test"), Records: []types.PutRecordsRequestEntry{{Data: []byte("x"), PartitionKey: aws.String("k")}}}
+		c, in := productionClient(t, arn)
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		if _, err := c.PutRecords(ctx, in); classify(err, false) != failServer {
@@ -132,16 +140,10 @@ func TestClientWithoutCredentials(t *testing.T) {
 	t.Setenv("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "")
 	t.Setenv("AWS_WEB_IDENTITY_TOKEN_FILE", "")
 	t.Setenv("AWS_EC2_METADATA_DISABLED", "true") // no instance metadata service to ask
-	cfg := testConfig(500, 5*MiB, MiB, "k")
-	cfg.Region = "us-east-1"
-	c, err := NewKinesisClient(context.Background(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	in := &kinesis.PutRecordsInput{StreamName: aws.String("test"), Records: []types.PutRecordsRequestEntry{{Data: []byte("x"), PartitionKey: aws.String("k")}}}
+	c, in := productionClient(t, "")
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	_, err = c.PutRecords(ctx, in)
+	_, err := c.PutRecords(ctx, in)
 	if got := classify(err, false); got != failCredentials {
 		t.Fatalf("unexpected class %v for %v; want credentials", got, err)
 	}

@@ -821,105 +821,62 @@ func TestSubscribeEarly(t *testing.T) {
 // parses the answer already read and leaves the connection alone;
 // Subscribe waits for the subscription's answer and then hands the
 // connection to the client's other calls: register, subscribe and an
-// init error on it, Next on its own, two connections in all.
+// init error on it, Next on its own, two connections in all. When that
+// answer is not read in time (earlyreg's Exchange gives up after its
+// timeout, the request sent), Subscribe reads the rest of it from the
+// connection instead of subscribing again.
 func TestSubscriptionInFlight(t *testing.T) {
-	var mu sync.Mutex
-	var paths []string
-	addr, conns := countedServer(t, func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.ReadAll(r.Body)
+	for _, slow := range []bool{false, true} {
+		var mu sync.Mutex
+		var paths []string
+		addr, conns := countedServer(t, func(w http.ResponseWriter, r *http.Request) {
+			_, _ = io.ReadAll(r.Body)
+			mu.Lock()
+			paths = append(paths, r.URL.Path)
+			mu.Unlock()
+			switch {
+			case r.URL.Path == PathNext:
+				_, _ = io.WriteString(w, `{"eventType":"INVOKE","requestId":"r1"}`)
+				return
+			case r.URL.Path == PathTelemetry && slow:
+				time.Sleep(150 * time.Millisecond)
+			}
+			answerControl(w, r)
+		})
+		ctx := context.Background()
+
+		early, body, req := earlyRegistration(t, addr)
+		release, done := make(chan struct{}), make(chan struct{})
+		var answer []byte
+		var complete bool
+		go func() {
+			defer close(done)
+			<-release // Register runs before the subscription is sent
+			if !slow {
+				answer, complete = early.Exchange(req)
+			} else if early.Send(req) {
+				answer = []byte{} // what Exchange returns when its time is up first
+			}
+		}()
+		c := New(addr, WithRegistration(early), WithSubscription(body, func() ([]byte, bool) { <-done; return answer, complete }))
+		if got, err := c.Register(ctx, "kte", []EventType{Invoke, Shutdown}); err != nil || got.FunctionName != "orders-api" {
+			t.Fatalf("slow %v: unexpected answer %+v, %v", slow, got, err)
+		}
+		close(release)
+		if res, err := c.Subscribe(ctx, testSubscription()); err != nil || res.Body != `"OK"` || !c.SubscribedEarly() {
+			t.Fatalf("slow %v: unexpected result %+v, %v, early %v", slow, res, err, c.SubscribedEarly())
+		}
+		if ev, err := c.Next(ctx); err != nil || ev.RequestID != "r1" {
+			t.Fatalf("slow %v: unexpected event %+v, %v", slow, ev, err)
+		}
+		if err := c.InitError(ctx, "Extension.Test", errors.New("x")); err != nil {
+			t.Fatal(err)
+		}
 		mu.Lock()
-		paths = append(paths, r.URL.Path)
+		if want := []string{PathRegister, PathTelemetry, PathNext, PathInitError}; !slices.Equal(paths, want) || conns() != 2 {
+			t.Fatalf("slow %v: unexpected requests %v on %d connections; want %v on 2 (one subscription)", slow, paths, conns(), want)
+		}
 		mu.Unlock()
-		if r.URL.Path == PathNext {
-			_, _ = io.WriteString(w, `{"eventType":"INVOKE","requestId":"r1"}`)
-			return
-		}
-		answerControl(w, r)
-	})
-	ctx := context.Background()
-
-	early, body, req := earlyRegistration(t, addr)
-	release, done := make(chan struct{}), make(chan struct{})
-	var answer []byte
-	var complete bool
-	go func() {
-		defer close(done)
-		<-release // Register runs before the subscription is sent
-		answer, complete = early.Exchange(req)
-	}()
-	c := New(addr, WithRegistration(early), WithSubscription(body, func() ([]byte, bool) { <-done; return answer, complete }))
-	if got, err := c.Register(ctx, "kte", []EventType{Invoke, Shutdown}); err != nil || got.FunctionName != "orders-api" {
-		t.Fatalf("unexpected answer %+v, %v", got, err)
-	}
-	close(release)
-	if res, err := c.Subscribe(ctx, testSubscription()); err != nil || res.Body != `"OK"` || !c.SubscribedEarly() {
-		t.Fatalf("unexpected result %+v, %v, early %v", res, err, c.SubscribedEarly())
-	}
-	if ev, err := c.Next(ctx); err != nil || ev.RequestID != "r1" {
-		t.Fatalf("unexpected event %+v, %v", ev, err)
-	}
-	if err := c.InitError(ctx, "Extension.Test", errors.New("x")); err != nil {
-		t.Fatal(err)
-	}
-	mu.Lock()
-	defer mu.Unlock()
-	if want := []string{PathRegister, PathTelemetry, PathNext, PathInitError}; !slices.Equal(paths, want) || conns() != 2 {
-		t.Fatalf("unexpected requests %v on %d connections; want %v on 2", paths, conns(), want)
-	}
-}
-
-// TestSubscriptionSlowAnswer: when the answer to the subscription sent on
-// the early registration's connection is not read in time (earlyreg's
-// Exchange gives up after its timeout, the request sent), Subscribe reads
-// the rest of it from that connection instead of subscribing again.
-func TestSubscriptionSlowAnswer(t *testing.T) {
-	var mu sync.Mutex
-	var paths []string
-	addr, conns := countedServer(t, func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.ReadAll(r.Body)
-		mu.Lock()
-		paths = append(paths, r.URL.Path)
-		mu.Unlock()
-		switch r.URL.Path {
-		case PathNext:
-			_, _ = io.WriteString(w, `{"eventType":"INVOKE","requestId":"r1"}`)
-			return
-		case PathTelemetry:
-			time.Sleep(150 * time.Millisecond)
-		}
-		answerControl(w, r)
-	})
-	ctx := context.Background()
-
-	early, body, req := earlyRegistration(t, addr)
-	release, done := make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(done)
-		<-release
-		if !early.Send(req) {
-			t.Error("cannot send the subscription")
-		}
-	}()
-	// What Exchange returns when its time is up before the answer: the
-	// nothing it read, not complete.
-	c := New(addr, WithRegistration(early), WithSubscription(body, func() ([]byte, bool) { <-done; return []byte{}, false }))
-	if _, err := c.Register(ctx, "kte", []EventType{Invoke, Shutdown}); err != nil {
-		t.Fatal(err)
-	}
-	close(release)
-	if res, err := c.Subscribe(ctx, testSubscription()); err != nil || res.Body != `"OK"` || !c.SubscribedEarly() {
-		t.Fatalf("unexpected result %+v, %v, early %v", res, err, c.SubscribedEarly())
-	}
-	if ev, err := c.Next(ctx); err != nil || ev.RequestID != "r1" {
-		t.Fatalf("unexpected event %+v, %v", ev, err)
-	}
-	if err := c.InitError(ctx, "Extension.Test", errors.New("x")); err != nil {
-		t.Fatal(err)
-	}
-	mu.Lock()
-	defer mu.Unlock()
-	if want := []string{PathRegister, PathTelemetry, PathNext, PathInitError}; !slices.Equal(paths, want) || conns() != 2 {
-		t.Fatalf("unexpected requests %v on %d connections; want %v on 2 (one subscription)", paths, conns(), want)
 	}
 }
 
