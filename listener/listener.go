@@ -187,7 +187,7 @@ type Listener struct {
 	mu        sync.Mutex
 	ln        net.Listener
 	accepting chan struct{} // closed at Serve's first Accept
-	closed    chan struct{} // closed when the server closes the listening socket
+	closed    chan struct{} // closed once the server's Close of the listening socket has returned
 	served    chan struct{} // closed when Serve returns
 	serveErr  error
 }
@@ -311,7 +311,8 @@ func (l *Listener) StartOn(ln net.Listener) error {
 // startListener reports the server's first Accept call: fasthttp registers
 // the listener for Shutdown before it, so from then on Shutdown sees it
 // (Shutdown waits for it, so that it cannot miss a server just started).
-// It also reports when the server closes it.
+// It also reports when the server's Close of it has returned: only then is
+// the socket closed (a blocked Accept, and so Serve, may return before).
 type startListener struct {
 	net.Listener
 	once, closeOnce sync.Once
@@ -368,9 +369,11 @@ func (l *Listener) Shutdown(ctx context.Context) error {
 		defer cancel()
 		_ = l.srv.ShutdownWithContext(sctx)
 	}()
+	// The socket is closed once the server's Close of it has returned; its
+	// Accept, and so Serve, can fail before (the Close marks the socket
+	// closing, wakes Accept, and only then closes it).
 	select {
 	case <-closed:
-	case <-served:
 	case <-ctx.Done():
 		return fmt.Errorf("cannot shut the telemetry listener down: %w", ctx.Err())
 	}
@@ -387,7 +390,7 @@ func (l *Listener) Shutdown(ctx context.Context) error {
 		if l.serveErr != nil {
 			return fmt.Errorf("telemetry listener failed: %w", l.serveErr)
 		}
-	default:
+	default: // Serve returns as soon as its Accept has failed; no need to wait
 	}
 	return nil
 }
