@@ -551,10 +551,13 @@ func (r *Ring) restartEmpty(end uint64) {
 	if r.head.Load() != end {
 		return
 	}
-	prev := r.frontFrom.Load()
 	r.frontFrom.Store(end) // the claimed rest is a restart's pad (see Reserve)
 	if !r.head.CompareAndSwap(end, next) {
-		r.frontFrom.CompareAndSwap(end, prev)
+		// A writer reserved first. frontFrom stays end: that writer
+		// most likely restarted at end too and stored the same value,
+		// which putting the old one back would wipe out (its pad then
+		// counted in the high-water mark for good); if it did not, the
+		// stale value can only make a later mark count less (see Reserve).
 		return
 	}
 	// [end, next) is zero (nothing was reserved there in this lap) and no
