@@ -144,6 +144,7 @@ type Ring struct {
 
 	// Reader-private state (no atomics: one goroutine).
 	read       uint64 // next byte to parse
+	lastEnd    uint64 // end of the last frame Next returned (see ReleaseTo)
 	blockEnd   uint64 // end of the current block, rounded
 	bodyEnd    uint64 // end of the current block's frames
 	framesRead uint64 // frames Next has returned (see WaitFor)
@@ -494,6 +495,7 @@ func (r *Ring) Next() (Frame, bool) {
 			r.read = r.blockEnd
 		}
 		r.framesRead++
+		r.lastEnd = r.read
 		return Frame{Data: data, end: r.read}, true
 	}
 }
@@ -505,8 +507,13 @@ func (r *Ring) Next() (Frame, bool) {
 func (r *Ring) Release(f Frame) { r.ReleaseTo(f.end) }
 
 // ReleaseTo frees everything before position end, which must not be past
-// what Next has returned. Reader only.
+// what Next has returned. Releasing the last frame Next returned also frees
+// the pads Next skipped after it (abandoned blocks, the arena's tail): no
+// later frame would free them. Reader only.
 func (r *Ring) ReleaseTo(end uint64) {
+	if end == r.lastEnd {
+		end = r.read
+	}
 	rel := r.release.Load()
 	if int64(end-rel) <= 0 {
 		return

@@ -297,6 +297,41 @@ func TestAbandonIsSkipped(t *testing.T) {
 	}
 }
 
+// TestAbandonedAfterHeldFrame: blocks abandoned while the reader holds an
+// earlier frame are skipped by Next and freed with that frame's release,
+// as no later frame would free them: the ring used to stay full.
+func TestAbandonedAfterHeldFrame(t *testing.T) {
+	r := mustNew(t, 16<<10, 0) // the held frame's block is [0, 16)
+	if err := ringtest.Write(r, []byte("AAAA")); err != nil {
+		t.Fatal(err)
+	}
+	held, ok := r.Next()
+	if !ok {
+		t.Fatal("no frame")
+	}
+	// The rest of the ring in two blocks, both abandoned.
+	for _, n := range []int{8192 - 12 - 16, 8192 - 12} {
+		w, err := r.Reserve(1, n)
+		if err != nil {
+			t.Fatalf("cannot reserve %d bytes: %v", n, err)
+		}
+		w.Abandon()
+	}
+	if _, ok := r.Next(); ok {
+		t.Fatal("unexpected frame from abandoned blocks")
+	}
+	r.Release(held)
+	if r.Unreleased() != 0 || r.Stats().InUse != 0 {
+		t.Fatalf("unexpected after releasing the held frame: %d unreleased, %d in use", r.Unreleased(), r.Stats().InUse)
+	}
+	if err := ringtest.Write(r, []byte("next")); err != nil {
+		t.Fatalf("unexpected refusal once everything is released: %v", err)
+	}
+	if !r.ZeroBeyondHead() {
+		t.Fatal("free region not zeroed after the abandoned blocks were freed")
+	}
+}
+
 func TestReservationMisuseIsABug(t *testing.T) {
 	f := func(name string, fn func(r *ring.Ring)) {
 		t.Helper()
