@@ -231,6 +231,7 @@ type Packer struct {
 	ctl      control
 	wake     chan struct{} // capacity 1: control changed
 	readerMu sync.Mutex    // held by Run for its lifetime, or by GiveUp when Run is not running
+	giveUpMu sync.Mutex    // one GiveUp at a time: the control block holds one request
 	flushMu  sync.Mutex    // serializes Flush calls
 
 	stats counters
@@ -417,6 +418,8 @@ func (p *Packer) Flush(ctx context.Context) FlushResult {
 // stopped first. GiveUp leaves the packer paused. Safe from any goroutine,
 // while Run runs (Run's goroutine then does the work) or after it returned.
 func (p *Packer) GiveUp(w io.Writer, reason string) int {
+	p.giveUpMu.Lock()
+	defer p.giveUpMu.Unlock()
 	req := &giveUpRequest{w: w, reason: reason, done: make(chan struct{})}
 	p.ctl.mu.Lock()
 	p.ctl.resumed = false

@@ -527,6 +527,43 @@ func TestFlushDoesNotChaseNewEvents(t *testing.T) {
 	}
 }
 
+// TestConcurrentGiveUps: GiveUp is safe from any goroutine; two at once
+// while Run runs both return, and every event is written exactly once.
+// The control block holds one request, and the second used to replace the
+// first, whose caller then waited for ever (about once in 5 rounds).
+func TestConcurrentGiveUps(t *testing.T) {
+	const rounds, n, size = 200, 30, 40
+	for i := range rounds {
+		r := newRing(t, 64*KiB)
+		// Nothing is resumed: the events stay in the ring for GiveUp.
+		p := newPacker(t, r, testConfig(500, 5*MiB, MiB, "k"), Options{Client: &memClient{}})
+		ctx, cancel := context.WithCancel(context.Background())
+		var wg sync.WaitGroup
+		wg.Add(1)
+		go func() { defer wg.Done(); _ = p.Run(ctx) }()
+		writeEvents(t, r, 0, n, size)
+		eventually(t, time.Second, "Run running", func() bool { p.ctl.mu.Lock(); defer p.ctl.mu.Unlock(); return p.ctl.running })
+		var outs [2]bytes.Buffer
+		var got [2]int
+		done := make(chan struct{}, 2)
+		for k := range 2 {
+			go func() { got[k] = p.GiveUp(&outs[k], "shutdown"); done <- struct{}{} }()
+		}
+		for range 2 {
+			select {
+			case <-done:
+			case <-time.After(5 * time.Second):
+				t.Fatalf("round %d: a GiveUp never returned", i)
+			}
+		}
+		cancel()
+		wg.Wait()
+		if got[0]+got[1] != n || bytes.Count(outs[0].Bytes(), []byte("\n"))+bytes.Count(outs[1].Bytes(), []byte("\n")) != n {
+			t.Fatalf("round %d: unexpected given-up counts %v; want %d in all, each event once", i, got, n)
+		}
+	}
+}
+
 func TestGiveUpAfterRunReturned(t *testing.T) {
 	r := newRing(t, 64*KiB)
 	c := &memClient{respond: func(_ int, in *kinesis.PutRecordsInput) (*kinesis.PutRecordsOutput, error) {
