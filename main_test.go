@@ -494,6 +494,56 @@ func TestLifecycleOutageWritesUndeliveredToStderr(t *testing.T) {
 	}
 }
 
+// TestSummaryBalancesWrappedRecords: with payloads stored wrapped (a
+// malformed body: one record; an event over the record limit: parts), the
+// summary says how many records the events became, and those add up:
+// records = sent + dropped_shutdown + dropped_oversize.
+func TestSummaryBalancesWrappedRecords(t *testing.T) {
+	hangingKinesis(t) // nothing is delivered: everything is dropped at shutdown
+	rt := newFakeRuntime(t)
+	h := startExtension(t, rt, map[string]string{"KTE_SEND_TIMEOUT_MS": "200", "KTE_BUFFER_MAX_BYTES": "1MiB"})
+	rt.waitNext(1)
+	if got := h.post(`this is not json`); got != 200 {
+		t.Fatalf("unexpected status for a malformed body; got %d", got)
+	}
+	big := `[{"time":"2026-01-01T00:00:03.140Z","type":"function","record":"` + strings.Repeat("x", 1_200_000) + `"}]`
+	if got := h.post(big); got != 200 {
+		t.Fatalf("unexpected status for an oversize event; got %d", got)
+	}
+	rt.shutdown("spindown", time.Second)
+	if code := h.exitCode(); code != 0 {
+		t.Fatalf("unexpected exit code %d", code)
+	}
+	out := h.stderr.String()
+	var line string
+	for l := range strings.Lines(out) {
+		if strings.HasPrefix(l, "KTE_SUMMARY ") {
+			line = l
+		}
+	}
+	field := func(k string) int {
+		for f := range strings.FieldsSeq(line) {
+			if v, ok := strings.CutPrefix(f, k+"="); ok {
+				n, err := strconv.Atoi(v)
+				if err != nil {
+					t.Fatalf("summary field %s=%q: %v", k, v, err)
+				}
+				return n
+			}
+		}
+		t.Fatalf("summary without %s: %q", k, line)
+		return 0
+	}
+	records := field("records")
+	if field("received") != 1 || records != 3 || field("quarantined") != 1 || field("oversize_split") != 1 ||
+		field("sent")+field("dropped_shutdown")+field("dropped_oversize") != records {
+		t.Fatalf("unexpected summary (want received=1 records=3, records = sent + drops): %s", line)
+	}
+	if n := strings.Count(out, "KTE_UNDELIVERED reason=shutdown_deadline "); n != records {
+		t.Fatalf("unexpected KTE_UNDELIVERED lines: %d; want %d", n, records)
+	}
+}
+
 // hangingKinesis points the SDK at a Kinesis endpoint that reads each
 // request and never answers, for the test's duration.
 func hangingKinesis(t *testing.T) {

@@ -83,7 +83,11 @@ func (d *runtimeDone) wait(ctx context.Context, id string, until time.Time) bool
 const summaryPrefix = "KTE_SUMMARY"
 
 // printSummary writes the counters as one greppable line to stderr:
-// KTE_SUMMARY reason=... received=... sent=... retried=... dropped_<reason>=...
+// KTE_SUMMARY reason=... received=... records=... sent=... retried=...
+// dropped_<reason>=... received counts Lambda's events; records what they
+// were stored as (an event, or one record per part of a wrapped payload),
+// the unit of sent and dropped_shutdown/oversize: once nothing is left
+// buffered, records = sent + dropped_shutdown + dropped_oversize.
 func (x *extension) printSummary(reason string, res batch.FlushResult, undelivered int) {
 	fmt.Fprintln(x.env.stderr, x.summaryLine(reason, res, undelivered))
 }
@@ -92,10 +96,10 @@ func (x *extension) summaryLine(reason string, res batch.FlushResult, undelivere
 	ls := x.lis.Stats()
 	ps := x.packer.Stats()
 	rs := x.ring.Stats()
-	return fmt.Sprintf("%s reason=%s received=%d posts=%d sent=%d put_calls=%d retried=%d throttled=%d "+
+	return fmt.Sprintf("%s reason=%s received=%d records=%d posts=%d sent=%d put_calls=%d retried=%d throttled=%d "+
 		"dropped_shutdown=%d dropped_oversize=%d dropped_by_lambda=%d quarantined=%d oversize_split=%d "+
 		"refused_full=%d refused_too_large=%d ring_high_water=%d ring_bytes=%d ring_restarts=%d final_flush_ms=%d",
-		summaryPrefix, reason, ls.Events, ls.Posts, ps.Events, ps.Calls, ps.Retried, ps.Throttled+ps.CallThrottled,
+		summaryPrefix, reason, ls.Events, ls.Frames, ls.Posts, ps.Events, ps.Calls, ps.Retried, ps.Throttled+ps.CallThrottled,
 		undelivered, ps.Oversize, ls.LogsDroppedRecords, ls.Malformed+ls.Overflow, ls.Oversize,
 		ls.RefusedFull, ls.TooLarge, rs.HighWater, rs.Size, rs.Restarts, res.Duration.Milliseconds())
 }
