@@ -544,7 +544,9 @@ func TestShutdownNearDeadlineExitsInTime(t *testing.T) {
 	if code := h.exitCode(); code != 0 {
 		t.Fatalf("unexpected exit code %d; stderr:\n%s", code, h.stderr.String())
 	}
-	if late := time.Since(deadline); late > 0 {
+	// Lambda kills the process at the deadline; allow the time from the
+	// exit to this check on a loaded machine (the old code was ~50 ms late).
+	if late := time.Since(deadline); late > 10*time.Millisecond {
 		t.Fatalf("exited %v after the SHUTDOWN deadline; stderr:\n%s", late, h.stderr.String())
 	}
 	if n := k.Count(); n != 5 {

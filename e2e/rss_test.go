@@ -20,7 +20,7 @@ func TestWatchRSS(t *testing.T) {
 	defer func() { rssSink = nil }()
 	cmd := exec.Command("sleep", "0.3")
 	if err := cmd.Start(); err != nil {
-		t.Skipf("cannot start sleep: %v", err)
+		t.Fatalf("cannot start sleep: %v", err)
 	}
 	w := WatchRSS(cmd.Process.Pid, time.Millisecond)
 	if err := cmd.Wait(); err != nil {

@@ -960,7 +960,7 @@ func TestShutdownDoesNotWaitForOpenConnections(t *testing.T) {
 	if err := l.Shutdown(ctx); err != nil {
 		t.Fatalf("unexpected shutdown error: %v", err)
 	}
-	if d := time.Since(start); d > 50*time.Millisecond {
+	if d := time.Since(start); d > 500*time.Millisecond { // before: until the connection closed (5 s here)
 		t.Fatalf("Shutdown took %v with connections open; want it back once nothing can be stored", d)
 	}
 	if c, err := net.DialTimeout("tcp", l.Addr().String(), time.Second); err == nil {

@@ -161,12 +161,12 @@ func TestSimEnd(t *testing.T) {
 		// Everything of the invocation is in Kinesis before its
 		// /event/next, and was sent once runtimeDone had arrived.
 		for _, ev := range r.EventsOf(res.RequestID, lambdasim.TypeFunction, lambdasim.TypeRuntimeDone, lambdasim.TypeStart) {
-			if d := r.Delivered[ev.ID]; d > next {
-				t.Fatalf("invoke %d: %s event delivered at %v, after /event/next at %v", i, ev.Type, d, next)
+			if d, ok := r.Delivered[ev.ID]; !ok || d > next {
+				t.Fatalf("invoke %d: %s event delivered at %v (%v), after /event/next at %v", i, ev.Type, d, ok, next)
 			}
 		}
 		for _, ev := range r.EventsOf(res.RequestID, lambdasim.TypeFunction) {
-			if s := r.Sent[ev.ID]; s < post.At {
+			if s, ok := r.Sent[ev.ID]; !ok || s < post.At {
 				t.Fatalf("invoke %d: log line sent at %v, before runtimeDone's POST at %v", i, s, post.At)
 			}
 		}
@@ -237,8 +237,8 @@ func TestSimAuto(t *testing.T) {
 			// Fewer than AutoWindow gaps known: end style, everything
 			// delivered before /event/next.
 			for _, ev := range logs {
-				if d := r.Delivered[ev.ID]; d > next {
-					t.Fatalf("invoke %d (end style): log delivered at %v, after /event/next at %v", i, d, next)
+				if d, ok := r.Delivered[ev.ID]; !ok || d > next {
+					t.Fatalf("invoke %d (end style): log delivered at %v (%v), after /event/next at %v", i, d, ok, next)
 				}
 			}
 			continue
@@ -300,7 +300,7 @@ func TestSimEndTimeoutAndCrash(t *testing.T) {
 	}
 	for _, ev := range r.EventsOf(res.RequestID, lambdasim.TypeFunction) {
 		// Without runtimeDone it would have waited until about 750 ms.
-		if s := r.Sent[ev.ID]; s > shutdown || s-res.RuntimeDone > 500*time.Millisecond {
+		if s, ok := r.Sent[ev.ID]; !ok || s > shutdown || s-res.RuntimeDone > 500*time.Millisecond {
 			t.Fatalf("crash: log line sent at %v; runtimeDone at %v, SHUTDOWN at %v", s, res.RuntimeDone, shutdown)
 		}
 	}

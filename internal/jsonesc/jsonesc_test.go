@@ -23,8 +23,8 @@ func TestAppendStringRoundTrips(t *testing.T) {
 		if want := strings.ToValidUTF8(s, "\ufffd"); back != want && utf8.ValidString(s) {
 			t.Fatalf("unexpected round trip %q; want %q", back, want)
 		}
-		if !utf8.ValidString(s) && !utf8.ValidString(back) {
-			t.Fatalf("unexpected invalid UTF-8 %q", back)
+		if !utf8.Valid(got) {
+			t.Fatalf("unexpected invalid UTF-8 in the JSON %q written for %q", got, s)
 		}
 		if n, valid := jsonesc.EscapedLen([]byte(s)); n != len(got)-3 || valid != utf8.ValidString(s) {
 			t.Fatalf("unexpected EscapedLen %d, %v for %q; wrote %d", n, valid, s, len(got)-3)
