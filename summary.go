@@ -162,9 +162,10 @@ type emitter struct {
 	winSum     time.Duration
 	winMax     time.Duration
 
-	stop     chan struct{}
-	stopOnce sync.Once
-	values   []float64
+	stop       chan struct{}
+	stopOnce   sync.Once
+	tickerDone chan struct{} // closed when the Managed Instances ticker has stopped; nil without one
+	values     []float64
 }
 
 func (x *extension) newEmitter() (*emitter, error) {
@@ -218,7 +219,14 @@ func (m *emitter) endWaitExpired() {
 
 func (m *emitter) due(now time.Time) bool { return m.w.Due(now) }
 
-func (m *emitter) stopTicker() { m.stopOnce.Do(func() { close(m.stop) }) }
+// stopTicker stops the Managed Instances ticker and waits until it has: a
+// tick that fired meanwhile must not write a line after the final one.
+func (m *emitter) stopTicker() {
+	m.stopOnce.Do(func() { close(m.stop) })
+	if m.tickerDone != nil {
+		<-m.tickerDone
+	}
+}
 
 // startMetricsTicker emits once a minute on Lambda Managed Instances, where
 // there is no INVOKE to emit at and the environment is never frozen.
@@ -230,7 +238,10 @@ func (x *extension) startMetricsTicker() {
 	if x.stats == nil || !x.cfg.LMI {
 		return
 	}
+	done := make(chan struct{})
+	x.stats.tickerDone = done
 	go func() {
+		defer close(done)
 		t := time.NewTicker(lmiMetricsInterval)
 		defer t.Stop()
 		for {
@@ -247,11 +258,11 @@ func (x *extension) startMetricsTicker() {
 // emitMetrics writes one EMF line with the counters now.
 func (x *extension) emitMetrics() {
 	m := x.stats
+	m.mu.Lock() // before the counters: lines are written in the order they were read
+	defer m.mu.Unlock()
 	ls := x.lis.Stats()
 	ps := x.packer.Stats()
 	rs := x.ring.Stats()
-	m.mu.Lock()
-	defer m.mu.Unlock()
 	avg := time.Duration(0)
 	if m.winN > 0 {
 		avg = m.winSum / time.Duration(m.winN)
