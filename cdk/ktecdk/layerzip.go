@@ -49,12 +49,15 @@ func checkLayerZip(path, arch string) error {
 	}
 	defer zr.Close()
 
-	const entry = "extensions/" + ExtensionName
-	var exe *zip.File
+	const dirEntry = "extensions/"
+	const entry = dirEntry + ExtensionName
+	var exe, dir *zip.File // dir: the folder's own entry, when the zip has one
 	for _, f := range zr.File {
-		if f.Name == entry {
+		switch f.Name {
+		case entry:
 			exe = f
-			break
+		case dirEntry:
+			dir = f
 		}
 	}
 	if exe == nil {
@@ -66,10 +69,8 @@ func checkLayerZip(path, arch string) error {
 	if exe.Mode()&0o555 != 0o555 {
 		return fmt.Errorf("%w: %s in layer zip %s is not readable and executable by all (mode %v): Lambda cannot start it (rebuild it with `make layer`, which sets 755)", ErrInvalidProps, entry, abs, exe.Mode())
 	}
-	for _, f := range zr.File {
-		if f.Name == "extensions/" && f.Mode()&0o555 != 0o555 {
-			return fmt.Errorf("%w: extensions/ in layer zip %s is not readable and searchable by all (mode %v): Lambda cannot find the extension (rebuild it with `make layer`, which sets 755)", ErrInvalidProps, abs, f.Mode())
-		}
+	if dir != nil && dir.Mode()&0o555 != 0o555 {
+		return fmt.Errorf("%w: %s in layer zip %s is not readable and searchable by all (mode %v): Lambda cannot find the extension (rebuild it with `make layer`, which sets 755)", ErrInvalidProps, dirEntry, abs, dir.Mode())
 	}
 	machine, err := elfMachine(exe)
 	if err != nil {
