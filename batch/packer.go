@@ -214,8 +214,14 @@ type Packer struct {
 	rejected  bool
 	logged    [numFailKinds]bool
 	loggedOdd bool // unexpected per-record code or response shape logged
-	loggedBig bool // oversize event logged
-	lineBuf   []byte
+	// A run of calls that delivered nothing for a passing reason
+	// (network, throttling, 5xx): when it began, how many calls, whether
+	// it was logged (see failing).
+	failSince  int64
+	failCalls  int
+	failLogged bool
+	loggedBig  bool // oversize event logged
+	lineBuf    []byte
 
 	// Packer goroutine's view of the control block.
 	client  PutRecordsAPI

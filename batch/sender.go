@@ -115,6 +115,7 @@ func (p *Packer) callFailed(err error, kind failKind, now int64) {
 	p.rejected = !kind.retryable()
 	if !p.rejected {
 		p.notBefore = now + p.retryWait(p.callFails, now)
+		p.failing(kind, err.Error(), now)
 		return
 	}
 	p.notBefore = now + p.cap/2 + randN(p.cap/2+1)
@@ -200,9 +201,66 @@ func (p *Packer) callDone(out *kinesis.PutRecordsOutput, now int64) {
 		// events wait too.
 		p.callFails++
 		p.notBefore, p.rejected = now+p.retryWait(p.callFails, now), false
+		kind, detail := failServer, "every record failed"
+		if failed > 0 {
+			detail += ": " + *res[0].ErrorCode
+			if *res[0].ErrorCode == codeThroughput {
+				kind = failThrottled
+			}
+		}
+		p.failing(kind, detail, now)
 		return
 	}
 	p.callFails, p.notBefore, p.rejected = 0, 0, false
+	p.delivering(now)
+}
+
+// A call that delivers nothing for a passing reason (network, throttling,
+// 5xx) is retried without a word at first: a blip is normal. failWarnCalls
+// such calls in a row over at least failWarnAfter are not, and are logged
+// once per run, with the last error; the first call that delivers again
+// logs the run's end. A refusal that retrying cannot fix is logged apart
+// (callFailed) and neither ends nor extends a run.
+const (
+	failWarnCalls = 3
+	failWarnAfter = int64(time.Second)
+)
+
+// failing counts a call of a run of calls that delivered nothing, and logs
+// the run once it is long enough. Packer goroutine only.
+func (p *Packer) failing(kind failKind, detail string, now int64) {
+	if p.failCalls == 0 {
+		p.failSince = now
+	}
+	p.failCalls++
+	if p.failLogged || p.failCalls < failWarnCalls || now-p.failSince < failWarnAfter {
+		return
+	}
+	p.failLogged = true
+	p.log.Warn(p.failingAdvice(kind), "stream", p.name, "calls", p.failCalls,
+		"for", time.Duration(now-p.failSince).Round(time.Millisecond).String(), "error", detail)
+}
+
+// delivering ends a run of failed calls. Packer goroutine only.
+func (p *Packer) delivering(now int64) {
+	if p.failLogged {
+		p.log.Info("kte: PutRecords to "+p.name+" delivers again", "stream", p.name, "failed_calls", p.failCalls,
+			"for", time.Duration(now-p.failSince).Round(time.Millisecond).String())
+	}
+	p.failCalls, p.failLogged = 0, false
+}
+
+// failingAdvice returns the log message for a run of failed calls of one
+// kind: what it likely means and what to check.
+func (p *Packer) failingAdvice(kind failKind) string {
+	const kept = " Events are kept and retried while there is room; at shutdown the rest is written to stderr as KTE_UNDELIVERED lines."
+	switch kind {
+	case failNetwork:
+		return "kte: PutRecords to " + p.name + " keeps failing: Kinesis cannot be reached or does not answer in time. A function in a VPC needs a Kinesis interface endpoint or a NAT gateway; check AWS_ENDPOINT_URL_KINESIS if it is set, and KTE_SEND_TIMEOUT_MS." + kept
+	case failThrottled:
+		return "kte: PutRecords to " + p.name + " keeps failing: the stream is throttling writes. Add shards, or use on-demand capacity." + kept
+	}
+	return "kte: PutRecords to " + p.name + " keeps failing: Kinesis answers with server errors." + kept
 }
 
 // giveUp writes every held event to w (see GiveUp) and releases it.

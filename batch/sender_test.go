@@ -731,3 +731,125 @@ func TestFlushRetriesWithinItsDeadline(t *testing.T) {
 		t.Fatalf("unexpected delivery; got %d events in %d calls; want 50 after 3 failed calls", delivered, len(calls))
 	}
 }
+
+// TestPassingFailuresLoggedOncePerRun: calls that fail for a passing
+// reason are not logged while they are a blip; a run of them that lasts is
+// logged once, with what to check, and its end once something gets
+// through.
+func TestPassingFailuresLoggedOncePerRun(t *testing.T) {
+	const size = 100
+	var mode atomic.Int32 // 0: store; 1: fail the call (500); 2: throttle every record
+	var failed atomic.Int32
+	fk := newFakeKinesis(t, func(_ int, req *fakeRequest) fakeAnswer {
+		switch mode.Load() {
+		case 1:
+			if failed.Add(1) > 2 {
+				mode.Store(0) // a blip: two failed calls
+			}
+			return fakeAnswer{status: 500, errType: "InternalFailure"}
+		case 2:
+			failed.Add(1)
+			codes := make([]string, len(req.Records))
+			for i := range codes {
+				codes[i] = codeThroughput
+			}
+			return fakeAnswer{codes: codes}
+		}
+		return fakeAnswer{}
+	})
+	r := newRing(t, MiB)
+	var logs bytes.Buffer
+	var logMu sync.Mutex
+	logger := slog.New(slog.NewTextHandler(lockedWriter{&logMu, &logs}, nil))
+	p := newPacker(t, r, testConfig(500, 5*MiB, MiB, "k"), Options{
+		Client: fk.client(), Logger: logger, BackoffBase: time.Millisecond, BackoffMax: 20 * time.Millisecond,
+	})
+	runPacker(t, p)
+	flush := func(d time.Duration) FlushResult {
+		ctx, cancel := context.WithTimeout(context.Background(), d)
+		defer cancel()
+		return p.Flush(ctx)
+	}
+	logText := func() string {
+		logMu.Lock()
+		defer logMu.Unlock()
+		return logs.String()
+	}
+
+	mode.Store(1)
+	writeEvents(t, r, 0, 10, size)
+	if res := flush(2 * time.Second); !res.Complete || res.Delivered != 10 {
+		t.Fatalf("unexpected flush result after a blip; got %+v", res)
+	}
+	if failed.Load() < 2 {
+		t.Fatalf("unexpected failed calls; got %d; want at least 2", failed.Load())
+	}
+	if text := logText(); text != "" {
+		t.Fatalf("unexpected log lines for a blip:\n%s", text)
+	}
+
+	failed.Store(0)
+	mode.Store(2)
+	writeEvents(t, r, 10, 10, size)
+	if res := flush(time.Duration(failWarnAfter) / 2); res.Complete {
+		t.Fatalf("unexpected flush result while throttled; got %+v", res)
+	}
+	if n := failed.Load(); n < failWarnCalls {
+		t.Fatalf("unexpected throttled calls; got %d; want at least %d", n, failWarnCalls)
+	}
+	if text := logText(); text != "" {
+		t.Fatalf("unexpected log lines before the run lasted %v:\n%s", time.Duration(failWarnAfter), text)
+	}
+	if res := flush(time.Duration(failWarnAfter)); res.Complete {
+		t.Fatalf("unexpected flush result while throttled; got %+v", res)
+	}
+	if !strings.Contains(logText(), "keeps failing") {
+		t.Fatalf("a run of throttled calls over %v not logged", time.Duration(failWarnAfter))
+	}
+	mode.Store(0)
+	if res := flush(2 * time.Second); !res.Complete || res.Delivered != 10 {
+		t.Fatalf("unexpected flush result after the run; got %+v", res)
+	}
+	if !strings.Contains(logText(), "delivers again") {
+		t.Fatalf("the run's end not logged:\n%s", logText())
+	}
+	text := logText()
+	if c := strings.Count(text, "level=WARN"); c != 1 || !strings.Contains(text, "the stream is throttling writes") ||
+		!strings.Contains(text, "error=\"every record failed: "+codeThroughput+"\"") {
+		t.Fatalf("want one warning about throttling; got:\n%s", text)
+	}
+	if c := strings.Count(text, "level=INFO"); c != 1 {
+		t.Fatalf("want one line for the run's end; got:\n%s", text)
+	}
+}
+
+// TestUnreachableLogged: a stream that cannot be reached is logged once it
+// has failed for failWarnAfter, with what to check.
+func TestUnreachableLogged(t *testing.T) {
+	fk := newFakeKinesis(t, func(int, *fakeRequest) fakeAnswer { return fakeAnswer{} })
+	client := fk.client()
+	fk.Close() // connections are refused from now on
+	r := newRing(t, MiB)
+	var logs bytes.Buffer
+	var logMu sync.Mutex
+	logger := slog.New(slog.NewTextHandler(lockedWriter{&logMu, &logs}, nil))
+	p := newPacker(t, r, testConfig(500, 5*MiB, MiB, "k"), Options{
+		Client: client, Logger: logger, BackoffBase: time.Millisecond, BackoffMax: 20 * time.Millisecond,
+	})
+	runPacker(t, p)
+	writeEvents(t, r, 0, 5, 100)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(failWarnAfter)+300*time.Millisecond)
+	defer cancel()
+	if res := p.Flush(ctx); res.Complete {
+		t.Fatalf("unexpected flush result; got %+v", res)
+	}
+	logMu.Lock()
+	text := logs.String()
+	logMu.Unlock()
+	if strings.Count(text, "level=WARN") != 1 || !strings.Contains(text, "Kinesis cannot be reached") {
+		t.Fatalf("want one warning that Kinesis cannot be reached; got:\n%s", text)
+	}
+	if st := p.Stats(); st.CallNetwork < failWarnCalls {
+		t.Fatalf("unexpected network failures; got %+v", st)
+	}
+}
