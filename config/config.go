@@ -186,7 +186,7 @@ type Lambda struct {
 	FunctionVersion string
 	// LMI is true under Lambda Managed Instances (AWS_LAMBDA_INITIALIZATION_TYPE
 	// is "lambda-managed-instances", or the emulator's AWS_LAMBDA_MAX_CONCURRENCY
-	// is set): register SHUTDOWN only.
+	// is a positive integer): register SHUTDOWN only.
 	LMI bool
 	// SchemaVersion is the Telemetry API schema to subscribe with:
 	// SchemaVersionLMI under LMI, else SchemaVersionDefault.

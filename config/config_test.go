@@ -465,6 +465,8 @@ func TestLambdaEnvironment(t *testing.T) {
 	f([]string{"AWS_LAMBDA_INITIALIZATION_TYPE", "lambda-managed-instances"}, Lambda{LMI: true, SchemaVersion: "2025-01-29"})
 	f([]string{"AWS_LAMBDA_MAX_CONCURRENCY", "4"}, Lambda{LMI: true, SchemaVersion: "2025-01-29"})
 	f([]string{"AWS_LAMBDA_MAX_CONCURRENCY", ""}, Lambda{SchemaVersion: "2022-12-13"})
+	f([]string{"AWS_LAMBDA_MAX_CONCURRENCY", "0"}, Lambda{SchemaVersion: "2022-12-13"})
+	f([]string{"AWS_LAMBDA_MAX_CONCURRENCY", "no"}, Lambda{SchemaVersion: "2022-12-13"})
 }
 
 func TestStreamRegion(t *testing.T) {

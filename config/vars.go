@@ -137,7 +137,7 @@ var PlatformVars = []VarDoc{
 	{Name: "AWS_LAMBDA_FUNCTION_NAME", Default: "(set by Lambda)", Range: "", Meaning: "Function name (enrichment, metrics, KTE_PARTITION_KEY=function)."},
 	{Name: "AWS_LAMBDA_FUNCTION_VERSION", Default: "(set by Lambda)", Range: "", Meaning: "Function version (enrichment, metrics)."},
 	{Name: "AWS_LAMBDA_INITIALIZATION_TYPE", Default: "(set by Lambda)", Range: "", Meaning: `"lambda-managed-instances" selects Lambda Managed Instances mode: SHUTDOWN-only registration, schema 2025-01-29.`},
-	{Name: "AWS_LAMBDA_MAX_CONCURRENCY", Default: "", Range: "", Meaning: "Set by the Runtime Interface Emulator's managed-instances mode; also selects that mode."},
+	{Name: "AWS_LAMBDA_MAX_CONCURRENCY", Default: "", Range: "positive integer", Meaning: "Set by the Runtime Interface Emulator's managed-instances mode; a positive integer also selects that mode (other values are ignored)."},
 }
 
 func lookupDoc(name string) *VarDoc {

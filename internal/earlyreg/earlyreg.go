@@ -63,12 +63,27 @@ type Registration struct {
 
 // ManagedInstances reports whether the environment is Lambda Managed
 // Instances (AWS_LAMBDA_INITIALIZATION_TYPE=lambda-managed-instances, or
-// AWS_LAMBDA_MAX_CONCURRENCY set), where extensions register for SHUTDOWN
-// only. The configuration (config.LoadLambda) asks the same function.
+// AWS_LAMBDA_MAX_CONCURRENCY a positive integer, as the Runtime Interface
+// Emulator's managed-instances mode sets it), where extensions register for
+// SHUTDOWN only. The configuration (config.LoadLambda) asks the same
+// function.
 func ManagedInstances(lookup func(string) (string, bool)) bool {
 	initType, _ := lookup(envInitializationType)
 	maxConc, _ := lookup(envMaxConcurrency)
-	return initType == initializationTypeLMI || maxConc != ""
+	return initType == initializationTypeLMI || positiveInt(maxConc)
+}
+
+// positiveInt reports whether s is decimal digits only (no sign, no
+// spaces) with a value above 0.
+func positiveInt(s string) bool {
+	nonZero := false
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+		nonZero = nonZero || s[i] != '0'
+	}
+	return nonZero
 }
 
 // Events returns the events the extension registers for: INVOKE and

@@ -138,6 +138,11 @@ func TestParseAddr(t *testing.T) {
 func TestManagedInstances(t *testing.T) {
 	for env, want := range map[[2]string]bool{
 		{"", ""}: false, {"on-demand", ""}: false, {initializationTypeLMI, ""}: true, {"", "4"}: true,
+		{"", "1"}: true, {"", "64"}: true, {"", "007"}: true, {initializationTypeLMI, "0"}: true,
+		// Only a positive integer selects the mode: the emulator always
+		// sets one there.
+		{"", "0"}: false, {"", "00"}: false, {"", "no"}: false, {"", "-1"}: false, {"", "+4"}: false,
+		{"", " 4"}: false, {"", "4 "}: false, {"on-demand", "false"}: false,
 	} {
 		m := map[string]string{envMaxConcurrency: env[1]}
 		if env[0] != "" {
