@@ -607,13 +607,26 @@ func (l *loader) partitionKey(name string) PartitionKey {
 		return PartitionKey{Mode: PartitionKeyFunction}
 	}
 	const want = "environment, random, function, or a fixed key of 1–256 characters"
-	for _, kw := range []string{"environment", "random", "function"} {
+	keywords := []string{"environment", "random", "function"}
+	for _, kw := range keywords {
 		// A keyword in other case is almost certainly meant as the keyword;
 		// refuse rather than silently use it as a fixed key.
 		if strings.EqualFold(v, kw) {
 			l.fail(name, v, want+` (keywords are lower-case: did you mean "`+kw+`"?)`)
 			return PartitionKey{}
 		}
+	}
+	if trimmed := strings.TrimSpace(v); trimmed != v {
+		// Likewise white space at either end: "random " (a stray space in
+		// a template) would put every record on one shard.
+		hint := ""
+		for _, kw := range keywords {
+			if strings.EqualFold(trimmed, kw) {
+				hint = ` (did you mean "` + kw + `"?)`
+			}
+		}
+		l.fail(name, v, want+" without white space at either end"+hint)
+		return PartitionKey{}
 	}
 	if v == "" || !utf8.ValidString(v) || utf8.RuneCountInString(v) > KinesisMaxPartitionKeyChars {
 		l.fail(name, v, want+" of valid UTF-8")

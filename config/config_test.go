@@ -140,6 +140,7 @@ func TestLoadValid(t *testing.T) {
 	f("KTE_PARTITION_KEY", "function", pk, PartitionKey{Mode: PartitionKeyFunction})
 	f("KTE_PARTITION_KEY", "orders", pk, PartitionKey{Mode: PartitionKeyFixed, Fixed: "orders"})
 	f("KTE_PARTITION_KEY", "x", pk, PartitionKey{Mode: PartitionKeyFixed, Fixed: "x"})
+	f("KTE_PARTITION_KEY", "tenant 7", pk, PartitionKey{Mode: PartitionKeyFixed, Fixed: "tenant 7"})
 	f("KTE_PARTITION_KEY", strings.Repeat("é", 256), pk, PartitionKey{Mode: PartitionKeyFixed, Fixed: strings.Repeat("é", 256)})
 
 	flush := func(c Config) any { return c.Flush }
@@ -272,6 +273,11 @@ func TestLoadInvalid(t *testing.T) {
 	f("KTE_PARTITION_KEY", "\xff", pkRange)
 	f("KTE_PARTITION_KEY", "Random", `did you mean "random"?`)
 	f("KTE_PARTITION_KEY", "ENVIRONMENT", `did you mean "environment"?`)
+	f("KTE_PARTITION_KEY", "random ", `without white space at either end (did you mean "random"?)`)
+	f("KTE_PARTITION_KEY", " function", `did you mean "function"?`)
+	f("KTE_PARTITION_KEY", "\tEnvironment\n", `did you mean "environment"?`)
+	f("KTE_PARTITION_KEY", "tenant-7 ", pkRange+" without white space at either end")
+	f("KTE_PARTITION_KEY", " ", pkRange+" without white space at either end")
 
 	const flushRange = "one of invoke, end, auto, or periodic:<duration between 1s and 1h>"
 	f("KTE_FLUSH", "", flushRange)
