@@ -4,7 +4,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
-	"unicode/utf8"
 
 	"github.com/kte-dev/kinesis-telemetry-extension/config"
 )
@@ -73,8 +72,8 @@ func NewKeys(pk config.PartitionKey, functionName, envKey string) (*Keys, error)
 func keysOf(keys ...string) (*Keys, error) {
 	k := &Keys{keys: keys}
 	for _, s := range keys {
-		if s == "" || !utf8.ValidString(s) || utf8.RuneCountInString(s) > config.KinesisMaxPartitionKeyChars {
-			return nil, fmt.Errorf("batch: partition key %q must be 1–%d characters of valid UTF-8", s, config.KinesisMaxPartitionKeyChars)
+		if !config.ValidPartitionKey(s) {
+			return nil, fmt.Errorf("batch: partition key %q must be valid UTF-8 of 1–%d UTF-16 code units, as Kinesis counts its length", s, config.KinesisMaxPartitionKeyChars)
 		}
 		k.maxLen = max(k.maxLen, len(s))
 	}

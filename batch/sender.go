@@ -137,7 +137,7 @@ func (p *Packer) advice(kind failKind) string {
 	case failKMS:
 		return "kte: stream " + p.name + " is encrypted with a KMS key the function cannot use: grant kms:GenerateDataKey on the stream's key to the function's execution role, and check the key is enabled." + kept
 	case failInvalid:
-		return "kte: Kinesis refused PutRecords to " + p.name + " as invalid: if KTE_RECORD_MAX_BYTES or KTE_BATCH_MAX_BYTES are above 1MiB/5MiB, raise the stream's maximum record size (UpdateMaxRecordSize) or lower them." + kept
+		return "kte: Kinesis refused PutRecords to " + p.name + " as invalid: if KTE_RECORD_MAX_BYTES or KTE_BATCH_MAX_BYTES are above 1MiB/5MiB, raise the stream's maximum record size (UpdateMaxRecordSize) or lower them; a partition key (KTE_PARTITION_KEY) must be 1–256 UTF-16 code units, an emoji counting 2." + kept
 	case failCredentials:
 		return "kte: no AWS credentials to call Kinesis: the extension uses the function's execution role from the environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN)." + kept
 	}

@@ -363,6 +363,7 @@ func TestAdvice(t *testing.T) {
 	f(failNotFound, "check KTE_STREAM and the region")
 	f(failKMS, "kms:GenerateDataKey")
 	f(failInvalid, "KTE_RECORD_MAX_BYTES")
+	f(failInvalid, "KTE_PARTITION_KEY")
 	f(failCredentials, "execution role")
 	f(failRejected, "test")
 }

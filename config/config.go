@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf16"
 	"unicode/utf8"
 
 	"github.com/kte-dev/kinesis-telemetry-extension/internal/earlyreg"
@@ -121,7 +122,24 @@ func (m PartitionKeyMode) String() string {
 // PartitionKey is the parsed KTE_PARTITION_KEY.
 type PartitionKey struct {
 	Mode  PartitionKeyMode
-	Fixed string // PartitionKeyFixed only: 1–256 characters of valid UTF-8
+	Fixed string // PartitionKeyFixed only: valid UTF-8, 1–256 UTF-16 code units (ValidPartitionKey)
+}
+
+// ValidPartitionKey reports whether s can be a partition key: valid UTF-8
+// of 1 to KinesisMaxPartitionKeyChars UTF-16 code units. Kinesis counts a
+// key's length in UTF-16 code units (a Java string's length; kinesalite,
+// which copies the service's validation, takes a JavaScript string's), so a
+// character above U+FFFF, such as most emoji, counts 2: 128 emoji are the
+// most a key can hold, and 129 are refused as a ValidationException.
+func ValidPartitionKey(s string) bool {
+	if s == "" || !utf8.ValidString(s) {
+		return false
+	}
+	n := 0
+	for _, r := range s {
+		n += utf16.RuneLen(r)
+	}
+	return n <= KinesisMaxPartitionKeyChars
 }
 
 // Telemetry API event types (KTE_TYPES).
@@ -225,8 +243,9 @@ const MinRecordBytes = 8 * KiB
 // check the two agree.
 const WrapHeaderMaxBytes = 3 * KiB
 
-// maxKeyBytes is the longest partition key in bytes (256 characters of up
-// to 4 bytes in UTF-8).
+// maxKeyBytes bounds the longest partition key in bytes: 256 UTF-16 code
+// units take at most 768 bytes of UTF-8 (3 for a unit of its own, 4 for a
+// surrogate pair); the bound allows 4 for each.
 const maxKeyBytes = KinesisMaxPartitionKeyChars * 4
 
 // MaxPartitionKeyBytes bounds the bytes a record's partition key takes from
@@ -606,7 +625,7 @@ func (l *loader) partitionKey(name string) PartitionKey {
 	case "function":
 		return PartitionKey{Mode: PartitionKeyFunction}
 	}
-	const want = "environment, random, function, or a fixed key of 1–256 characters"
+	const want = "environment, random, function, or a fixed key of 1–256 UTF-16 code units"
 	keywords := []string{"environment", "random", "function"}
 	for _, kw := range keywords {
 		// A keyword in other case is almost certainly meant as the keyword;
@@ -628,8 +647,8 @@ func (l *loader) partitionKey(name string) PartitionKey {
 		l.fail(name, v, want+" without white space at either end"+hint)
 		return PartitionKey{}
 	}
-	if v == "" || !utf8.ValidString(v) || utf8.RuneCountInString(v) > KinesisMaxPartitionKeyChars {
-		l.fail(name, v, want+" of valid UTF-8")
+	if !ValidPartitionKey(v) {
+		l.fail(name, v, want+" of valid UTF-8 (Kinesis counts a key's length in UTF-16 code units: 1 for most characters, 2 for one above U+FFFF such as an emoji)")
 		return PartitionKey{}
 	}
 	return PartitionKey{Mode: PartitionKeyFixed, Fixed: v}

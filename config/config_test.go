@@ -142,6 +142,8 @@ func TestLoadValid(t *testing.T) {
 	f("KTE_PARTITION_KEY", "x", pk, PartitionKey{Mode: PartitionKeyFixed, Fixed: "x"})
 	f("KTE_PARTITION_KEY", "tenant 7", pk, PartitionKey{Mode: PartitionKeyFixed, Fixed: "tenant 7"})
 	f("KTE_PARTITION_KEY", strings.Repeat("é", 256), pk, PartitionKey{Mode: PartitionKeyFixed, Fixed: strings.Repeat("é", 256)})
+	f("KTE_PARTITION_KEY", strings.Repeat("😀", 128), pk, PartitionKey{Mode: PartitionKeyFixed, Fixed: strings.Repeat("😀", 128)})
+	f("KTE_PARTITION_KEY", strings.Repeat("😀", 127)+"kk", pk, PartitionKey{Mode: PartitionKeyFixed, Fixed: strings.Repeat("😀", 127) + "kk"})
 
 	flush := func(c Config) any { return c.Flush }
 	f("KTE_FLUSH", "invoke", flush, Flush{Mode: FlushInvoke})
@@ -267,10 +269,17 @@ func TestLoadInvalid(t *testing.T) {
 	f("KTE_RECORD_MAX_BYTES", "10241KiB", "a size between 8KiB and 10MiB")
 	f("KTE_RECORD_MAX_BYTES", "6MiB", "≤ KTE_BATCH_MAX_BYTES=5MiB")
 
-	const pkRange = "environment, random, function, or a fixed key of 1–256 characters"
-	f("KTE_PARTITION_KEY", "", pkRange)
-	f("KTE_PARTITION_KEY", strings.Repeat("k", 257), pkRange)
-	f("KTE_PARTITION_KEY", "\xff", pkRange)
+	const pkRange = "environment, random, function, or a fixed key of 1–256 UTF-16 code units"
+	const pkUnits = pkRange + " of valid UTF-8 (Kinesis counts a key's length in UTF-16 code units"
+	f("KTE_PARTITION_KEY", "", pkUnits)
+	f("KTE_PARTITION_KEY", strings.Repeat("k", 257), pkUnits)
+	f("KTE_PARTITION_KEY", strings.Repeat("é", 257), pkUnits)
+	f("KTE_PARTITION_KEY", "\xff", pkUnits)
+	// Above U+FFFF a character is two UTF-16 code units: kinesalite (like
+	// Kinesis) refuses 129 emoji, and 200 would be refused in every request.
+	f("KTE_PARTITION_KEY", strings.Repeat("😀", 129), pkUnits)
+	f("KTE_PARTITION_KEY", strings.Repeat("😀", 200), pkUnits)
+	f("KTE_PARTITION_KEY", strings.Repeat("😀", 128)+"k", pkUnits)
 	f("KTE_PARTITION_KEY", "Random", `did you mean "random"?`)
 	f("KTE_PARTITION_KEY", "ENVIRONMENT", `did you mean "environment"?`)
 	f("KTE_PARTITION_KEY", "random ", `without white space at either end (did you mean "random"?)`)
@@ -677,4 +686,23 @@ func TestLoadFlushNeedsPlatform(t *testing.T) {
 	if err == nil || !strings.HasPrefix(err.Error(), "KTE_TYPES=") || strings.Contains(err.Error(), "\n") {
 		t.Fatalf("invalid KTE_TYPES: unexpected error %v; want one error for KTE_TYPES", err)
 	}
+}
+
+func TestValidPartitionKey(t *testing.T) {
+	f := func(s string, want bool) {
+		t.Helper()
+		if got := ValidPartitionKey(s); got != want {
+			t.Fatalf("unexpected ValidPartitionKey(%q); got %v; want %v", s, got, want)
+		}
+	}
+	f("k", true)
+	f(strings.Repeat("k", 256), true)
+	f(strings.Repeat("k", 257), false)
+	f(strings.Repeat("ключ", 64), true)    // 256 code units of 2 bytes each
+	f(strings.Repeat("€", 256), true)      // 3 bytes, 1 code unit each
+	f(strings.Repeat("😀", 128), true)      // 4 bytes, 2 code units (a surrogate pair) each
+	f(strings.Repeat("😀", 128)+"k", false) // 257 code units in 129 characters
+	f(strings.Repeat("😀", 200), false)
+	f("", false)
+	f("a\xffb", false)
 }

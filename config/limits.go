@@ -7,7 +7,8 @@ package config
 // read 2026-11; see /work/shared/reference/protocol.md section 4): at most 500
 // records per request; a record is at most 1 MiB counting data (before base64)
 // plus partition key; a request is at most 5 MiB counting data and partition
-// keys; a partition key is 1–256 Unicode characters. Since 2025-10-27 a
+// keys; a partition key is 1–256 Unicode characters, counted as the service
+// counts a string's length, in UTF-16 code units (see ValidPartitionKey). Since 2025-10-27 a
 // stream's maximum record size can be raised to 10 MiB (MaxRecordSizeInKiB
 // 1024–10240, "large records" in the Kinesis Data Streams developer guide);
 // the current API model text then allows 10 MiB per record and per request.
@@ -22,8 +23,8 @@ const (
 	// KinesisLargeRecordMaxBytes is the ceiling for streams whose maximum
 	// record size was raised; it bounds both per-record and per-request bytes.
 	KinesisLargeRecordMaxBytes = 10 * MiB
-	// KinesisMaxPartitionKeyChars is the longest partition key in Unicode
-	// characters.
+	// KinesisMaxPartitionKeyChars is the longest partition key in UTF-16
+	// code units.
 	KinesisMaxPartitionKeyChars = 256
 	// KinesisMaxStreamNameLen is the longest stream name ([a-zA-Z0-9_.-]).
 	KinesisMaxStreamNameLen = 128
