@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"math/bits"
 	"net"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -337,6 +338,7 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 	c.RingBytes = l.ring("KTE_RING_BYTES", okItems && okBytes && okEnrich && okRec, bufBytes, bufItems, c.Enrich, recBytes)
 
 	l.lambda(&c.Lambda)
+	l.clientSettings()
 	if c.Region == "" {
 		c.Region = c.StreamRegion()
 	}
@@ -762,6 +764,65 @@ func (l *loader) flushNeedsRuntimeDone(c *Config) {
 	types, _ := l.raw("KTE_TYPES")
 	l.fail("KTE_FLUSH", v, fmt.Sprintf("invoke or periodic:<duration> while KTE_TYPES=%s leaves out platform "+
 		"(end and auto wait for platform.runtimeDone: add platform to KTE_TYPES to use them)", types))
+}
+
+// clientSettings checks the variables of the AWS SDK's own configuration
+// that the Kinesis client reads and the SDK does not check when it is built:
+// the region (AWS_REGION, else AWS_DEFAULT_REGION; the SDK ignores an empty
+// value) and the endpoint (AWS_ENDPOINT_URL_KINESIS, else AWS_ENDPOINT_URL,
+// unless AWS_IGNORE_CONFIGURED_ENDPOINT_URLS is true). The SDK refuses a bad
+// value only when it sends each request ("invalid input region",
+// "unsupported protocol scheme" for localhost:4566), so nothing would ever
+// be delivered.
+func (l *loader) clientSettings() {
+	for _, name := range []string{"AWS_REGION", "AWS_DEFAULT_REGION"} {
+		if v, _ := l.lookup(name); v != "" {
+			if !validClientRegion(v) {
+				l.fail(name, v, "a region such as us-east-1: up to 64 characters, labels of letters, digits and '-' (not at either end) joined by '.', as the AWS SDK accepts")
+			}
+			break
+		}
+	}
+	if ignore, _ := l.lookup("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS"); strings.EqualFold(ignore, "true") {
+		return
+	}
+	for _, name := range []string{"AWS_ENDPOINT_URL_KINESIS", "AWS_ENDPOINT_URL"} {
+		if v, _ := l.lookup(name); v != "" {
+			if !validEndpoint(v) {
+				l.fail(name, v, `an http:// or https:// URL with a host, such as "https://vpce-0123-abcd.kinesis.us-east-1.vpce.amazonaws.com" or "http://localhost:4566"`)
+			}
+			break
+		}
+	}
+}
+
+// validClientRegion accepts what the SDK's Kinesis endpoint resolver
+// accepts as a region (host labels of A-Z a-z 0-9 and '-', not starting or
+// ending with '-', joined by '.': smithy-go's rulesfn.IsValidHostLabel with
+// sub-domains), up to 64 bytes: the longest regions are under 20.
+func validClientRegion(r string) bool {
+	if len(r) > 64 {
+		return false
+	}
+	for label := range strings.SplitSeq(r, ".") {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		for i := 0; i < len(label); i++ {
+			c := label[i]
+			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-') {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// validEndpoint accepts an absolute http or https URL with a host name, as
+// the SDK's HTTP client needs its endpoint.
+func validEndpoint(s string) bool {
+	u, err := url.Parse(s)
+	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Hostname() != ""
 }
 
 // lambda reads the Lambda environment.

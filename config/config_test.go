@@ -334,6 +334,28 @@ func TestLoadInvalid(t *testing.T) {
 	f("KTE_RING_BYTES", "", ringRange)
 	f("KTE_RING_BYTES", "8MB", "decimal units are ambiguous")
 
+	const regionRange = "a region such as us-east-1: up to 64 characters"
+	f("AWS_REGION", "us_east_1", regionRange)
+	f("AWS_REGION", "us east 1", regionRange)
+	f("AWS_REGION", "-us-east-1", regionRange)
+	f("AWS_REGION", "us-east-1-", regionRange)
+	f("AWS_REGION", "us..east-1", regionRange)
+	f("AWS_REGION", "us-east-1.", regionRange)
+	f("AWS_REGION", "é", regionRange)
+	f("AWS_REGION", strings.Repeat("a", 64)+".b", regionRange)
+	f("AWS_DEFAULT_REGION", "eu/west/1", regionRange)
+	const endpointRange = "an http:// or https:// URL with a host"
+	f("AWS_ENDPOINT_URL_KINESIS", "localhost:4566", endpointRange)
+	f("AWS_ENDPOINT_URL_KINESIS", "127.0.0.1:4566", endpointRange)
+	f("AWS_ENDPOINT_URL_KINESIS", "vpce-0123.kinesis.us-east-1.vpce.amazonaws.com", endpointRange)
+	f("AWS_ENDPOINT_URL_KINESIS", "http//localhost:4566", endpointRange)
+	f("AWS_ENDPOINT_URL_KINESIS", "ftp://localhost:4566", endpointRange)
+	f("AWS_ENDPOINT_URL_KINESIS", "http://", endpointRange)
+	f("AWS_ENDPOINT_URL_KINESIS", "http://:4566", endpointRange)
+	f("AWS_ENDPOINT_URL_KINESIS", "http://localhost:port", endpointRange)
+	f("AWS_ENDPOINT_URL_KINESIS", "https://[::1", endpointRange)
+	f("AWS_ENDPOINT_URL", "localhost:4566", endpointRange)
+
 	f("AWS_LAMBDA_RUNTIME_API", "", "host:port of the Lambda Runtime API")
 	f("AWS_LAMBDA_RUNTIME_API", "localhost", "host:port of the Lambda Runtime API")
 	f("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:0", "host:port of the Lambda Runtime API")
@@ -482,6 +504,42 @@ func TestLambdaEnvironment(t *testing.T) {
 	f([]string{"AWS_LAMBDA_MAX_CONCURRENCY", ""}, Lambda{SchemaVersion: "2022-12-13"})
 	f([]string{"AWS_LAMBDA_MAX_CONCURRENCY", "0"}, Lambda{SchemaVersion: "2022-12-13"})
 	f([]string{"AWS_LAMBDA_MAX_CONCURRENCY", "no"}, Lambda{SchemaVersion: "2022-12-13"})
+}
+
+// TestClientSettings checks that the AWS SDK settings are judged as the SDK
+// takes them: the first non-empty of each pair, and no endpoint when
+// AWS_IGNORE_CONFIGURED_ENDPOINT_URLS is true.
+func TestClientSettings(t *testing.T) {
+	f := func(kv []string, wantErr string) {
+		t.Helper()
+		_, err := loadWith(kv...)
+		switch {
+		case wantErr == "" && err != nil:
+			t.Fatalf("unexpected error for %q: %v", kv, err)
+		case wantErr != "" && (err == nil || !strings.HasPrefix(err.Error(), wantErr) || strings.Contains(err.Error(), "\n")):
+			t.Fatalf("unexpected error for %q; got %v; want one error starting %q", kv, err, wantErr)
+		}
+	}
+	for _, r := range []string{"us-east-1", "us-gov-west-1", "eusc-de-east-1", "cn-north-1", "local", "fips-us-gov-west-1", "us-east-1-fips", "eu-west-1.a"} {
+		f([]string{"AWS_REGION", r}, "")
+		f([]string{"AWS_DEFAULT_REGION", r}, "")
+	}
+	f([]string{"AWS_REGION", "", "AWS_DEFAULT_REGION", "eu west"}, `AWS_DEFAULT_REGION="eu west": must be a region`)
+	f([]string{"AWS_REGION", "eu-west-1", "AWS_DEFAULT_REGION", "eu west"}, "") // the SDK takes AWS_REGION
+	f([]string{"AWS_REGION", "eu west", "AWS_DEFAULT_REGION", "eu-west-1"}, `AWS_REGION="eu west": must be a region`)
+
+	for _, u := range []string{
+		"http://localhost:4566", "https://vpce-0123-abcd.kinesis.us-east-1.vpce.amazonaws.com", "HTTP://127.0.0.1:4566/",
+		"http://[::1]:4566", "https://kinesis.eu-west-1.amazonaws.com",
+	} {
+		f([]string{"AWS_ENDPOINT_URL_KINESIS", u}, "")
+		f([]string{"AWS_ENDPOINT_URL", u}, "")
+	}
+	f([]string{"AWS_ENDPOINT_URL_KINESIS", "", "AWS_ENDPOINT_URL", "localhost:4566"}, `AWS_ENDPOINT_URL="localhost:4566": must be an http:// or https:// URL`)
+	f([]string{"AWS_ENDPOINT_URL_KINESIS", "http://localhost:4566", "AWS_ENDPOINT_URL", "localhost:4566"}, "") // the SDK takes the Kinesis one
+	f([]string{"AWS_ENDPOINT_URL_KINESIS", "localhost:4566", "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "true"}, "")
+	f([]string{"AWS_ENDPOINT_URL", "localhost:4566", "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "TRUE"}, "")
+	f([]string{"AWS_ENDPOINT_URL_KINESIS", "localhost:4566", "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "false"}, `AWS_ENDPOINT_URL_KINESIS="localhost:4566": must be an http:// or https:// URL`)
 }
 
 func TestStreamRegion(t *testing.T) {

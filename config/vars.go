@@ -132,8 +132,11 @@ var Vars = []VarDoc{
 // PlatformVars lists the variables Load reads from the Lambda environment.
 var PlatformVars = []VarDoc{
 	{Name: EnvRuntimeAPI, Default: "(set by Lambda)", Range: "host:port", Meaning: "Runtime API address; required."},
-	{Name: "AWS_REGION", Default: "(set by Lambda)", Range: "region", Meaning: "Region of the function (AWS_DEFAULT_REGION is used when unset)."},
+	{Name: "AWS_REGION", Default: "(set by Lambda)", Range: "region", Meaning: "Region of the function (AWS_DEFAULT_REGION is used when unset or empty)."},
 	{Name: "AWS_DEFAULT_REGION", Default: "", Range: "region", Meaning: "Fallback for AWS_REGION."},
+	{Name: "AWS_ENDPOINT_URL_KINESIS", Default: "", Range: "http:// or https:// URL", Meaning: "Kinesis endpoint (VPC endpoint, local stand-in), read by the AWS SDK; checked by Load."},
+	{Name: "AWS_ENDPOINT_URL", Default: "", Range: "http:// or https:// URL", Meaning: "Endpoint of every AWS service, read by the AWS SDK when AWS_ENDPOINT_URL_KINESIS is unset or empty; checked by Load."},
+	{Name: "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", Default: "", Range: "true", Meaning: "Makes the AWS SDK ignore both endpoint variables, and Load skip their check."},
 	{Name: "AWS_LAMBDA_FUNCTION_NAME", Default: "(set by Lambda)", Range: "", Meaning: "Function name (enrichment, metrics, KTE_PARTITION_KEY=function)."},
 	{Name: "AWS_LAMBDA_FUNCTION_VERSION", Default: "(set by Lambda)", Range: "", Meaning: "Function version (enrichment, metrics)."},
 	{Name: "AWS_LAMBDA_INITIALIZATION_TYPE", Default: "(set by Lambda)", Range: "", Meaning: `"lambda-managed-instances" selects Lambda Managed Instances mode: SHUTDOWN-only registration, schema 2025-01-29.`},
