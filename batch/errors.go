@@ -3,6 +3,8 @@ package batch
 import (
 	"context"
 	"errors"
+	"net/url"
+	"strings"
 
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/smithy-go"
@@ -29,6 +31,7 @@ const (
 	failKMS                         // KMS* except KMSThrottlingException
 	failInvalid                     // InvalidArgumentException, ValidationException
 	failCredentials                 // no credentials could be obtained
+	failEndpoint                    // no usable endpoint: region or endpoint URL misconfigured
 	failRejected                    // any other 4xx: not retryable as far as we know
 	numFailKinds
 )
@@ -61,6 +64,8 @@ func (k failKind) String() string {
 		return "invalid"
 	case failCredentials:
 		return "credentials"
+	case failEndpoint:
+		return "endpoint"
 	case failRejected:
 		return "rejected"
 	}
@@ -83,6 +88,9 @@ func classify(err error, canceled bool) failKind {
 	var ce *credentialsError
 	if errors.As(err, &ce) && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
 		return failCredentials
+	}
+	if endpointError(err) {
+		return failEndpoint
 	}
 	var ae smithy.APIError
 	if errors.As(err, &ae) {
@@ -122,4 +130,24 @@ func classify(err error, canceled bool) failKind {
 		return failCanceled
 	}
 	return failNetwork
+}
+
+// endpointError reports whether err says that the client has no usable
+// endpoint, which every call would repeat: the SDK could not resolve one
+// from the region (its endpoint middleware's "failed to bind endpoint
+// params", e.g. "invalid input region", and "failed to resolve service
+// endpoint", e.g. "Missing Region": wrapped strings, with no type to test),
+// or the URL it built is not http or https with a host (the HTTP client's
+// "unsupported protocol scheme" for an endpoint such as localhost:4566, "no
+// Host in request URL"). Such failures are configuration, not the network.
+func endpointError(err error) bool {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		u, perr := url.Parse(ue.URL)
+		if perr == nil && (u.Scheme != "http" && u.Scheme != "https" || u.Host == "") {
+			return true
+		}
+	}
+	msg := err.Error()
+	return strings.Contains(msg, "failed to bind endpoint params") || strings.Contains(msg, "failed to resolve service endpoint")
 }

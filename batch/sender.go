@@ -140,6 +140,8 @@ func (p *Packer) advice(kind failKind) string {
 		return "kte: Kinesis refused PutRecords to " + p.name + " as invalid: if KTE_RECORD_MAX_BYTES or KTE_BATCH_MAX_BYTES are above 1MiB/5MiB, raise the stream's maximum record size (UpdateMaxRecordSize) or lower them; a partition key (KTE_PARTITION_KEY) must be 1–256 UTF-16 code units, an emoji counting 2." + kept
 	case failCredentials:
 		return "kte: no AWS credentials to call Kinesis: the extension uses the function's execution role from the environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN)." + kept
+	case failEndpoint:
+		return "kte: the Kinesis client has no usable endpoint: check the region (the stream ARN's, else AWS_REGION or AWS_DEFAULT_REGION) and the endpoint (AWS_ENDPOINT_URL_KINESIS, else AWS_ENDPOINT_URL or endpoint_url in the AWS config file), an http:// or https:// URL with a host." + kept
 	}
 	return "kte: Kinesis refused PutRecords to " + p.name + " with an error that retrying is not expected to fix." + kept
 }

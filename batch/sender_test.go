@@ -365,6 +365,7 @@ func TestAdvice(t *testing.T) {
 	f(failInvalid, "KTE_RECORD_MAX_BYTES")
 	f(failInvalid, "KTE_PARTITION_KEY")
 	f(failCredentials, "execution role")
+	f(failEndpoint, "AWS_ENDPOINT_URL_KINESIS")
 	f(failRejected, "test")
 }
 
