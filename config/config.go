@@ -21,6 +21,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/kte-dev/kinesis-telemetry-extension/internal/earlyreg"
+	"github.com/kte-dev/kinesis-telemetry-extension/internal/jsonesc"
 )
 
 // Names of the Lambda environment variables Load reads.
@@ -342,6 +343,7 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 	if c.Region == "" {
 		c.Region = c.StreamRegion()
 	}
+	l.identity(&c)
 	l.flushNeedsRuntimeDone(&c)
 
 	if len(l.errs) > 0 {
@@ -455,10 +457,11 @@ func validPartition(p string) bool {
 }
 
 // validRegion accepts lower-case words joined by '-' and ending in a number
-// (us-east-1, us-gov-west-1, eusc-de-east-1).
+// (us-east-1, us-gov-west-1, eusc-de-east-1), up to 64 characters (the
+// longest regions are under 20).
 func validRegion(r string) bool {
 	words := strings.Split(r, "-")
-	if len(words) < 2 {
+	if len(words) < 2 || len(r) > 64 {
 		return false
 	}
 	for i, w := range words {
@@ -749,6 +752,60 @@ func perEventBytes(enrich bool) int {
 		return FrameHeaderBytes + EnrichPrefixMaxBytes
 	}
 	return FrameHeaderBytes
+}
+
+// Room for the function's name and version in the enrichment prefix the
+// listener writes in front of every event while KTE_ENRICH is on,
+//
+//	{"lambda":{"function":"…","version":"…","region":"…","account":"…","environment":"…"},
+//
+// counted as JSON string contents (escapes included). The prefix takes 81
+// bytes besides its values, the registration's account id 12, main's
+// environment id 32 and the region at most 64 (Load checks it), so with
+// these it takes at most 81+256+64+64+12+32 = 509 bytes, within
+// EnrichPrefixMaxBytes (config's tests check it against the listener).
+// Lambda's function names are at most 64 characters, its versions "$LATEST"
+// or a number.
+const (
+	enrichFunctionMaxBytes = 256
+	enrichVersionMaxBytes  = 64
+)
+
+// identity checks the function's name and version where the configuration
+// uses them: with KTE_ENRICH on, in the prefix of every event, which must
+// fit EnrichPrefixMaxBytes; with KTE_PARTITION_KEY=function, the name as
+// every record's key. Unchecked, both would be found only when the listener
+// and the packer are built, and reported as a failure to listen.
+func (l *loader) identity(c *Config) {
+	if c.Enrich {
+		for _, v := range [...]struct {
+			name, value string
+			max         int
+		}{
+			{"AWS_LAMBDA_FUNCTION_NAME", c.FunctionName, enrichFunctionMaxBytes},
+			{"AWS_LAMBDA_FUNCTION_VERSION", c.FunctionVersion, enrichVersionMaxBytes},
+		} {
+			if n, _ := jsonesc.EscapedLen([]byte(v.value)); n > v.max {
+				l.fail(v.name, v.value, fmt.Sprintf("at most %d bytes once JSON-escaped while KTE_ENRICH is on "+
+					"(it goes into the \"lambda\" object written in front of every event, at most %d bytes), or set KTE_ENRICH=false",
+					v.max, EnrichPrefixMaxBytes))
+			}
+		}
+	}
+	if c.PartitionKey.Mode != PartitionKeyFunction || ValidPartitionKey(c.FunctionName) {
+		return
+	}
+	name, set := l.lookup("AWS_LAMBDA_FUNCTION_NAME")
+	problem := "is not set"
+	switch {
+	case set && name == "":
+		problem = "is empty"
+	case set:
+		problem = "is not a valid partition key (1–256 UTF-16 code units of valid UTF-8)"
+	}
+	v, _ := l.raw("KTE_PARTITION_KEY")
+	l.fail("KTE_PARTITION_KEY", v, "environment, random or a fixed key while AWS_LAMBDA_FUNCTION_NAME "+problem+
+		" (function makes the function name every record's key)")
 }
 
 // flushNeedsRuntimeDone refuses end and auto when KTE_TYPES leaves out

@@ -137,7 +137,9 @@ func TestLoadValid(t *testing.T) {
 	pk := func(c Config) any { return c.PartitionKey }
 	f("KTE_PARTITION_KEY", "environment", pk, PartitionKey{Mode: PartitionKeyEnvironment})
 	f("KTE_PARTITION_KEY", "random", pk, PartitionKey{Mode: PartitionKeyRandom})
-	f("KTE_PARTITION_KEY", "function", pk, PartitionKey{Mode: PartitionKeyFunction})
+	if c, err := loadWith("KTE_PARTITION_KEY", "function", "AWS_LAMBDA_FUNCTION_NAME", "orders-api"); err != nil || c.PartitionKey != (PartitionKey{Mode: PartitionKeyFunction}) {
+		t.Fatalf("unexpected result for KTE_PARTITION_KEY=function: %v, %v", c.PartitionKey, err)
+	}
 	f("KTE_PARTITION_KEY", "orders", pk, PartitionKey{Mode: PartitionKeyFixed, Fixed: "orders"})
 	f("KTE_PARTITION_KEY", "x", pk, PartitionKey{Mode: PartitionKeyFixed, Fixed: "x"})
 	f("KTE_PARTITION_KEY", "tenant 7", pk, PartitionKey{Mode: PartitionKeyFixed, Fixed: "tenant 7"})
@@ -227,6 +229,7 @@ func TestLoadInvalid(t *testing.T) {
 	f("KTE_STREAM", "arn:azure:kinesis:eu-west-1:111122223333:stream/orders", streamRange)
 	f("KTE_STREAM", "arn:aws:kinesis:eu-west-1:111122223333:stream/", streamRange)
 	f("KTE_STREAM", "arn:aws:kinesis:eu-west-1:111122223333:stream/a:b", streamRange)
+	f("KTE_STREAM", "arn:aws:kinesis:"+strings.Repeat("a", 63)+"-1:111122223333:stream/s", streamRange)
 
 	const portRange = "between 1 and 65535 other than 9001"
 	f("KTE_LISTEN_PORT", "", portRange)
@@ -542,6 +545,41 @@ func TestClientSettings(t *testing.T) {
 	f([]string{"AWS_ENDPOINT_URL_KINESIS", "localhost:4566", "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "false"}, `AWS_ENDPOINT_URL_KINESIS="localhost:4566": must be an http:// or https:// URL`)
 }
 
+// TestLoadFunctionIdentity checks the function name and version where the
+// configuration uses them: in every event's enrichment prefix, and as the
+// partition key with KTE_PARTITION_KEY=function.
+func TestLoadFunctionIdentity(t *testing.T) {
+	f := func(kv []string, wantErr string) {
+		t.Helper()
+		c, err := loadWith(kv...)
+		switch {
+		case wantErr == "" && err != nil:
+			t.Fatalf("unexpected error for %.80q: %v", kv, err)
+		case wantErr != "" && (err == nil || !strings.HasPrefix(err.Error(), wantErr) || strings.Contains(err.Error(), "\n")):
+			t.Fatalf("unexpected error for %.80q; got %v; want one error starting %q", kv, err, wantErr)
+		case wantErr == "" && slices.Contains(kv, "function") && c.PartitionKey.Mode != PartitionKeyFunction:
+			t.Fatalf("unexpected partition key for %.80q: %v", kv, c.PartitionKey)
+		}
+	}
+	const noName = `KTE_PARTITION_KEY="function": must be environment, random or a fixed key while AWS_LAMBDA_FUNCTION_NAME `
+	f([]string{"KTE_PARTITION_KEY", "function"}, noName+"is not set")
+	f([]string{"KTE_PARTITION_KEY", "function", "AWS_LAMBDA_FUNCTION_NAME", ""}, noName+"is empty")
+	f([]string{"KTE_PARTITION_KEY", "function", "AWS_LAMBDA_FUNCTION_NAME", "orders-api"}, "")
+	f([]string{"KTE_PARTITION_KEY", "function", "AWS_LAMBDA_FUNCTION_NAME", strings.Repeat("f", 256)}, "")
+	f([]string{"KTE_PARTITION_KEY", "function", "AWS_LAMBDA_FUNCTION_NAME", strings.Repeat("f", 257), "KTE_ENRICH", "false"}, noName+"is not a valid partition key")
+	f([]string{"KTE_PARTITION_KEY", "environment", "AWS_LAMBDA_FUNCTION_NAME", ""}, "")
+
+	const tooLong = "once JSON-escaped while KTE_ENRICH is on"
+	long := strings.Repeat("f", 600)
+	f([]string{"AWS_LAMBDA_FUNCTION_NAME", long}, `AWS_LAMBDA_FUNCTION_NAME="`+long+`": must be at most 256 bytes `+tooLong)
+	f([]string{"AWS_LAMBDA_FUNCTION_NAME", long, "KTE_ENRICH", "false"}, "")
+	f([]string{"AWS_LAMBDA_FUNCTION_NAME", strings.Repeat("f", 255) + `"`}, `AWS_LAMBDA_FUNCTION_NAME=`) // 257 bytes escaped
+	f([]string{"AWS_LAMBDA_FUNCTION_NAME", strings.Repeat("f", 254) + `"`}, "")
+	f([]string{"AWS_LAMBDA_FUNCTION_VERSION", strings.Repeat("9", 65)}, `AWS_LAMBDA_FUNCTION_VERSION="`+strings.Repeat("9", 65)+`": must be at most 64 bytes `+tooLong)
+	f([]string{"AWS_LAMBDA_FUNCTION_VERSION", strings.Repeat("9", 64)}, "")
+	f([]string{"AWS_LAMBDA_FUNCTION_VERSION", "$LATEST"}, "")
+}
+
 func TestStreamRegion(t *testing.T) {
 	f := func(kv []string, want string) {
 		t.Helper()
@@ -699,7 +737,7 @@ func TestStringers(t *testing.T) {
 func TestMaxPartitionKeyBytes(t *testing.T) {
 	f := func(key string, want int) {
 		t.Helper()
-		c, err := loadWith("KTE_PARTITION_KEY", key)
+		c, err := loadWith("KTE_PARTITION_KEY", key, "AWS_LAMBDA_FUNCTION_NAME", "orders-api")
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -137,8 +137,8 @@ var PlatformVars = []VarDoc{
 	{Name: "AWS_ENDPOINT_URL_KINESIS", Default: "", Range: "http:// or https:// URL", Meaning: "Kinesis endpoint (VPC endpoint, local stand-in), read by the AWS SDK; checked by Load."},
 	{Name: "AWS_ENDPOINT_URL", Default: "", Range: "http:// or https:// URL", Meaning: "Endpoint of every AWS service, read by the AWS SDK when AWS_ENDPOINT_URL_KINESIS is unset or empty; checked by Load."},
 	{Name: "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", Default: "", Range: "true", Meaning: "Makes the AWS SDK ignore both endpoint variables, and Load skip their check."},
-	{Name: "AWS_LAMBDA_FUNCTION_NAME", Default: "(set by Lambda)", Range: "", Meaning: "Function name (enrichment, metrics, KTE_PARTITION_KEY=function)."},
-	{Name: "AWS_LAMBDA_FUNCTION_VERSION", Default: "(set by Lambda)", Range: "", Meaning: "Function version (enrichment, metrics)."},
+	{Name: "AWS_LAMBDA_FUNCTION_NAME", Default: "(set by Lambda)", Range: "at most 256 bytes once JSON-escaped with KTE_ENRICH on; required by KTE_PARTITION_KEY=function", Meaning: "Function name (enrichment, metrics, KTE_PARTITION_KEY=function)."},
+	{Name: "AWS_LAMBDA_FUNCTION_VERSION", Default: "(set by Lambda)", Range: "at most 64 bytes once JSON-escaped with KTE_ENRICH on", Meaning: "Function version (enrichment, metrics)."},
 	{Name: "AWS_LAMBDA_INITIALIZATION_TYPE", Default: "(set by Lambda)", Range: "", Meaning: `"lambda-managed-instances" selects Lambda Managed Instances mode: SHUTDOWN-only registration, schema 2025-01-29.`},
 	{Name: "AWS_LAMBDA_MAX_CONCURRENCY", Default: "", Range: "positive integer", Meaning: "Set by the Runtime Interface Emulator's managed-instances mode; a positive integer also selects that mode (other values are ignored)."},
 }
