@@ -27,6 +27,7 @@ import (
 // Names of the Lambda environment variables Load reads.
 const (
 	EnvRuntimeAPI = "AWS_LAMBDA_RUNTIME_API"
+	EnvMemorySize = "AWS_LAMBDA_FUNCTION_MEMORY_SIZE"
 )
 
 // Ring size bounds.
@@ -337,6 +338,7 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 	// and KTE_ENRICH, so it is only judged when those are valid.
 	okEnrich := l.okBool("KTE_ENRICH")
 	c.RingBytes = l.ring("KTE_RING_BYTES", okItems && okBytes && okEnrich && okRec, bufBytes, bufItems, c.Enrich, recBytes)
+	l.ringFitsMemory("KTE_RING_BYTES", c.RingBytes)
 
 	l.lambda(&c.Lambda)
 	l.clientSettings()
@@ -745,6 +747,27 @@ func (l *loader) ring(name string, depsOK bool, bufBytes, bufItems int, enrich b
 		return 0
 	}
 	return int(n)
+}
+
+// ringFitsMemory refuses a ring set above half the function's memory
+// (AWS_LAMBDA_FUNCTION_MEMORY_SIZE, in MiB, when it is a positive integer).
+// The ring's pages become resident as it fills, and it fills while Kinesis
+// is unavailable: a ring the function's memory cannot hold beside the
+// function gets the execution environment stopped for running out of
+// memory, where a full ring that fits makes the listener answer 503 and
+// Lambda retry the delivery. The default ring (8MiB, at most 16MiB for the
+// largest buffer settings) fits the smallest function, 128MB.
+func (l *loader) ringFitsMemory(name string, ring int) {
+	v, set := l.lookup(name)
+	mem, _ := l.lookup(EnvMemorySize)
+	mb, ok := parseUint(mem)
+	if !set || ring == 0 || !ok || mb == 0 || ring <= mb*MiB/2 {
+		return
+	}
+	l.fail(name, v, fmt.Sprintf("at most half the function's memory, %s with %s=%d "+
+		"(the ring fills while Kinesis is unavailable; one the function's memory cannot hold ends in the environment running out of memory "+
+		"instead of the extension answering 503): lower %s or raise the function's memory",
+		FormatBytes(int64(mb*MiB/2)), EnvMemorySize, mb, name))
 }
 
 func perEventBytes(enrich bool) int {

@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"reflect"
 	"slices"
@@ -468,6 +469,45 @@ func TestRingMinimumFollowsBufferSettings(t *testing.T) {
 	want := `KTE_RING_BYTES="8MiB": must be a power of two between 16MiB and 1GiB; the minimum is 2 × the largest delivery reservation, 7322696 B for KTE_BUFFER_MAX_BYTES=1MiB, KTE_BUFFER_MAX_ITEMS=10000, KTE_ENRICH=true and KTE_RECORD_MAX_BYTES=1MiB (a body of up to 2 × 1MiB + 64KiB stored as events with 516 B of framing each, or as base64 in wrapped records when it cannot be split)`
 	if err == nil || err.Error() != want {
 		t.Fatalf("unexpected error;\ngot  %v\nwant %s", err, want)
+	}
+}
+
+// TestRingFitsFunctionMemory: a ring set above half the function's memory
+// is refused, since a full ring would run the environment out of memory.
+func TestRingFitsFunctionMemory(t *testing.T) {
+	f := func(memory, ring string, wantErr string) {
+		t.Helper()
+		kv := []string{"KTE_RING_BYTES", ring}
+		if memory != "-" {
+			kv = append(kv, "AWS_LAMBDA_FUNCTION_MEMORY_SIZE", memory)
+		}
+		c, err := loadWith(kv...)
+		switch {
+		case wantErr == "" && err != nil:
+			t.Fatalf("unexpected error for memory %q, ring %q: %v", memory, ring, err)
+		case wantErr == "" && c.RingBytes == 0:
+			t.Fatalf("unexpected ring 0 for memory %q, ring %q", memory, ring)
+		case wantErr != "" && (err == nil || err.Error() != wantErr):
+			t.Fatalf("unexpected error for memory %q, ring %q;\ngot  %v\nwant %s", memory, ring, err, wantErr)
+		}
+	}
+	const want = `KTE_RING_BYTES="%s": must be at most half the function's memory, %s with AWS_LAMBDA_FUNCTION_MEMORY_SIZE=%s ` +
+		`(the ring fills while Kinesis is unavailable; one the function's memory cannot hold ends in the environment running out of memory ` +
+		`instead of the extension answering 503): lower KTE_RING_BYTES or raise the function's memory`
+	f("128", "1GiB", fmt.Sprintf(want, "1GiB", "64MiB", "128"))
+	f("128", "128MiB", fmt.Sprintf(want, "128MiB", "64MiB", "128"))
+	f("128", "64MiB", "")
+	f("128", "8MiB", "")
+	f("1769", "1GiB", fmt.Sprintf(want, "1GiB", "905728KiB", "1769"))
+	f("1769", "512MiB", "")
+	f("10240", "1GiB", "")
+	f("-", "1GiB", "") // not in Lambda: no limit known
+	f("", "1GiB", "")  // likewise
+	f("0", "1GiB", "") // likewise
+	f("lots", "1GiB", "")
+	// The default ring fits the smallest function.
+	if c, err := loadWith("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128", "KTE_BUFFER_MAX_ITEMS", "10000"); err != nil || c.RingBytes != 16<<20 {
+		t.Fatalf("unexpected default ring in 128MB; got %d, %v; want 16MiB", c.RingBytes, err)
 	}
 }
 

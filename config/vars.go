@@ -89,8 +89,8 @@ var Vars = []VarDoc{
 	},
 	{
 		Name: "KTE_RING_BYTES", Default: "8MiB (more if the buffer settings need it)",
-		Range:   "power of two ≤ 1GiB, ≥ 2 × the largest delivery reservation",
-		Meaning: "Memory for buffered events. The minimum is twice the largest delivery (2 × max bytes + 64KiB), stored either as events (max items × (4 + 512 if enriched) bytes of framing) or, when it cannot be split, as base64 in wrapped records of KTE_RECORD_MAX_BYTES; rounded up to a power of two. When unset, the larger of 8MiB and that minimum. The error message gives the figure.",
+		Range:   "power of two ≤ 1GiB, ≥ 2 × the largest delivery reservation, ≤ half of AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+		Meaning: "Memory for buffered events. The minimum is twice the largest delivery (2 × max bytes + 64KiB), stored either as events (max items × (4 + 512 if enriched) bytes of framing) or, when it cannot be split, as base64 in wrapped records of KTE_RECORD_MAX_BYTES; rounded up to a power of two. When unset, the larger of 8MiB and that minimum. The error message gives the figure. The ring fills while Kinesis is unavailable, so it may take at most half the function's memory (64MiB for 128MB), leaving the function room instead of running the environment out of memory.",
 	},
 	{
 		Name: "KTE_SEND_TIMEOUT_MS", Default: "2000", value: "2000",
@@ -138,6 +138,7 @@ var PlatformVars = []VarDoc{
 	{Name: "AWS_ENDPOINT_URL", Default: "", Range: "http:// or https:// URL", Meaning: "Endpoint of every AWS service, read by the AWS SDK when AWS_ENDPOINT_URL_KINESIS is unset or empty; checked by Load."},
 	{Name: "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", Default: "", Range: "true", Meaning: "Makes the AWS SDK ignore both endpoint variables, and Load skip their check."},
 	{Name: "AWS_LAMBDA_FUNCTION_NAME", Default: "(set by Lambda)", Range: "at most 256 bytes once JSON-escaped with KTE_ENRICH on; required by KTE_PARTITION_KEY=function", Meaning: "Function name (enrichment, metrics, KTE_PARTITION_KEY=function)."},
+	{Name: EnvMemorySize, Default: "(set by Lambda)", Range: "MB", Meaning: "Function memory; KTE_RING_BYTES may take at most half of it (no limit when unset or not a positive integer)."},
 	{Name: "AWS_LAMBDA_FUNCTION_VERSION", Default: "(set by Lambda)", Range: "at most 64 bytes once JSON-escaped with KTE_ENRICH on", Meaning: "Function version (enrichment, metrics)."},
 	{Name: "AWS_LAMBDA_INITIALIZATION_TYPE", Default: "(set by Lambda)", Range: "", Meaning: `"lambda-managed-instances" selects Lambda Managed Instances mode: SHUTDOWN-only registration, schema 2025-01-29.`},
 	{Name: "AWS_LAMBDA_MAX_CONCURRENCY", Default: "", Range: "positive integer", Meaning: "Set by the Runtime Interface Emulator's managed-instances mode; a positive integer also selects that mode (other values are ignored)."},
