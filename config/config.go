@@ -252,13 +252,17 @@ const WrapHeaderMaxBytes = 3 * KiB
 const maxKeyBytes = KinesisMaxPartitionKeyChars * 4
 
 // MaxPartitionKeyBytes bounds the bytes a record's partition key takes from
-// KTE_RECORD_MAX_BYTES: 256 for the generated keys and function names
-// (ASCII, at most 256 characters), the key itself when it is fixed. It is
-// never more than the 1 KiB the ring minimum allows for.
+// KTE_RECORD_MAX_BYTES: 256 for the generated keys, the key itself when it
+// is fixed or the function name (Lambda's are ASCII, but Load lets a name of
+// up to 256 UTF-16 code units through when KTE_ENRICH is off). It is never
+// more than the 1 KiB the ring minimum allows for.
 func (c Config) MaxPartitionKeyBytes() int {
 	n := KinesisMaxPartitionKeyChars
-	if c.PartitionKey.Mode == PartitionKeyFixed {
+	switch c.PartitionKey.Mode {
+	case PartitionKeyFixed:
 		n = max(n, len(c.PartitionKey.Fixed))
+	case PartitionKeyFunction:
+		n = max(n, len(c.FunctionName))
 	}
 	return n
 }

@@ -790,6 +790,15 @@ func TestMaxPartitionKeyBytes(t *testing.T) {
 	f("function", 256)
 	f("tenant-7", 256)
 	f(strings.Repeat("ключ", 64), 512) // 256 characters of 2 bytes each
+
+	// A function name counts as itself: up to 256 code units of 3 bytes.
+	c, err := loadWith("KTE_PARTITION_KEY", "function", "KTE_ENRICH", "false", "AWS_LAMBDA_FUNCTION_NAME", strings.Repeat("€", 256))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.MaxPartitionKeyBytes(); got != 768 {
+		t.Fatalf("unexpected key bytes for a function name of 256 × €; got %d; want 768", got)
+	}
 }
 
 // TestLoadFlushNeedsPlatform: end and auto wait for platform.runtimeDone,
