@@ -125,3 +125,28 @@ func TestKeysAndLineAllocs(t *testing.T) {
 		t.Fatalf("unexpected allocations in appendUndelivered; got %v; want 0", a)
 	}
 }
+
+// TestEncoderWrappedAllocs: with random keys, telling wrapped parts from
+// plain events (and giving parts their payload's key) allocates nothing.
+func TestEncoderWrappedAllocs(t *testing.T) {
+	keys, err := NewKeys(config.PartitionKey{Mode: config.PartitionKeyRandom}, "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	enc, err := NewRecordEncoder(Limits{MaxRecords: 500, MaxBytes: 5 * MiB, RecordMaxBytes: 64 * KiB}, keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	frames := listenerFrames(t, testIdentity, true, wrappingBody())
+	allocs := testing.AllocsPerRun(100, func() {
+		enc.Reset()
+		for _, f := range frames {
+			if _, st := enc.Add(f); st != Added {
+				t.Fatalf("unexpected status; got %v; want Added", st)
+			}
+		}
+	})
+	if allocs != 0 {
+		t.Fatalf("unexpected allocations adding %d listener frames with random keys; got %v; want 0", len(frames), allocs)
+	}
+}

@@ -8,7 +8,8 @@
 // An Encoder turns frames into the entries of one request at a time. The
 // default RecordEncoder makes one record per event: the entry's Data points
 // at the frame in the ring (no copy) and its PartitionKey at a string
-// allocated once (see Keys). Requests respect Limits: at most 500 records,
+// allocated once (see Keys); the parts of one payload the listener wrapped
+// share one key, so they reach one shard. Requests respect Limits: at most 500 records,
 // at most 5 MiB of data plus partition keys, at most 1 MiB per record
 // (data plus key), each lowerable by configuration and raisable to 10 MiB
 // for streams whose maximum record size was raised. An event that can never

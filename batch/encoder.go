@@ -1,6 +1,7 @@
 package batch
 
 import (
+	"bytes"
 	"fmt"
 
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
@@ -85,6 +86,12 @@ type Encoder interface {
 // Keys. Entries are held in a slice allocated once, sized for
 // Limits.MaxRecords.
 //
+// With several keys (KTE_PARTITION_KEY=random) the parts of one wrapped
+// payload (see wrappedID) all get the key Keys.ForID gives their kte.id, not
+// the next key in turn: they land on one shard, so a
+// consumer that reads shard by shard can put the payload back together. The
+// key depends on the id alone, so a part resent later, alone, keeps it.
+//
 // A RecordEncoder is used by one goroutine; it must not be copied after
 // first use.
 type RecordEncoder struct {
@@ -95,6 +102,11 @@ type RecordEncoder struct {
 	keyLen  int
 	entries []types.PutRecordsRequestEntry
 	bytes   int
+	// pre is the last enrichment prefix seen (`{"lambda":{…},`), with
+	// several keys only: every enriched frame of an environment starts with
+	// the same one, so comparing it is all wrappedID needs to find where the
+	// event's own members start.
+	pre []byte
 }
 
 // NewRecordEncoder returns a one-event-per-record encoder.
@@ -105,12 +117,33 @@ func NewRecordEncoder(lim Limits, keys *Keys) (*RecordEncoder, error) {
 	if keys.MaxLen() >= lim.RecordMaxBytes {
 		return nil, fmt.Errorf("batch: partition key of %d bytes leaves no room for data in a record of %d bytes", keys.MaxLen(), lim.RecordMaxBytes)
 	}
-	return &RecordEncoder{
+	e := &RecordEncoder{
 		lim:     lim,
 		keys:    keys,
 		keyLen:  keys.MaxLen(),
 		entries: make([]types.PutRecordsRequestEntry, 0, lim.MaxRecords),
-	}, nil
+	}
+	if keys.Len() > 1 {
+		e.pre = make([]byte, 0, maxCachedPrefix)
+	}
+	return e, nil
+}
+
+// maxCachedPrefix bounds RecordEncoder.pre; a longer prefix (the listener
+// accepts up to 512 bytes by default) is parsed in every frame instead.
+const maxCachedPrefix = 1024
+
+// wrappedID is the package's wrappedID, with the enrichment prefix cached.
+// It does no allocation.
+func (e *RecordEncoder) wrappedID(data []byte) (uint64, bool) {
+	if len(e.pre) > 0 && bytes.HasPrefix(data, e.pre) {
+		return wrappedIDAt(data, len(e.pre))
+	}
+	i := memberStart(data)
+	if i > 1 && i <= cap(e.pre) {
+		e.pre = append(e.pre[:0], data[:i]...)
+	}
+	return wrappedIDAt(data, i)
 }
 
 // Reset empties the request. It does no allocation.
@@ -131,7 +164,15 @@ func (e *RecordEncoder) Add(data []byte) (int, AddStatus) {
 	if len(e.entries) == e.lim.MaxRecords || e.bytes+size > e.lim.MaxBytes {
 		return -1, Full
 	}
-	e.entries = append(e.entries, types.PutRecordsRequestEntry{Data: data, PartitionKey: e.keys.Next()})
+	var key *string
+	if e.keys.Len() == 1 {
+		key = e.keys.Next()
+	} else if id, ok := e.wrappedID(data); ok {
+		key = e.keys.ForID(id)
+	} else {
+		key = e.keys.Next()
+	}
+	e.entries = append(e.entries, types.PutRecordsRequestEntry{Data: data, PartitionKey: key})
 	e.bytes += size
 	return len(e.entries) - 1, Added
 }
@@ -144,6 +185,114 @@ func (e *RecordEncoder) Bytes() int { return e.bytes }
 
 // Limits returns the limits e packs to.
 func (e *RecordEncoder) Limits() Limits { return e.lim }
+
+// The start of a wrapped record as the listener writes it (listener/wrap.go):
+//
+//	{"lambda":{…},"kte":{"quarantine":"…","reason":"…",["type":"…",]"id":"<16 hex digits>","part":…
+//
+// without the "lambda" object when enrichment is off.
+var (
+	lambdaStart = []byte(`{"lambda":{`)
+	kteStart    = []byte(`"kte":{"quarantine":"`)
+	kteID       = []byte(`,"id":"`)
+)
+
+// maxIDOffset bounds the search for kte.id: the kte members before it (the
+// quarantine kind, a reason of up to 256 bytes escaped up to six bytes each,
+// a type of up to 64 bytes) take well under 2 KiB.
+const maxIDOffset = 2048
+
+// wrappedID returns the kte.id of data when data is a part of a wrapped
+// payload, and false for any other frame (a plain event). It reads only the
+// frame's first bytes (the "lambda" object and the kte object's first
+// members) and does no allocation.
+//
+// The batch package does not import the listener; this is the one place it
+// knows the listener's format, and TestWrappedIDOfListenerRecords checks it
+// against records the listener wrote.
+func wrappedID(data []byte) (uint64, bool) { return wrappedIDAt(data, memberStart(data)) }
+
+// memberStart returns where data's first member after the "lambda" object
+// starts: 1 when data is an object without one, just past `{"lambda":{…},`
+// when it has one, -1 when data is not an object or its "lambda" object is
+// incomplete.
+func memberStart(data []byte) int {
+	if len(data) == 0 || data[0] != '{' {
+		return -1
+	}
+	if !bytes.HasPrefix(data, lambdaStart) {
+		return 1
+	}
+	i := endOfFlatObject(data, len(lambdaStart))
+	if i < 0 || i >= len(data) || data[i] != ',' {
+		return -1
+	}
+	return i + 1
+}
+
+// wrappedIDAt is wrappedID for a frame whose first member after the
+// "lambda" object starts at i (memberStart).
+func wrappedIDAt(data []byte, i int) (uint64, bool) {
+	if i < 0 || !bytes.HasPrefix(data[i:], kteStart) {
+		return 0, false
+	}
+	i += len(kteStart)
+	// In the members up to "id" a quote preceded by a comma can only end a
+	// string (inside one, quotes are escaped), so the first `,"id":"` is
+	// kte.id.
+	j := bytes.Index(data[i:min(len(data), i+maxIDOffset)], kteID)
+	if j < 0 {
+		return 0, false
+	}
+	i += j + len(kteID)
+	if len(data) < i+16 {
+		return 0, false
+	}
+	var id uint64
+	for _, c := range data[i : i+16] {
+		switch {
+		case '0' <= c && c <= '9':
+			c -= '0'
+		case 'a' <= c && c <= 'f':
+			c -= 'a' - 10
+		default:
+			return 0, false
+		}
+		id = id<<4 | uint64(c)
+	}
+	return id, true
+}
+
+// endOfFlatObject returns the index just past the '}' that closes the
+// object whose members start at data[i], an object of string keys and
+// values only (such as the "lambda" object), or -1 if data ends first.
+func endOfFlatObject(data []byte, i int) int {
+	for i < len(data) {
+		switch data[i] {
+		case '}':
+			return i + 1
+		case '"':
+			// Skip the string: find its closing quote, one not escaped by
+			// an odd run of backslashes.
+			for {
+				j := bytes.IndexByte(data[i+1:], '"')
+				if j < 0 {
+					return -1
+				}
+				i += 1 + j
+				k := i - 1
+				for data[k] == '\\' {
+					k--
+				}
+				if (i-1-k)%2 == 0 {
+					break
+				}
+			}
+		}
+		i++
+	}
+	return -1
+}
 
 // noCopy lets `go vet` (copylocks) flag copies of types that embed it.
 type noCopy struct{}

@@ -231,3 +231,55 @@ func TestKinesaliteLostResponsesAtLeastOnce(t *testing.T) {
 	t.Logf("%d events, %d duplicates from %d lost answers", len(sizes), dups, fs.LostResponses)
 	runtime.KeepAlive(p)
 }
+
+// TestKinesaliteWrappedPartsOneShard: with random keys on a 4-shard stream,
+// the parts of each event too large for a 64 KiB record reach one shard, in
+// part order, so a consumer reading shard by shard can join them.
+func TestKinesaliteWrappedPartsOneShard(t *testing.T) {
+	ks := kinesalite.StartT(t)
+	stream := ks.StreamT(t, "wrapped-parts", 4)
+	cfg := testConfig(500, 5*MiB, 64*KiB, "")
+	cfg.PartitionKey = config.PartitionKey{Mode: config.PartitionKeyRandom}
+	cfg.StreamName, cfg.Region = stream, "us-east-1"
+	r := newRing(t, 16*MiB)
+	p := newPacker(t, r, cfg, Options{Client: kinesaliteClient(t, cfg, ks.Endpoint)})
+	runPacker(t, p)
+	frames := listenerFrames(t, testIdentity, true, wrappingBody(), wrappingBody(), wrappingBody())
+	if err := ringtest.Write(r, frames...); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if res := p.Flush(ctx); !res.Complete {
+		t.Fatalf("unexpected flush result; got %+v", res)
+	}
+	recs, err := ks.ReadAll(ctx, stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type place struct {
+		shard string
+		next  int // the part expected next on that shard
+	}
+	payloads := map[string]*place{}
+	parts := 0
+	for _, rec := range recs {
+		id, part, ok := kteOf(t, rec.Data)
+		if !ok {
+			continue
+		}
+		parts++
+		pl := payloads[id]
+		if pl == nil {
+			pl = &place{shard: rec.ShardID, next: 1}
+			payloads[id] = pl
+		}
+		if rec.ShardID != pl.shard || part != pl.next {
+			t.Fatalf("unexpected record of payload %s; got part %d on %s; want part %d on %s", id, part, rec.ShardID, pl.next, pl.shard)
+		}
+		pl.next++
+	}
+	if len(recs) != len(frames) || len(payloads) != 6 {
+		t.Fatalf("unexpected records; got %d with %d payloads in %d parts; want %d with 6 payloads", len(recs), len(payloads), parts, len(frames))
+	}
+}

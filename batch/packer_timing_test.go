@@ -205,3 +205,34 @@ func BenchmarkKeysNext(b *testing.B) {
 		Sink += len(*k.Next())
 	}
 }
+
+// BenchmarkEncoderAdd measures RecordEncoder.Add for one enriched event of
+// size bytes per op, with one key and with random keys (where Add also
+// tells a wrapped part from a plain event).
+func BenchmarkEncoderAdd(b *testing.B) {
+	pre := []byte(`{"lambda":{"function":"orders-api","version":"$LATEST","region":"eu-west-1","account":"111122223333","environment":"5f1c0d2e9a7b4c3d8e6f0a1b2c3d4e5f"},`)
+	for _, mode := range []config.PartitionKeyMode{config.PartitionKeyEnvironment, config.PartitionKeyRandom} {
+		for _, bs := range benchSizes[:2] {
+			b.Run("keys="+mode.String()+"/"+bs.name, func(b *testing.B) {
+				keys, err := NewKeys(config.PartitionKey{Mode: mode}, "", "")
+				if err != nil {
+					b.Fatal(err)
+				}
+				enc, err := NewRecordEncoder(Limits{MaxRecords: 500, MaxBytes: 5 * MiB, RecordMaxBytes: MiB}, keys)
+				if err != nil {
+					b.Fatal(err)
+				}
+				ev := append(append([]byte{}, pre...), `"time":"2026-01-01T00:00:03.140Z","type":"function","record":"`...)
+				ev = append(ev, bytes.Repeat([]byte("x"), max(0, bs.size-len(ev)-2))...)
+				ev = append(ev, `"}`...)
+				b.SetBytes(int64(len(ev)))
+				b.ReportAllocs()
+				for b.Loop() {
+					if _, st := enc.Add(ev); st != Added {
+						enc.Reset()
+					}
+				}
+			})
+		}
+	}
+}
