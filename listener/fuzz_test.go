@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/valyala/fasthttp"
 
@@ -73,12 +74,16 @@ func FuzzSplitArray(f *testing.F) {
 // must be answered 200 and stored without loss: a valid array as its
 // events (byte-exact, or reassembled from oversize parts), anything else as
 // one malformed payload that reassembles to the body. Every frame is valid
-// JSON within the limit.
+// JSON within the limit, and valid UTF-8 unless it is a plain event whose
+// bytes Lambda sent as they are (the README's documented pass-through: the
+// splitter does not check the text inside strings); wrapped records always
+// are.
 func FuzzHandler(f *testing.F) {
 	f.Add(body(false, sampleEvents...))
 	f.Add(body(true, sampleEvents[:3]...))
 	f.Add([]byte(`[{"type":"function","record":"` + strings.Repeat(`é✓\"\\ `, 1200) + `"}]`))
 	f.Add([]byte(strings.Repeat("\xff\"\\\n🚀", 1500)))
+	f.Add([]byte("[{\"type\":\"x\xff\",\"record\":\"" + strings.Repeat("\xfe", 6000) + "\"}]"))
 	f.Add([]byte(`[{"a":1},]`))
 	f.Add([]byte(` [ ] `))
 	for _, enrich := range []bool{false, true} {
@@ -132,6 +137,8 @@ func (h fuzzHandler) check(t *testing.T, b []byte) {
 			t.Fatalf("unexpected frame (%d bytes, limit %d, valid %v): %.200q", len(fr), h.o.MaxFrameBytes, json.Valid(fr), fr)
 		}
 	}
+	// UTF-8: reassemble checks every wrapped record; a plain event's frame
+	// is checked against the event Lambda sent.
 	pre := []byte("{")
 	if h.o.Enrich {
 		pre = listener.AppendPrefix(nil, testIdentity)
@@ -169,6 +176,9 @@ func (h fuzzHandler) check(t *testing.T, b []byte) {
 		}
 		if !bytes.Equal(frames[0], want) {
 			t.Fatalf("unexpected frame; got %.200q; want %.200q", frames[0], want)
+		}
+		if !utf8.Valid(frames[0]) && utf8.Valid(e) {
+			t.Fatalf("unexpected frame that is not valid UTF-8 for an event that is: %.200q", frames[0])
 		}
 		frames = frames[1:]
 	}

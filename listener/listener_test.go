@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/valyala/fasthttp"
 	"github.com/valyala/fasthttp/fasthttputil"
@@ -255,7 +256,9 @@ type wrapped struct {
 }
 
 // reassemble decodes the wrapped records of one payload, checks their
-// numbering and sizes, and returns the first record and the payload.
+// numbering and sizes, and returns the first record and the payload. Every
+// wrapped record must be valid UTF-8, whatever its payload: that is what
+// body_base64 is for.
 func reassemble(t *testing.T, frames [][]byte, maxFrame int) (wrapped, []byte) {
 	t.Helper()
 	var first wrapped
@@ -263,6 +266,9 @@ func reassemble(t *testing.T, frames [][]byte, maxFrame int) (wrapped, []byte) {
 	for i, fr := range frames {
 		if len(fr) > maxFrame {
 			t.Fatalf("unexpected wrapped record of %d bytes; want at most %d", len(fr), maxFrame)
+		}
+		if !utf8.Valid(fr) {
+			t.Fatalf("unexpected wrapped record %d that is not valid UTF-8: %.300q", i, fr)
 		}
 		var w wrapped
 		dec := json.NewDecoder(bytes.NewReader(fr))
@@ -445,6 +451,10 @@ func TestOversizeEventInParts(t *testing.T) {
 		f(long+`,"type":"platform.new\u0054hing\"s"}`, false, `platform.newThing"s`)
 		f(long+`,"type":"`+strings.Repeat("t", 65)+`"}`, false, "")
 		f(long+`}`, false, "")
+		// So is one that is not valid UTF-8: the records must be (the
+		// payload goes in body_base64 for the same reason).
+		f(long+",\"type\":\"custom.\xff\xfe\"}", true, "")
+		f(long+`,"type":"custom.été"}`, false, "custom.été")
 
 		// Exactly at the limit: a plain frame; one byte more: parts.
 		pre := 1
@@ -463,7 +473,7 @@ func TestOversizeEventInParts(t *testing.T) {
 			t.Fatalf("unexpected frames for an event one byte over the limit; got %d; want 2 parts", len(frames))
 		}
 		st := s.l.Stats()
-		if st.Oversize != 8 || st.Events != 7*3+2 {
+		if st.Oversize != 10 || st.Events != 9*3+2 {
 			t.Fatalf("unexpected stats: %+v", st)
 		}
 	}

@@ -24,7 +24,8 @@ import (
 //   - "oversize": one event is larger than MaxFrameBytes once enriched; the
 //     payload is the event exactly as Lambda sent it (without the "lambda"
 //     object) and kte.type gives its type (as the event spells it, for a
-//     type of up to maxTypeBytes; none when the event has no string type).
+//     type of up to maxTypeBytes that is valid UTF-8; none when the event
+//     has no such string type, so that every wrapped record is valid UTF-8).
 //     The POST's other events are stored as usual, in the same ring block.
 //   - "overflow": the body is valid but its events do not fit one ring block
 //     (far more events than Lambda sends in one POST); the payload is the
@@ -50,7 +51,8 @@ const (
 	// maxReasonBytes bounds kte.reason (before escaping).
 	maxReasonBytes = 256
 	// maxTypeBytes bounds kte.type for a type the listener does not know
-	// (its raw JSON string content); a longer one is left out.
+	// (its raw JSON string content); a longer one, or one that is not valid
+	// UTF-8, is left out.
 	maxTypeBytes = 64
 	// minChunkBytes is the least payload room a wrapped record must have;
 	// New checks MaxFrameBytes against it.
@@ -62,7 +64,7 @@ type group struct {
 	kind       string
 	reason     string
 	typ        Type
-	typRaw     []byte // the event's raw "type" string content (points into the body)
+	typRaw     []byte // the event's raw "type" string content (points into the body), if kte.type may show it
 	id         uint64
 	start, end int
 	base64     bool
@@ -95,9 +97,10 @@ func appendHeader(dst, pre []byte, g *group, p *part) []byte {
 		dst = append(dst, `,"type":"`...)
 		dst = append(dst, name...)
 		dst = append(dst, '"')
-	} else if len(g.typRaw) > 0 && len(g.typRaw) <= maxTypeBytes {
+	} else if len(g.typRaw) > 0 {
 		// A type the listener does not know: its content is already valid
-		// JSON string content (the splitter checked the body).
+		// JSON string content (the splitter checked the body), and newGroup
+		// kept it only if it is short and valid UTF-8.
 		dst = append(dst, `,"type":"`...)
 		dst = append(dst, g.typRaw...)
 		dst = append(dst, '"')
@@ -160,6 +163,9 @@ func (l *Listener) newGroup(s *scratch, kind, reason string, typ Type, typRaw, b
 			cut--
 		}
 		reason = reason[:cut]
+	}
+	if len(typRaw) > maxTypeBytes || !utf8.Valid(typRaw) {
+		typRaw = nil
 	}
 	payload := body[start:end]
 	esc, valid := jsonesc.EscapedLen(payload)
