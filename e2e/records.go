@@ -113,7 +113,8 @@ func ParseRecord(data []byte) (Record, error) {
 // one item). Incomplete or inconsistent groups are errors: a part that went
 // missing is a lost event. Parts may be given in any order and more than once
 // (at-least-once delivery); identical copies count once here, the caller
-// counts duplicates on whole records.
+// counts duplicates on whole records. Two different parts with the same id
+// and number (two payloads under one id) are an error.
 func Reassemble(parts []*Part) ([][]byte, error) {
 	groups := map[string][]*Part{}
 	var ids []string
@@ -128,7 +129,20 @@ func Reassemble(parts []*Part) ([][]byte, error) {
 	for _, id := range ids {
 		g := groups[id]
 		slices.SortFunc(g, func(a, b *Part) int { return a.Num - b.Num })
-		g = slices.CompactFunc(g, func(a, b *Part) bool { return a.Num == b.Num })
+		var conflict *Part
+		g = slices.CompactFunc(g, func(a, b *Part) bool {
+			if a.Num != b.Num {
+				return false
+			}
+			if !samePart(a, b) {
+				conflict = a
+			}
+			return true
+		})
+		if conflict != nil {
+			errs = append(errs, fmt.Errorf("wrapped payload %s: two different parts numbered %d", id, conflict.Num))
+			continue
+		}
 		if len(g) != g[0].Of {
 			errs = append(errs, fmt.Errorf("wrapped payload %s: got %d of %d parts", id, len(g), g[0].Of))
 			continue
@@ -163,6 +177,12 @@ func Reassemble(parts []*Part) ([][]byte, error) {
 		}
 	}
 	return out, errors.Join(errs...)
+}
+
+// samePart reports whether a and b are copies of one part.
+func samePart(a, b *Part) bool {
+	return a.Quarantine == b.Quarantine && a.Reason == b.Reason && a.Type == b.Type && a.ID == b.ID &&
+		a.Num == b.Num && a.Of == b.Of && a.Offset == b.Offset && a.Bytes == b.Bytes && bytes.Equal(a.Chunk, b.Chunk)
 }
 
 // Events turns raw records (Kinesis data or KTE_UNDELIVERED events) into

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -96,6 +97,14 @@ func TestEventsReassemble(t *testing.T) {
 	// A missing part is an error: the event is lost.
 	if _, _, err := Events(append(parts[:1:1], parts[2:]...)); err == nil {
 		t.Fatalf("unexpected success with a missing part")
+	}
+	// Two payloads under one id are an error, even when every part number
+	// is there once the copies are dropped.
+	other := bytes.ToUpper(big)
+	for i, p := range wrap("oversize", "00000000000000a1", other, 700, false) {
+		if _, _, err := Events(append(slices.Clone(parts), p)); err == nil {
+			t.Fatalf("unexpected success with part %d of another payload under the same id", i+1)
+		}
 	}
 	// A corrupted offset is an error.
 	bad := bytes.Replace(parts[1], []byte(`"offset":700`), []byte(`"offset":701`), 1)
