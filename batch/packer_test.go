@@ -3,6 +3,7 @@ package batch
 import (
 	"bytes"
 	"context"
+	"crypto/md5"
 	"fmt"
 	"slices"
 	"strings"
@@ -364,4 +365,25 @@ func TestNewRejectsBadLimits(t *testing.T) {
 	f(Limits{MaxRecords: 500, MaxBytes: MiB, RecordMaxBytes: 2 * MiB}, "k")
 	f(Limits{MaxRecords: 500, MaxBytes: 11 * MiB, RecordMaxBytes: MiB}, "k")
 	f(Limits{MaxRecords: 500, MaxBytes: MiB, RecordMaxBytes: 4}, "kkkk")
+}
+
+// TestRandomKeysSpread: the random keys spread a stream's load evenly.
+// With 4096 keys the busiest of 32 equal shards gets at most 1.5 times the
+// mean, 5.6 standard deviations above it (the median set gives 1.19); 256
+// keys gave 1.75 in the median set.
+func TestRandomKeysSpread(t *testing.T) {
+	k, err := NewKeys(config.PartitionKey{Mode: config.PartitionKeyRandom}, "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const shards = 32
+	var load [shards]int
+	for range k.Len() {
+		h := md5.Sum([]byte(*k.Next()))
+		load[h[0]>>3]++ // Kinesis maps the 128-bit hash onto equal ranges
+	}
+	mean := float64(k.Len()) / shards
+	if busiest := float64(slices.Max(load[:])); busiest > 1.5*mean {
+		t.Fatalf("unexpected spread of %d keys over %d shards; got %.0f on the busiest; want at most %.0f (1.5 × the mean)", k.Len(), shards, busiest, 1.5*mean)
+	}
 }

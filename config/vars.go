@@ -45,7 +45,7 @@ var Vars = []VarDoc{
 	{
 		Name: "KTE_PARTITION_KEY", Default: "environment", value: "environment",
 		Range:   "`environment`, `random`, `function`, or any other text (a fixed key) of 1–256 UTF-16 code units as Kinesis counts them (an emoji or other character above U+FFFF counts 2); not a keyword in other case such as `Random`, no white space at either end",
-		Meaning: "Partition key: one random key per execution environment (per-environment order, spread over shards), a random key per record, from 256 generated once (most spread, no order), the function name, or a fixed string (one shard).",
+		Meaning: "Partition key: one random key per execution environment (per-environment order, spread over shards), a random key per record, from 4096 generated once (most spread, no order), the function name, or a fixed string (one shard).",
 	},
 	{
 		Name: "KTE_TYPES", Default: "platform,function,extension", value: "platform,function,extension",
