@@ -121,8 +121,13 @@ func TestKeysAndLineAllocs(t *testing.T) {
 	}
 	buf := make([]byte, 0, 4096)
 	data := event(1, 1000)
-	if a := testing.AllocsPerRun(1000, func() { buf = appendUndelivered(buf[:0], "shutdown", data) }); a != 0 {
+	if a := testing.AllocsPerRun(1000, func() { buf = appendUndelivered(buf[:0], "shutdown", data, 7) }); a != 0 {
 		t.Fatalf("unexpected allocations in appendUndelivered; got %v; want 0", a)
+	}
+	buf = make([]byte, 0, 2*MiB)
+	data = event(1, MiB)
+	if a := testing.AllocsPerRun(100, func() { buf = appendUndelivered(buf[:0], "shutdown", data, 7) }); a != 0 {
+		t.Fatalf("unexpected allocations in appendUndelivered of a long event; got %v; want 0", a)
 	}
 }
 

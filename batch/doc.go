@@ -47,6 +47,11 @@
 //
 //	KTE_UNDELIVERED reason=<reason> <event JSON, raw CR/LF replaced by spaces>
 //
+// or, for an event whose line would exceed 32 KiB (more than a CloudWatch
+// Logs event reliably holds), several lines whose chunks join into it:
+//
+//	KTE_UNDELIVERED reason=<reason> id=<16 hex digits> part=<i>/<n> <chunk>
+//
 // Delivery is at-least-once: a call that timed out or was cut short may have
 // been stored by Kinesis before its events are resent (or given up on).
 package batch

@@ -7,9 +7,12 @@ import (
 	"io"
 	"log/slog"
 	"math/bits"
+	"math/rand/v2"
 	"os"
+	"strconv"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 
@@ -72,7 +75,7 @@ type Options struct {
 	// DefaultBackoffMax.
 	BackoffBase time.Duration
 	BackoffMax  time.Duration
-	// Undelivered receives the KTE_UNDELIVERED line of an event that can
+	// Undelivered receives the KTE_UNDELIVERED lines of an event that can
 	// never fit a record. Default os.Stderr.
 	Undelivered io.Writer
 	// Logger receives the few warnings (one per kind of refusal). Default
@@ -222,6 +225,7 @@ type Packer struct {
 	failLogged bool
 	loggedBig  bool // oversize event logged
 	lineBuf    []byte
+	undelID    uint64 // id of the next event written in several KTE_UNDELIVERED lines
 
 	// Packer goroutine's view of the control block.
 	client  PutRecordsAPI
@@ -285,6 +289,7 @@ func New(r *ring.Ring, cfg config.Config, opts Options) (*Packer, error) {
 		mask:        uint64(window - 1),
 		req:         make([]uint64, 0, window),
 		lineBuf:     make([]byte, 0, 4096),
+		undelID:     rand.Uint64(),
 		client:      opts.Client,
 		timer:       time.NewTimer(time.Hour),
 		wake:        make(chan struct{}, 1),
@@ -412,8 +417,10 @@ func (p *Packer) Flush(ctx context.Context) FlushResult {
 //
 //	KTE_UNDELIVERED reason=<reason> <event bytes>
 //
-// with raw \r and \n bytes in the event replaced by spaces (events are JSON,
-// where raw newlines can only be insignificant whitespace), releases them,
+// or, for an event longer than a line may be (32 KiB), several lines that
+// carry it in parts (see appendUndelivered), with raw \r and \n bytes in
+// the event replaced by spaces (events are JSON, where raw newlines can
+// only be insignificant whitespace), releases them,
 // counts them (Stats.GivenUp) and returns how many it wrote. reason is
 // written with whitespace and control characters replaced by '_'.
 //
@@ -864,7 +871,8 @@ func (p *Packer) giveUpOversize(s *slot) {
 		p.log.Warn("kte: event larger than a Kinesis record can be; written to stderr as a KTE_UNDELIVERED line (reason=oversize) and dropped; further ones are only counted",
 			"bytes", len(s.data), "record_max_bytes", lim, "stream", p.name)
 	}
-	p.lineBuf = appendUndelivered(p.lineBuf[:0], "oversize", s.data)
+	p.lineBuf = appendUndelivered(p.lineBuf[:0], "oversize", s.data, p.undelID)
+	p.undelID++
 	_, _ = p.undel.Write(p.lineBuf)
 	if cap(p.lineBuf) > 1<<20 {
 		p.lineBuf = make([]byte, 0, 4096)
@@ -926,8 +934,71 @@ func (p *Packer) retryLater(s *slot, due int64) {
 	}
 }
 
-// appendUndelivered appends one KTE_UNDELIVERED line for data to dst.
-func appendUndelivered(dst []byte, reason string, data []byte) []byte {
+// maxUndeliveredLine bounds one KTE_UNDELIVERED line, newline included.
+// Lambda sends stderr to CloudWatch Logs, whose log events were limited to
+// 256 KB until 2025-04 (1 MB since: PutLogEvents API reference, read
+// 2026-11), and longer lines have been seen cut into several log events at
+// 64 KiB; a frame can be up to KTE_RECORD_MAX_BYTES (10 MiB). A line half of
+// 64 KiB stays whole even when JSON logging escapes every byte to two.
+const maxUndeliveredLine = 32 << 10
+
+// minUndeliveredChunk is the least event bytes a line of a long event
+// carries, however long the reason.
+const minUndeliveredChunk = 1024
+
+// appendUndelivered appends the KTE_UNDELIVERED lines for data to dst: one
+// line when it fits maxUndeliveredLine,
+//
+//	KTE_UNDELIVERED reason=<reason> <event bytes>
+//
+// else several, each within the bound, numbered 1 to n and marked with id
+// (16 hex digits), whose chunks concatenated in part order are the event
+// bytes:
+//
+//	KTE_UNDELIVERED reason=<reason> id=<id> part=<i>/<n> <chunk>
+//
+// Raw \r and \n bytes are replaced by spaces; chunks are cut between UTF-8
+// characters and, where the event allows, not next to white space (which a
+// log pipeline might trim). It does no allocation beyond growing dst.
+func appendUndelivered(dst []byte, reason string, data []byte, id uint64) []byte {
+	start := len(dst)
+	dst = appendUndeliveredHead(dst, reason)
+	if len(dst)-start+len(data)+1 <= maxUndeliveredLine {
+		return appendUndeliveredChunk(dst, data)
+	}
+	dst = dst[:start]
+	// The head with the widest part numbers: " id=" + 16 + " part=" + i/n + ' '.
+	digits := 1
+	for v := len(data); v >= 10; v /= 10 {
+		digits++
+	}
+	head := len("KTE_UNDELIVERED reason=") + len(reason) + 4 + 16 + 6 + 2*digits + 1 + 1
+	room := max(maxUndeliveredLine-head-1, minUndeliveredChunk)
+	n := 0
+	for off := 0; off < len(data); off = undeliveredCut(data, off, room) {
+		n++
+	}
+	for i, off := 1, 0; off < len(data); i++ {
+		end := undeliveredCut(data, off, room)
+		dst = appendUndeliveredHead(dst, reason)
+		dst = append(dst, "id="...)
+		for shift := 60; shift >= 0; shift -= 4 {
+			dst = append(dst, "0123456789abcdef"[id>>uint(shift)&0xf])
+		}
+		dst = append(dst, " part="...)
+		dst = strconv.AppendInt(dst, int64(i), 10)
+		dst = append(dst, '/')
+		dst = strconv.AppendInt(dst, int64(n), 10)
+		dst = append(dst, ' ')
+		dst = appendUndeliveredChunk(dst, data[off:end])
+		off = end
+	}
+	return dst
+}
+
+// appendUndeliveredHead appends "KTE_UNDELIVERED reason=<reason> ", the
+// reason's white space and control characters replaced by '_'.
+func appendUndeliveredHead(dst []byte, reason string) []byte {
 	dst = append(dst, "KTE_UNDELIVERED reason="...)
 	for i := 0; i < len(reason); i++ {
 		c := reason[i]
@@ -936,7 +1007,11 @@ func appendUndelivered(dst []byte, reason string, data []byte) []byte {
 		}
 		dst = append(dst, c)
 	}
-	dst = append(dst, ' ')
+	return append(dst, ' ')
+}
+
+// appendUndeliveredChunk appends data, raw newlines made spaces, and '\n'.
+func appendUndeliveredChunk(dst, data []byte) []byte {
 	start := len(dst)
 	dst = append(dst, data...)
 	for i := start; i < len(dst); i++ {
@@ -945,4 +1020,26 @@ func appendUndelivered(dst []byte, reason string, data []byte) []byte {
 		}
 	}
 	return append(dst, '\n')
+}
+
+// undeliveredCut returns the end of the chunk of data that starts at off
+// and holds at most room bytes: at a UTF-8 character boundary with no white
+// space on either side, looking back up to half of room for one, else at a
+// character boundary.
+func undeliveredCut(data []byte, off, room int) int {
+	end := off + room
+	if end >= len(data) {
+		return len(data)
+	}
+	for cut := end; cut > off+room/2; cut-- {
+		if utf8.RuneStart(data[cut]) && data[cut] > ' ' && data[cut-1] > ' ' {
+			return cut
+		}
+	}
+	for cut := end; cut > off+room-utf8.UTFMax; cut-- {
+		if utf8.RuneStart(data[cut]) {
+			return cut
+		}
+	}
+	return end // not UTF-8 here: any cut will do
 }

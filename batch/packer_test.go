@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 
@@ -108,15 +109,12 @@ func TestPackLimits(t *testing.T) {
 			}
 		}
 		var over []int
-		for line := range strings.Lines(undelivered.String()) {
-			rest, ok := strings.CutPrefix(line, "KTE_UNDELIVERED reason=oversize ")
-			if !ok {
-				t.Fatalf("%s: unexpected undelivered line %.80q", name, line)
-			}
-			over = append(over, eventID([]byte(rest)))
+		events, reasons := joinUndelivered(t, undelivered.String())
+		for _, ev := range events {
+			over = append(over, eventID([]byte(ev)))
 		}
-		if !slices.Equal(over, w.oversize) {
-			t.Fatalf("%s: unexpected oversize events; got %v; want %v", name, over, w.oversize)
+		if !slices.Equal(over, w.oversize) || reasons["oversize"] != len(events) {
+			t.Fatalf("%s: unexpected oversize events; got %v (reasons %v); want %v", name, over, reasons, w.oversize)
 		}
 		if st := p.Stats(); st.Oversize != uint64(len(w.oversize)) || st.Held != 0 {
 			t.Fatalf("%s: unexpected stats; got oversize %d held %d; want %d and 0", name, st.Oversize, st.Held, len(w.oversize))
@@ -299,14 +297,66 @@ func TestBackoffIsCappedFullJitter(t *testing.T) {
 func TestAppendUndelivered(t *testing.T) {
 	f := func(reason, data, want string) {
 		t.Helper()
-		got := string(appendUndelivered([]byte("x"), reason, []byte(data)))
+		got := string(appendUndelivered([]byte("x"), reason, []byte(data), 7))
 		if got != "x"+want {
-			t.Fatalf("unexpected line; got %q; want %q", got, "x"+want)
+			t.Fatalf("unexpected line; got %.300q; want %.300q", got, "x"+want)
 		}
 	}
 	f("shutdown", `{"a":1}`, "KTE_UNDELIVERED reason=shutdown {\"a\":1}\n")
 	f("deadline exceeded", "{\r\n\"a\":\n1}", "KTE_UNDELIVERED reason=deadline_exceeded {  \"a\": 1}\n")
 	f("a\tb\x00", "", "KTE_UNDELIVERED reason=a_b_ \n")
+	// The longest event that fits one line, and one byte more.
+	head := len("KTE_UNDELIVERED reason=shutdown ")
+	fit := strings.Repeat("a", maxUndeliveredLine-head-1)
+	f("shutdown", fit, "KTE_UNDELIVERED reason=shutdown "+fit+"\n")
+	// Parts hold what a line leaves with the widest numbers the event's
+	// length allows (5 digits).
+	n1 := maxUndeliveredLine - len("KTE_UNDELIVERED reason=shutdown id=0000000000000007 part=99999/99999 \n")
+	f("shutdown", fit+"b", "KTE_UNDELIVERED reason=shutdown id=0000000000000007 part=1/2 "+fit[:n1]+"\n"+
+		"KTE_UNDELIVERED reason=shutdown id=0000000000000007 part=2/2 "+fit[n1:]+"b\n")
+}
+
+// TestAppendUndeliveredLong: an event longer than a line may be is written
+// in lines of at most maxUndeliveredLine bytes, numbered in order under one
+// id, whose chunks join into the event (raw newlines as spaces); no chunk is
+// cut inside a UTF-8 character or next to white space.
+func TestAppendUndeliveredLong(t *testing.T) {
+	f := func(reason string, data []byte, spaced bool) {
+		t.Helper()
+		maxLine := maxUndeliveredLine
+		if len(reason) > maxLine/2 {
+			maxLine = len(reason) + 100 + minUndeliveredChunk // the chunk is never shorter
+		}
+		out := appendUndelivered(nil, reason, data, 0xfedcba9876543210)
+		lines := strings.SplitAfter(string(out), "\n")
+		lines = lines[:len(lines)-1] // after the last '\n'
+		want := strings.NewReplacer("\n", " ", "\r", " ").Replace(string(data))
+		var joined strings.Builder
+		for i, line := range lines {
+			if len(line) > maxLine {
+				t.Fatalf("unexpected line %d of %d bytes; want at most %d", i+1, len(line), maxLine)
+			}
+			head := fmt.Sprintf("KTE_UNDELIVERED reason=%s id=fedcba9876543210 part=%d/%d ", reason, i+1, len(lines))
+			chunk, ok := strings.CutPrefix(line, head)
+			if !ok {
+				t.Fatalf("unexpected line %d; got %.120q; want it to start with %q", i+1, line, head)
+			}
+			chunk = strings.TrimSuffix(chunk, "\n")
+			if !utf8.ValidString(chunk) || !spaced && (chunk[0] == ' ' || chunk[len(chunk)-1] == ' ') {
+				t.Fatalf("unexpected chunk %d: %.40q ... %.40q", i+1, chunk, chunk[max(0, len(chunk)-40):])
+			}
+			joined.WriteString(chunk)
+		}
+		if len(lines) < 2 || joined.String() != want {
+			t.Fatalf("unexpected lines for a %d-byte event; got %d lines joining to %d bytes", len(data), len(lines), joined.Len())
+		}
+	}
+	f("shutdown_deadline", event(3, MiB), false)
+	f("oversize", []byte(`{"record":"`+strings.Repeat("é✓ 🚀\n\r  ", 40000)+`"}`), false)
+	// No cut between two characters that are not white space: still
+	// between characters.
+	f("oversize", []byte(`{"record":"`+strings.Repeat("é ✓\n🚀  ", 40000)+`"}`), true)
+	f(strings.Repeat("r", 40000), event(4, 100*KiB), false) // a long reason still leaves room
 }
 
 func TestKeys(t *testing.T) {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"slices"
@@ -853,5 +854,72 @@ func TestUnreachableLogged(t *testing.T) {
 	}
 	if st := p.Stats(); st.CallNetwork < failWarnCalls {
 		t.Fatalf("unexpected network failures; got %+v", st)
+	}
+}
+
+// joinUndelivered reads KTE_UNDELIVERED lines as a log reader would: whole
+// events, and events in parts joined by id in part order.
+func joinUndelivered(t *testing.T, out string) (events []string, reasons map[string]int) {
+	t.Helper()
+	reasons = map[string]int{}
+	parts := map[string][]string{}
+	for line := range strings.Lines(out) {
+		if len(line) > maxUndeliveredLine {
+			t.Fatalf("unexpected KTE_UNDELIVERED line of %d bytes; want at most %d", len(line), maxUndeliveredLine)
+		}
+		rest, ok := strings.CutPrefix(strings.TrimSuffix(line, "\n"), "KTE_UNDELIVERED reason=")
+		if !ok {
+			t.Fatalf("unexpected line %.100q", line)
+		}
+		reason, rest, _ := strings.Cut(rest, " ")
+		if !strings.HasPrefix(rest, "id=") {
+			events = append(events, rest)
+			reasons[reason]++
+			continue
+		}
+		var id string
+		var i, n int
+		if _, err := fmt.Sscanf(rest, "id=%16s part=%d/%d ", &id, &i, &n); err != nil {
+			t.Fatalf("unexpected part line %.100q: %v", line, err)
+		}
+		_, chunk, _ := strings.Cut(rest[len("id=")+16+len(" part="):], " ")
+		if len(parts[id]) != i-1 {
+			t.Fatalf("unexpected part %d of %d of %s after %d", i, n, id, len(parts[id]))
+		}
+		if parts[id] = append(parts[id], chunk); i == n {
+			events = append(events, strings.Join(parts[id], ""))
+			reasons[reason]++
+		}
+	}
+	return events, reasons
+}
+
+// TestGiveUpLongEvents: an event too long for one log line (CloudWatch Logs
+// takes one log event of limited size per line) is written in parts that a
+// reader joins back, at shutdown and when it can never fit a record.
+func TestGiveUpLongEvents(t *testing.T) {
+	var big bytes.Buffer
+	r := newRing(t, 4*MiB)
+	p := newPacker(t, r, testConfig(500, 5*MiB, 256*KiB, "k"), Options{Undelivered: &big})
+	sizes := []int{100, 200 * KiB, 40 * KiB, 100, 300 * KiB}
+	for i, size := range sizes {
+		if err := ringtest.Write(r, event(i, size)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p.fill(p.now()) // the 300 KiB event can never fit a record: given up as oversize
+	var out bytes.Buffer
+	if n := p.GiveUp(&out, "shutdown"); n != 4 {
+		t.Fatalf("unexpected given-up count; got %d; want 4", n)
+	}
+	events, reasons := joinUndelivered(t, big.String()+out.String())
+	if len(events) != len(sizes) || reasons["oversize"] != 1 || reasons["shutdown"] != 4 {
+		t.Fatalf("unexpected events; got %d with reasons %v; want %d", len(events), reasons, len(sizes))
+	}
+	for _, ev := range events {
+		id := eventID([]byte(ev))
+		if id < 0 || id >= len(sizes) || ev != string(event(id, sizes[id])) {
+			t.Fatalf("unexpected event of %d bytes: %.40q", len(ev), ev)
+		}
 	}
 }

@@ -9,7 +9,9 @@ import (
 )
 
 // Lines written by the extension on stderr (batch.Packer.GiveUp, main's
-// summary): `KTE_UNDELIVERED reason=<r> <event>` and `KTE_SUMMARY k=v ...`.
+// summary): `KTE_UNDELIVERED reason=<r> <event>` (an event longer than a
+// line may be in several lines `KTE_UNDELIVERED reason=<r> id=<id>
+// part=<i>/<n> <chunk>`) and `KTE_SUMMARY k=v ...`.
 const (
 	UndeliveredPrefix = "KTE_UNDELIVERED "
 	SummaryPrefix     = "KTE_SUMMARY "
@@ -66,9 +68,11 @@ func (o *Output) Lines(name string) [][]byte {
 }
 
 // Undelivered returns the events of extension name's ("" for all lines) KTE_UNDELIVERED lines
-// (as written: enrichment included) and how many lines gave each reason.
+// (as written: enrichment included; an event written in parts joined, once
+// its last part is read) and how many events gave each reason.
 func (o *Output) Undelivered(name string) (events [][]byte, reasons map[string]int) {
 	reasons = map[string]int{}
+	parts := map[string][]byte{}
 	for _, l := range o.Lines(name) {
 		rest, ok := bytes.CutPrefix(l, []byte(UndeliveredPrefix))
 		if !ok {
@@ -78,7 +82,22 @@ func (o *Output) Undelivered(name string) (events [][]byte, reasons map[string]i
 		if !ok {
 			continue
 		}
-		reasons[string(bytes.TrimPrefix(r, []byte("reason=")))]++
+		reason := string(bytes.TrimPrefix(r, []byte("reason=")))
+		if id, rest, ok := bytes.Cut(ev, []byte(" part=")); ok && bytes.HasPrefix(id, []byte("id=")) {
+			num, chunk, _ := bytes.Cut(rest, []byte{' '})
+			i, n, _ := strings.Cut(string(num), "/")
+			key := string(id)
+			if i == "1" {
+				parts[key] = nil
+			}
+			parts[key] = append(parts[key], chunk...)
+			if i != n {
+				continue
+			}
+			ev = parts[key]
+			delete(parts, key)
+		}
+		reasons[reason]++
 		events = append(events, ev)
 	}
 	return events, reasons
