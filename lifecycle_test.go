@@ -44,6 +44,40 @@ func TestLifecycleInvokeFlushIsBounded(t *testing.T) {
 	}
 }
 
+// TestLifecycleNextAnswerCut: a SHUTDOWN whose answer is cut short is an
+// error of /event/next, not a second request (which Lambda would never
+// answer after SHUTDOWN: the extension would wait for its SIGKILL): the
+// extension delivers what it holds, writes its summary, reports to
+// /exit/error and exits 1.
+func TestLifecycleNextAnswerCut(t *testing.T) {
+	kl := kinesalite.StartT(t)
+	stream := kl.StreamT(t, "cut", 1)
+	kinesaliteEnv(t, kl)
+	rt := newFakeRuntime(t)
+	h := startExtension(t, rt, map[string]string{"KTE_STREAM": stream})
+	rt.waitNext(1)
+	if got := h.post(telemetryBody("req-0", 0, 20)); got != 200 {
+		t.Fatalf("unexpected status; got %d", got)
+	}
+	rt.next <- map[string]any{"eventType": "SHUTDOWN", "shutdownReason": "spindown", "deadlineMs": time.Now().Add(2 * time.Second).UnixMilli(), cutAnswer: true}
+	if code := h.exitCode(); code != 1 {
+		t.Fatalf("unexpected exit code %d; want 1; stderr:\n%s", code, h.stderr.String())
+	}
+	recs, err := kl.ReadAll(context.Background(), stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := h.stderr.String()
+	if len(recs) != 20 || !strings.Contains(out, "KTE_SUMMARY reason=runtime_api_error received=20 ") || !strings.Contains(out, " sent=20 ") {
+		t.Fatalf("unexpected delivery after a cut answer; got %d records; stderr:\n%s", len(recs), out)
+	}
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	if rt.nextCalls != 1 || len(rt.exitErrors) != 1 || !strings.HasPrefix(rt.exitErrors[0], "Extension.RuntimeAPIFailed: ") {
+		t.Fatalf("unexpected %d /event/next calls and exit errors %q; want 1 and one Extension.RuntimeAPIFailed", rt.nextCalls, rt.exitErrors)
+	}
+}
+
 // TestLifecycleSignalFlushesLikeShutdown: SIGTERM outside Lambda (the root
 // context cancelled) gets the same orderly flush as SHUTDOWN.
 func TestLifecycleSignalFlushesLikeShutdown(t *testing.T) {

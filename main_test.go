@@ -104,6 +104,11 @@ func (f *fakeRuntime) serve(w http.ResponseWriter, r *http.Request) {
 		f.nextCalled <- n
 		select {
 		case ev := <-f.next:
+			if _, cut := ev[cutAnswer]; cut {
+				delete(ev, cutAnswer)
+				f.cut(w, ev)
+				return
+			}
 			_ = json.NewEncoder(w).Encode(ev)
 		case <-r.Context().Done():
 		}
@@ -122,6 +127,22 @@ func (f *fakeRuntime) serve(w http.ResponseWriter, r *http.Request) {
 	default:
 		w.WriteHeader(404)
 	}
+}
+
+// cutAnswer, a key of an event handed to next, makes /event/next write half
+// of that event's answer and close the connection: a Runtime API failing
+// while it answers.
+const cutAnswer = "kte-test-cut"
+
+func (f *fakeRuntime) cut(w http.ResponseWriter, ev map[string]any) {
+	body, _ := json.Marshal(ev)
+	conn, _, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		f.t.Errorf("cannot cut the answer: %v", err)
+		return
+	}
+	defer conn.Close()
+	_, _ = fmt.Fprintf(conn, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(body), body[:len(body)/2])
 }
 
 func (f *fakeRuntime) invoke(requestID string, in time.Duration) {

@@ -19,6 +19,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/goccy/go-json"
@@ -134,7 +135,10 @@ const (
 // every call to a connection's read and write goroutines, which cost a cold
 // process 0.2 ms before its registration (0.68 against 0.45 ms for the three
 // calls of a start-up, median of 40). Next has a connection of its own, so
-// that a canceled ctx can close it.
+// that a canceled ctx can close it. The other calls are made one at a time
+// (they are few, and the lifecycle makes them in order anyway). A call is
+// sent again only when a connection kept idle turns out closed before any
+// byte of its answer (see callState.retry).
 //
 // Register also does what the first Next would do on its path (warmUp: the
 // JSON decoders of the answers, Next's connection): while its answer is on
@@ -143,8 +147,8 @@ const (
 //
 // A Client must not be copied after first use.
 type Client struct {
-	hc       *fasthttp.HostClient // every call but Next
-	next     *fasthttp.HostClient // Next, one connection
+	hc       *host // every call but Next
+	next     *host // Next, one connection
 	nextConn atomic.Pointer[net.Conn]
 	nextStop atomic.Bool              // Next's ctx ended: no new attempt
 	written  atomic.Pointer[func()]   // NextWith's callback, until the request is written
@@ -252,32 +256,79 @@ func New(runtimeAPI string, opts ...Option) *Client {
 	}
 	warm := c.warmUp
 	c.hcWrote.Store(&warm)
-	c.hc = newHostClient(addr, 4, &c.hcSpare, func(conn net.Conn) net.Conn { return writeHook{conn, &c.hcWrote} })
-	c.next = newHostClient(addr, 1, &c.spare, func(conn net.Conn) net.Conn {
-		conn = writeHook{conn, &c.written}
+	c.hc = newHost(addr, 4, &c.hcSpare, &c.hcWrote, nil)
+	c.next = newHost(addr, 1, &c.spare, &c.written, func(conn net.Conn) {
 		c.nextConn.Store(&conn)
 		if c.nextStop.Load() {
 			_ = conn.Close() // ctx ended while this one was being dialed
 		}
-		return conn
 	})
-	// A GET is tried again on a new connection when one fails (an idle one
-	// the other end closed), except after Next's ctx ended and closed it.
-	c.next.RetryIfErr = func(*fasthttp.Request, int, error) (bool, bool) { return false, !c.nextStop.Load() }
+	c.hc.RetryIfErr = func(_ *fasthttp.Request, _ int, err error) (bool, bool) { return false, c.hc.call.retry(err) }
+	// Not after Next's ctx ended and closed the connection under it.
+	c.next.RetryIfErr = func(_ *fasthttp.Request, _ int, err error) (bool, bool) {
+		return false, !c.nextStop.Load() && c.next.call.retry(err)
+	}
 	return c
 }
 
-// writeHook is a connection that, after a write, calls the callback in *f
-// once (a request is one write): NextWith's on Next's connection, warmUp on
-// hc's.
-type writeHook struct {
-	net.Conn
-	f *atomic.Pointer[func()]
+// host is one of the client's fasthttp clients, whose calls are made one
+// at a time (do holds turn), so that call describes the one in progress.
+type host struct {
+	*fasthttp.HostClient
+	turn chan struct{}
+	call callState
 }
 
-func (w writeHook) Write(p []byte) (int, error) {
-	n, err := w.Conn.Write(p)
-	if f := w.f.Swap(nil); f != nil {
+// callState is what the attempt in progress of a host's call has seen of
+// its connection.
+type callState struct {
+	dialed   atomic.Bool // the connection was dialed for it
+	answered atomic.Bool // a byte of an answer was read
+}
+
+// retry reports whether an attempt that failed with err is to be made
+// again (fasthttp then takes another connection, at most 5 attempts in
+// all), and if so readies the state for it. Only an attempt made on a
+// connection that was idle before it (kept from an earlier call, or dialed
+// ahead of the call: not dialed for it) and that ended before the first
+// byte of an answer is (fasthttp reports any failure to read that byte as
+// io.EOF; the write can fail with EPIPE or ECONNRESET): the other end
+// closed the connection while it was idle, as it may at any time, and did
+// not take the request. After part of an answer, or on a connection dialed
+// for the call, the request may have been taken: an /event/next answered
+// is an event consumed, which a second request would skip (or, after
+// SHUTDOWN, wait for until the process is killed), and a subscription or
+// an error report would be made twice. The caller gets the error instead.
+func (s *callState) retry(err error) bool {
+	if s.dialed.Load() || s.answered.Load() ||
+		!errors.Is(err, io.EOF) && !errors.Is(err, syscall.EPIPE) && !errors.Is(err, syscall.ECONNRESET) {
+		return false
+	}
+	s.answered.Store(false) // not dialed either
+	return true
+}
+
+// hookConn is a connection of a host: it records in call when a byte of
+// an answer is read and, after a write, calls the callback in *wrote once
+// (a request is one write): NextWith's on Next's connection, warmUp on
+// hc's.
+type hookConn struct {
+	net.Conn
+	wrote *atomic.Pointer[func()]
+	call  *callState
+}
+
+func (h hookConn) Read(p []byte) (int, error) {
+	n, err := h.Conn.Read(p)
+	if n > 0 {
+		h.call.answered.Store(true)
+	}
+	return n, err
+}
+
+func (h hookConn) Write(p []byte) (int, error) {
+	n, err := h.Conn.Write(p)
+	if f := h.wrote.Swap(nil); f != nil {
 		(*f)()
 	}
 	return n, err
@@ -288,30 +339,36 @@ func (w writeHook) Write(p []byte) (int, error) {
 // a cost there, a new one at each thaw would be).
 const idleKeep = 100 * 365 * 24 * time.Hour
 
-// newHostClient returns a client of at most conns connections to addr;
-// a new connection is the one in *spare if there is one (spare may be nil),
-// else dialed; dialed, if set, sees each new connection and returns what to
-// use.
-func newHostClient(addr string, conns int, spare *atomic.Pointer[net.Conn], dialed func(net.Conn) net.Conn) *fasthttp.HostClient {
-	return &fasthttp.HostClient{
+// newHost returns a host of at most conns connections to addr; a new
+// connection is the one in *spare if there is one, else dialed, and is
+// used as a hookConn with wrote; seen, if set, sees each new one.
+func newHost(addr string, conns int, spare *atomic.Pointer[net.Conn], wrote *atomic.Pointer[func()], seen func(net.Conn)) *host {
+	h := &host{turn: make(chan struct{}, 1)}
+	h.HostClient = &fasthttp.HostClient{
 		Addr: addr,
 		Dial: func(addr string) (net.Conn, error) {
-			if spare != nil {
-				if p := spare.Swap(nil); p != nil {
-					return dialed(*p), nil
+			var conn net.Conn
+			if p := spare.Swap(nil); p != nil {
+				conn = *p
+			} else {
+				var err error
+				if conn, err = net.Dial("tcp", addr); err != nil {
+					return nil, err
 				}
+				h.call.dialed.Store(true)
 			}
-			conn, err := net.Dial("tcp", addr)
-			if err == nil && dialed != nil {
-				conn = dialed(conn)
+			conn = hookConn{conn, wrote, &h.call}
+			if seen != nil {
+				seen(conn)
 			}
-			return conn, err
+			return conn, nil
 		},
 		MaxConns:                 conns,
 		MaxIdleConnDuration:      idleKeep,
 		MaxResponseBodySize:      maxResponseBytes,
 		NoDefaultUserAgentHeader: true,
 	}
+	return h
 }
 
 // RegisteredEarly reports whether Register read the answer to a
@@ -783,15 +840,24 @@ type call struct {
 	json        []byte // the body, sent as application/json; nil for none
 }
 
-// do makes the call on hc and reads the answer's body (at most
-// maxResponseBytes; more is an error) into dst. It returns the status and
-// the Lambda-Extension-Identifier header. ctx's deadline bounds the call;
-// cancellation without a deadline ends it only where the caller closes the
-// connection (Next), and is reported as ctx's error.
-func (c *Client) do(ctx context.Context, hc *fasthttp.HostClient, r call, dst *bytes.Buffer) (int, string, error) {
+// do makes the call on hc, after any call in progress there, and reads
+// the answer's body (at most maxResponseBytes; more is an error) into dst.
+// It returns the status and the Lambda-Extension-Identifier header. ctx's
+// deadline bounds the call; cancellation without a deadline ends it only
+// where the caller closes the connection (Next), and is reported as ctx's
+// error.
+func (c *Client) do(ctx context.Context, hc *host, r call, dst *bytes.Buffer) (int, string, error) {
+	select {
+	case hc.turn <- struct{}{}:
+		defer func() { <-hc.turn }()
+	case <-ctx.Done():
+		return 0, "", ctx.Err()
+	}
 	if err := ctx.Err(); err != nil {
 		return 0, "", err
 	}
+	hc.call.dialed.Store(false)
+	hc.call.answered.Store(false)
 	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
 	defer fasthttp.ReleaseRequest(req)
 	defer fasthttp.ReleaseResponse(resp)

@@ -1,8 +1,10 @@
 package extapi
 
 import (
+	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -693,6 +695,175 @@ func TestResponseTooLarge(t *testing.T) {
 	}
 }
 
+// rawAPI is a Runtime API on a bare TCP socket, for answers an HTTP server
+// would not write: the i-th request (counted across connections) gets
+// answers[i] as it is, after which the connection is closed if the answer
+// says so; requests past the answers are held unanswered, as Lambda holds
+// /event/next after SHUTDOWN.
+type rawAPI struct {
+	addr   string
+	mu     sync.Mutex
+	reqs   []string // "METHOD path", in order
+	closed chan int // the index of each answer after which a connection was closed
+}
+
+type rawAnswer struct {
+	text  string
+	close bool
+}
+
+func newRawAPI(t *testing.T, answers ...rawAnswer) *rawAPI {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := &rawAPI{addr: ln.Addr().String(), closed: make(chan int, len(answers))}
+	done := make(chan struct{})
+	t.Cleanup(func() {
+		close(done)
+		_ = ln.Close()
+	})
+	serve := func(conn net.Conn) {
+		defer conn.Close()
+		br := bufio.NewReader(conn)
+		for {
+			req, err := http.ReadRequest(br)
+			if err != nil {
+				return
+			}
+			_, _ = io.Copy(io.Discard, req.Body)
+			a.mu.Lock()
+			i := len(a.reqs)
+			a.reqs = append(a.reqs, req.Method+" "+req.URL.Path)
+			a.mu.Unlock()
+			if i >= len(answers) {
+				<-done
+				return
+			}
+			_, _ = io.WriteString(conn, answers[i].text)
+			if answers[i].close {
+				_ = conn.Close()
+				a.closed <- i
+				return
+			}
+		}
+	}
+	go func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go serve(conn)
+		}
+	}()
+	return a
+}
+
+func (a *rawAPI) requests() []string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return slices.Clone(a.reqs)
+}
+
+// rawReply is an HTTP/1.1 answer framed by Content-Length.
+func rawReply(status int, body string, header ...string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n", status, http.StatusText(status), len(body))
+	for i := 0; i+1 < len(header); i += 2 {
+		b.WriteString(header[i] + ": " + header[i+1] + "\r\n")
+	}
+	return b.String() + "\r\n" + body
+}
+
+// TestNextAnswerBroken: once Lambda has answered /event/next, the event is
+// taken. An answer cut short (the connection closed in its header or its
+// body), one that is not HTTP, or none on a connection dialed for the call
+// is an error, and no second /event/next goes out: it would return the
+// following event in the lost one's place, or, after a SHUTDOWN, never
+// return.
+func TestNextAnswerBroken(t *testing.T) {
+	invoke := rawReply(200, `{"eventType":"INVOKE","requestId":"r1","deadlineMs":1767225603000}`)
+	shutdown := rawReply(200, `{"eventType":"SHUTDOWN","shutdownReason":"spindown","deadlineMs":1767225605000}`)
+	f := func(name, answer string) {
+		t.Helper()
+		api := newRawAPI(t, rawAnswer{answer, true}, rawAnswer{shutdown, false})
+		ev, err := New(api.addr, WithExtensionID(testID)).Next(context.Background())
+		if err == nil {
+			t.Fatalf("%s: unexpected event %+v; want an error", name, ev)
+		}
+		if reqs := api.requests(); len(reqs) != 1 {
+			t.Fatalf("%s: unexpected requests %q; want one /event/next", name, reqs)
+		}
+	}
+	f("cut in the body", invoke[:len(invoke)-10])
+	f("cut in the header", invoke[:20])
+	f("not HTTP", "garbage\r\n\r\n")
+	f("closed without an answer", "")
+}
+
+// TestSubscribeAnswerBroken: a subscription whose answer is broken is an
+// error, sent once (fasthttp would send a PUT again by itself).
+func TestSubscribeAnswerBroken(t *testing.T) {
+	f := func(name, answer string) {
+		t.Helper()
+		api := newRawAPI(t, rawAnswer{answer, true}, rawAnswer{rawReply(200, `"OK"`), false})
+		if res, err := New(api.addr, WithExtensionID(testID)).Subscribe(context.Background(), testSubscription()); err == nil {
+			t.Fatalf("%s: unexpected result %+v; want an error", name, res)
+		}
+		if reqs := api.requests(); len(reqs) != 1 {
+			t.Fatalf("%s: unexpected requests %q; want one PUT", name, reqs)
+		}
+	}
+	ok := rawReply(200, `"OK"`)
+	f("cut in the body", ok[:len(ok)-2])
+	f("not HTTP", "garbage\r\n\r\n")
+	f("closed without an answer", "")
+}
+
+// TestIdleConnectionClosed: a Runtime API that closes each connection
+// after its answer without saying so: every call, made after that close,
+// finds its idle connection closed, sends the request again on a new one
+// and succeeds, each request arriving once.
+func TestIdleConnectionClosed(t *testing.T) {
+	register := rawReply(200, `{"functionName":"orders-api"}`, HeaderExtensionIdentifier, testID)
+	next := rawReply(200, `{"eventType":"INVOKE","requestId":"r1","deadlineMs":1767225603000}`)
+	var answers []rawAnswer
+	var want []string
+	for range 3 {
+		answers = append(answers, rawAnswer{register, true}, rawAnswer{next, true}, rawAnswer{rawReply(200, `"OK"`), true},
+			rawAnswer{rawReply(202, ``), true})
+		want = append(want, "POST "+PathRegister, "GET "+PathNext, "PUT "+PathTelemetry, "POST "+PathExitError)
+	}
+	api := newRawAPI(t, answers...)
+	c := New(api.addr)
+	ctx := context.Background()
+	step := func(name string, err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatalf("%s: unexpected error: %v", name, err)
+		}
+		select {
+		case <-api.closed:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%s: the server did not close the connection", name)
+		}
+	}
+	for range 3 {
+		_, err := c.Register(ctx, "kte", []EventType{Invoke, Shutdown})
+		step("register", err)
+		_, err = c.Next(ctx)
+		step("next", err)
+		_, err = c.Subscribe(ctx, testSubscription())
+		step("subscribe", err)
+		step("exit error", c.ExitError(ctx, "Extension.Test", errors.New("x")))
+	}
+	if got := api.requests(); !slices.Equal(got, want) {
+		t.Fatalf("unexpected requests;\ngot  %q\nwant %q", got, want)
+	}
+}
+
 func TestNewAddress(t *testing.T) {
 	f := func(in, want string) {
 		t.Helper()
@@ -712,7 +883,7 @@ func TestNewAddress(t *testing.T) {
 // is not on loopback.)
 func TestDefaultTransport(t *testing.T) {
 	c := New("127.0.0.1:9001")
-	for _, hc := range []*fasthttp.HostClient{c.hc, c.next} {
+	for _, hc := range []*fasthttp.HostClient{c.hc.HostClient, c.next.HostClient} {
 		if hc.ReadTimeout != 0 || hc.WriteTimeout != 0 {
 			t.Fatalf("unexpected timeouts %v, %v; want none", hc.ReadTimeout, hc.WriteTimeout)
 		}
