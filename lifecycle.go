@@ -48,6 +48,15 @@ const (
 	// one PutRecords (tens of ms in the same region) still fits when the
 	// function ran until its deadline.
 	endFlushReserve = 250 * time.Millisecond
+	// An event's deadline is at most this far away (protocol.md, Timing):
+	// Lambda's SHUTDOWN phase lasts 2 s, an invocation at most 15 min (the
+	// longest function timeout).
+	shutdownPhase = 2 * time.Second
+	invokeLongest = 15 * time.Minute
+	// shutdownFallback is the SHUTDOWN deadline, from its arrival, when the
+	// event's cannot be used: within the 1.7 s or so that external
+	// extensions get of the 2 s.
+	shutdownFallback = 1500 * time.Millisecond
 )
 
 // extension is the running extension: what the lifecycle steps build.
@@ -64,6 +73,9 @@ type extension struct {
 	done   *runtimeDone
 	policy *flush.Policy // used by the lifecycle goroutine only
 	prev   string        // request id of the previous INVOKE (lifecycle goroutine only)
+	// deadlineWarned is set once an INVOKE's deadline was replaced
+	// (lifecycle goroutine only).
+	deadlineWarned bool
 	// runtimeDones is set when platform.runtimeDone events will come: the
 	// subscription includes platform events and the Telemetry API took it.
 	runtimeDones bool
@@ -297,7 +309,7 @@ func (x *extension) loop(ctx context.Context) int {
 		case extapi.Invoke:
 			x.invoke(ctx, &ev)
 		case extapi.Shutdown:
-			x.shutdown(ev.Deadline(), strings.ToLower(ev.ShutdownReason))
+			x.shutdown(x.deadline(&ev, time.Now()), strings.ToLower(ev.ShutdownReason))
 			return 0
 		default:
 			x.log.Warn("kte: unknown event type from /event/next", "type", ev.EventType)
@@ -312,7 +324,7 @@ func (x *extension) loop(ctx context.Context) int {
 // margin.
 func (x *extension) invoke(ctx context.Context, ev *extapi.Event) {
 	now := time.Now()
-	end := ev.Deadline().Add(-x.cfg.ShutdownMargin)
+	end := x.deadline(ev, now).Add(-x.cfg.ShutdownMargin)
 	prev := x.prev
 	x.prev = ev.RequestID
 	switch x.policy.Invoke(now, x.fullBatchBuffered()) {
@@ -340,6 +352,36 @@ func (x *extension) invoke(ctx context.Context, ev *extapi.Event) {
 	if x.stats != nil && x.stats.due(time.Now()) {
 		x.emitMetrics()
 	}
+}
+
+// deadline returns the deadline of ev, an INVOKE or a SHUTDOWN that
+// arrived at now, or a fallback when it is missing, already past, or
+// further away than Lambda gives (shutdownPhase, invokeLongest): taken as
+// it is, such a deadline would give up at SHUTDOWN on everything buffered
+// without a PutRecords call, skip the flush at an INVOKE, or let either run
+// past the time Lambda gives it (at SHUTDOWN, into the SIGKILL, with
+// nothing written to stderr). The fallback is shutdownFallback for
+// SHUTDOWN, and for INVOKE KTE_FLUSH_MAX_MS plus the margin (the flush gets
+// KTE_FLUSH_MAX_MS). It logs a warning, for INVOKE the first time only (an
+// emulator that omits the deadline omits it from every event).
+func (x *extension) deadline(ev *extapi.Event, now time.Time) time.Time {
+	d := ev.Deadline()
+	longest, fallback := shutdownPhase, shutdownFallback
+	if ev.EventType == extapi.Invoke {
+		longest, fallback = invokeLongest, x.cfg.FlushMax+x.cfg.ShutdownMargin
+	}
+	if d.After(now) && d.Sub(now) <= longest {
+		return d
+	}
+	if ev.EventType == extapi.Invoke {
+		if x.deadlineWarned {
+			return now.Add(fallback)
+		}
+		x.deadlineWarned = true
+	}
+	x.log.Warn("kte: the event's deadline is missing, past or further than Lambda gives; using a fallback",
+		"type", ev.EventType, "deadline_ms", ev.DeadlineMs, "fallback_ms", fallback.Milliseconds())
+	return now.Add(fallback)
 }
 
 // waitPrevious waits, before an invoke-style flush, for the previous

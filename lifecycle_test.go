@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"os"
 	"os/exec"
@@ -13,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kte-dev/kinesis-telemetry-extension/config"
+	"github.com/kte-dev/kinesis-telemetry-extension/extapi"
 	"github.com/kte-dev/kinesis-telemetry-extension/internal/kinesalite"
 	"github.com/kte-dev/kinesis-telemetry-extension/internal/testsupport"
 	"github.com/kte-dev/kinesis-telemetry-extension/lambdasim"
@@ -75,6 +78,111 @@ func TestLifecycleNextAnswerCut(t *testing.T) {
 	defer rt.mu.Unlock()
 	if rt.nextCalls != 1 || len(rt.exitErrors) != 1 || !strings.HasPrefix(rt.exitErrors[0], "Extension.RuntimeAPIFailed: ") {
 		t.Fatalf("unexpected %d /event/next calls and exit errors %q; want 1 and one Extension.RuntimeAPIFailed", rt.nextCalls, rt.exitErrors)
+	}
+}
+
+// TestEventDeadline: an event's deadline is used when Lambda could have
+// sent it; a missing, past or too distant one is replaced, with a warning
+// (for INVOKE the first time only).
+func TestEventDeadline(t *testing.T) {
+	var log strings.Builder
+	x := &extension{cfg: config.Config{FlushMax: 2 * time.Second, ShutdownMargin: 200 * time.Millisecond},
+		log: slog.New(slog.NewTextHandler(&log, nil))}
+	now := time.UnixMilli(1767225600000)
+	ms := now.UnixMilli()
+	f := func(typ extapi.EventType, deadlineMs int64, after time.Duration, warned bool) {
+		t.Helper()
+		log.Reset()
+		ev := extapi.Event{EventType: typ, DeadlineMs: deadlineMs}
+		if got := x.deadline(&ev, now); !got.Equal(now.Add(after)) {
+			t.Fatalf("unexpected deadline for %s deadlineMs=%d; got now+%v; want now+%v", typ, deadlineMs, got.Sub(now), after)
+		}
+		want := 0
+		if warned {
+			want = 1
+		}
+		if got := strings.Count(log.String(), "kte: the event's deadline is missing"); got != want {
+			t.Fatalf("unexpected warnings for %s deadlineMs=%d; got %d; want %d; log:\n%s", typ, deadlineMs, got, want, log.String())
+		}
+	}
+	f(extapi.Shutdown, ms+1800, 1800*time.Millisecond, false)
+	f(extapi.Shutdown, ms+2000, 2*time.Second, false)
+	f(extapi.Shutdown, 0, shutdownFallback, true) // missing
+	f(extapi.Shutdown, ms, shutdownFallback, true)
+	f(extapi.Shutdown, ms-60000, shutdownFallback, true)
+	f(extapi.Shutdown, ms+2001, shutdownFallback, true)
+	f(extapi.Shutdown, ms+3600000, shutdownFallback, true)
+	f(extapi.Shutdown, 0, shutdownFallback, true) // every SHUTDOWN warns
+	f(extapi.Invoke, ms+3000, 3*time.Second, false)
+	f(extapi.Invoke, ms+900000, 15*time.Minute, false)
+	f(extapi.Invoke, 0, 2200*time.Millisecond, true) // KTE_FLUSH_MAX_MS for the flush, plus the margin
+	f(extapi.Invoke, ms-1, 2200*time.Millisecond, false)
+	f(extapi.Invoke, ms+900001, 2200*time.Millisecond, false)
+}
+
+// TestLifecycleEventsWithoutDeadline: an INVOKE and a SHUTDOWN without
+// deadlineMs are handled with the fallback deadlines: the INVOKE flushes,
+// the SHUTDOWN delivers what is left instead of giving up on it at once.
+func TestLifecycleEventsWithoutDeadline(t *testing.T) {
+	kl := kinesalite.StartT(t)
+	stream := kl.StreamT(t, "nodeadline", 1)
+	kinesaliteEnv(t, kl)
+	rt := newFakeRuntime(t)
+	h := startExtension(t, rt, map[string]string{"KTE_STREAM": stream})
+	rt.waitNext(1)
+	if got := h.post(telemetryBody("req-0", 0, 20)); got != 200 {
+		t.Fatalf("unexpected status; got %d", got)
+	}
+	rt.next <- map[string]any{"eventType": "INVOKE", "requestId": "req-1"}
+	rt.waitNext(2)
+	recs, err := kl.ReadAll(context.Background(), stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) != 20 {
+		t.Fatalf("unexpected records after an INVOKE without deadline; got %d; want 20; stderr:\n%s", len(recs), h.stderr.String())
+	}
+	if got := h.post(telemetryBody("req-1", 20, 20)); got != 200 {
+		t.Fatalf("unexpected status; got %d", got)
+	}
+	rt.next <- map[string]any{"eventType": "SHUTDOWN", "shutdownReason": "spindown"}
+	if code := h.exitCode(); code != 0 {
+		t.Fatalf("unexpected exit code %d; stderr:\n%s", code, h.stderr.String())
+	}
+	if recs, err = kl.ReadAll(context.Background(), stream); err != nil {
+		t.Fatal(err)
+	}
+	out := h.stderr.String()
+	if len(recs) != 40 || strings.Contains(out, "KTE_UNDELIVERED") || !strings.Contains(out, "KTE_SUMMARY reason=spindown received=40 ") || !strings.Contains(out, " sent=40 ") {
+		t.Fatalf("unexpected delivery at a SHUTDOWN without deadline; got %d records; stderr:\n%s", len(recs), out)
+	}
+	if n := strings.Count(out, "kte: the event's deadline is missing"); n != 2 {
+		t.Fatalf("unexpected deadline warnings; got %d; want 2; stderr:\n%s", n, out)
+	}
+}
+
+// TestLifecycleShutdownDeadlineTooFar: a SHUTDOWN deadline further away than
+// Lambda's 2 s is not waited for: with a stream that never answers, the
+// extension reports what it holds and exits within the fallback, before
+// Lambda's SIGKILL would come.
+func TestLifecycleShutdownDeadlineTooFar(t *testing.T) {
+	hangingKinesis(t)
+	rt := newFakeRuntime(t)
+	h := startExtension(t, rt, map[string]string{"KTE_SEND_TIMEOUT_MS": "200"})
+	rt.waitNext(1)
+	if got := h.post(telemetryBody("req-0", 0, 20)); got != 200 {
+		t.Fatalf("unexpected status; got %d", got)
+	}
+	start := time.Now()
+	rt.shutdown("spindown", time.Hour)
+	if code := h.exitCode(); code != 0 {
+		t.Fatalf("unexpected exit code %d; stderr:\n%s", code, h.stderr.String())
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Fatalf("unexpected shutdown time %v; want within the %v fallback", took, shutdownFallback)
+	}
+	if out := h.stderr.String(); strings.Count(out, "KTE_UNDELIVERED reason=shutdown_deadline {") != 20 || !strings.Contains(out, " dropped_shutdown=20 ") {
+		t.Fatalf("unexpected undelivered events; stderr:\n%s", out)
 	}
 }
 
