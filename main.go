@@ -156,6 +156,10 @@ func run(ctx context.Context, e env) int {
 		x.log.Error("kte: cannot register with the Extensions API", "name", e.name, "error", err)
 		return 1
 	}
+	if x.reg.BodyError != nil {
+		x.log.Warn("kte: registered, but the answer's body is unusable: events carry the function name and version of the environment and no account id",
+			"error", x.reg.BodyError)
+	}
 
 	// Step 2: configuration, every bad variable reported at once.
 	if cfgErr != nil {

@@ -35,8 +35,9 @@ type fakeRuntime struct {
 	t   *testing.T
 	srv *httptest.Server
 
-	subscribeStatus int // 200 by default
-	registerStatus  int // 200 by default
+	subscribeStatus int    // 200 by default
+	registerStatus  int    // 200 by default
+	registerBody    string // the answer's body when not empty
 
 	next chan map[string]any // events handed to /event/next, in order
 
@@ -77,6 +78,10 @@ func (f *fakeRuntime) serve(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		w.Header().Set("Lambda-Extension-Identifier", "ext-id-1")
+		if f.registerBody != "" {
+			_, _ = io.WriteString(w, f.registerBody)
+			return
+		}
 		_, _ = io.WriteString(w, `{"functionName":"orders-api","functionVersion":"$LATEST","handler":"bootstrap","accountId":"111122223333"}`)
 	case r.Method == http.MethodPut && r.URL.Path == "/2022-07-01/telemetry":
 		var sub map[string]any
@@ -469,6 +474,24 @@ func TestLifecycleInitErrors(t *testing.T) {
 		"KTE_STREAM": "", "KTE_BATCH_MAX_RECORDS": "501", "KTE_BUFFER_TIMEOUT_MS": "10", "KTE_RECORD_MAX_BYTES": "11MiB",
 	}, "Extension.ConfigInvalid",
 		"KTE_STREAM", `KTE_BATCH_MAX_RECORDS="501"`, "between 1 and 500", `KTE_BUFFER_TIMEOUT_MS="10"`, "between 25 and 30000", `KTE_RECORD_MAX_BYTES="11MiB"`)
+}
+
+// TestLifecycleRegisterBodyUnusable: a registration answered with the
+// extension id and a body that cannot be decoded is a registration: the
+// extension warns and goes on (its events carry the environment's function
+// name and version).
+func TestLifecycleRegisterBodyUnusable(t *testing.T) {
+	rt := newFakeRuntime(t)
+	rt.registerBody = "<html>bad gateway</html>"
+	h := startExtension(t, rt, nil)
+	rt.waitNext(1)
+	rt.shutdown("spindown", time.Second)
+	if code := h.exitCode(); code != 0 {
+		t.Fatalf("unexpected exit code %d; stderr:\n%s", code, h.stderr.String())
+	}
+	if out := h.stderr.String(); !strings.Contains(out, "kte: registered, but the answer's body is unusable") || !strings.Contains(out, "cannot decode register response") {
+		t.Fatalf("missing warning; stderr:\n%s", out)
+	}
 }
 
 func TestLifecycleOutageWritesUndeliveredToStderr(t *testing.T) {

@@ -400,13 +400,19 @@ type RegisterResponse struct {
 	FunctionVersion string `json:"functionVersion"`
 	Handler         string `json:"handler"`
 	AccountID       string `json:"accountId"` // present because we send Accept-Feature: accountId
+	// BodyError is set (wrapping ErrBadResponse) when the answer had the
+	// extension id but a body that could not be decoded: the registration
+	// succeeded, and the other fields, which only describe the function,
+	// are empty.
+	BodyError error `json:"-"`
 }
 
 // Register registers the extension under name (the executable's file name)
 // for events, asking for the account id. On success the client keeps the
-// extension id for every later call. With WithRegistration, it reads the
-// answer of the registration already written, which must be for the same
-// name and events.
+// extension id for every later call; an answer with the id is a success
+// even when its body cannot be decoded (see RegisterResponse.BodyError).
+// With WithRegistration, it reads the answer of the registration already
+// written, which must be for the same name and events.
 func (c *Client) Register(ctx context.Context, name string, events []EventType) (RegisterResponse, error) {
 	const op = "register"
 	ctx, cancel := c.callContext(ctx)
@@ -430,15 +436,15 @@ func (c *Client) Register(ctx context.Context, name string, events []EventType) 
 	if status != fasthttp.StatusOK {
 		return RegisterResponse{}, statusError(op, status, buf.Bytes())
 	}
-	var rr RegisterResponse
-	if err := json.Unmarshal(buf.Bytes(), &rr); err != nil {
-		return RegisterResponse{}, fmt.Errorf("%w: cannot decode register response: %w", ErrBadResponse, err)
-	}
-	rr.ExtensionID = id
-	if rr.ExtensionID == "" {
+	if id == "" {
 		return RegisterResponse{}, ErrNoIdentifier
 	}
-	c.id = rr.ExtensionID
+	var rr RegisterResponse
+	if err := json.Unmarshal(buf.Bytes(), &rr); err != nil {
+		rr = RegisterResponse{BodyError: fmt.Errorf("%w: cannot decode register response: %w", ErrBadResponse, err)}
+	}
+	rr.ExtensionID = id
+	c.id = id
 	return rr, nil
 }
 

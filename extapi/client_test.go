@@ -341,7 +341,7 @@ func TestRegisterErrors(t *testing.T) {
 		ErrStatus, "status 400: Extension.RegistrationClosed")
 	f(reply(500, `oops`), ErrStatus, `extapi: register: status 500: "oops"`)
 	f(reply(200, `{"functionName":"f"}`), ErrNoIdentifier, "without Lambda-Extension-Identifier")
-	f(reply(200, `{"functionName":`, HeaderExtensionIdentifier, testID), ErrBadResponse, "cannot decode register response")
+	f(reply(200, `{"functionName":`), ErrNoIdentifier, "without Lambda-Extension-Identifier")
 
 	var se *StatusError
 	api := newFakeAPI(t, reply(403, `{"errorType":"Extension.InvalidEventType","errorMessage":"m"}`))
@@ -349,6 +349,32 @@ func TestRegisterErrors(t *testing.T) {
 	if !errors.As(err, &se) || se.Status != 403 || se.ErrorType != "Extension.InvalidEventType" || se.ErrorMessage != "m" || se.Op != "register" {
 		t.Fatalf("unexpected error; got %#v; want a *StatusError with status 403", err)
 	}
+}
+
+// TestRegisterBodyUnusable: an answer with the extension id is a
+// registration, whatever its body: the id is kept, the other fields are
+// empty and BodyError says why.
+func TestRegisterBodyUnusable(t *testing.T) {
+	f := func(body string) {
+		t.Helper()
+		api := newFakeAPI(t, reply(200, body, HeaderExtensionIdentifier, testID))
+		c := New(api.addr())
+		got, err := c.Register(context.Background(), "kte", []EventType{Invoke, Shutdown})
+		if err != nil {
+			t.Fatalf("body %q: unexpected error: %v", body, err)
+		}
+		if !errors.Is(got.BodyError, ErrBadResponse) || !strings.Contains(got.BodyError.Error(), "cannot decode register response") {
+			t.Fatalf("body %q: unexpected BodyError %v; want ErrBadResponse", body, got.BodyError)
+		}
+		got.BodyError = nil
+		if want := (RegisterResponse{ExtensionID: testID}); got != want || c.ExtensionID() != testID {
+			t.Fatalf("body %q: unexpected response %+v, id %q; want %+v", body, got, c.ExtensionID(), want)
+		}
+	}
+	f(``)
+	f(`{"functionName":`)
+	f(`{"functionName":"orders-api","accountId":42}`)
+	f(`<html>bad gateway</html>`)
 }
 
 func TestRegisterUnreachable(t *testing.T) {
