@@ -666,7 +666,8 @@ func (c *Client) NextWith(ctx context.Context, written func()) (Event, error) {
 // nextEarly is NextWith's first call when the request was written during
 // package initialisation (WithNext): written is called at once, and the
 // answer is the one read then (the rest of it read from the connection,
-// which then serves hc's next call).
+// which then serves hc's next call). When ctx ends first, the read of that
+// answer is ended too and the connection closed.
 func (c *Client) nextEarly(ctx context.Context, written func()) (Event, error) {
 	if written != nil {
 		written()
@@ -674,6 +675,11 @@ func (c *Client) nextEarly(ctx context.Context, written func()) (Event, error) {
 	select {
 	case <-c.earlyNext.done:
 	case <-ctx.Done():
+		if early := c.earlyConn; early != nil {
+			early.Interrupt()
+			<-c.earlyNext.done
+		}
+		c.closeEarlyConn()
 		return Event{}, fmt.Errorf("extapi: cannot get next event: %w", ctx.Err())
 	}
 	answer, complete := c.earlyNext.answer()

@@ -1186,7 +1186,8 @@ func newEarlyNextClient(t *testing.T, addr string) (*Client, func() time.Time) {
 }
 
 // TestNextEarlyCanceled: the first Next, waiting for the answer to the
-// /event/next written early, ends when its ctx does.
+// /event/next written early, ends when its ctx does, and so does the read
+// of that answer (which no answer ends here); the connection is closed.
 func TestNextEarlyCanceled(t *testing.T) {
 	addr, _ := countedServer(t, func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == PathNext {
@@ -1206,6 +1207,14 @@ func TestNextEarlyCanceled(t *testing.T) {
 	defer cancel()
 	if _, err := c.NextWith(ctx, nil); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("unexpected error %v; want the ctx's", err)
+	}
+	select {
+	case <-c.earlyNext.done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the read of the early /event/next's answer still blocks 5s after Next returned")
+	}
+	if c.earlyConn != nil {
+		t.Fatal("unexpected: the early connection is still held")
 	}
 }
 

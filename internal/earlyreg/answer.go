@@ -71,9 +71,9 @@ func (r *Registration) Send(req []byte) bool {
 	return true
 }
 
-// Await reads the answer to the request Send wrote with no time limit: it
-// is for /event/next, which Lambda answers when there is an event (the
-// process may be frozen in between). It returns the answer and true when
+// Await reads the answer to the request Send wrote with no time limit
+// (Interrupt ends it): it is for /event/next, which Lambda answers when
+// there is an event (the process may be frozen in between). It returns the answer and true when
 // it is framed by Content-Length, as the Runtime API frames it; on
 // anything else, or an error, it returns what it read and false, and
 // leaves r.Conn open for a full HTTP client to read the rest (or to fail
@@ -89,6 +89,18 @@ func (r *Registration) Await() ([]byte, bool) {
 	}
 	answer, _, ok := readResponse(fd, nil)
 	return answer, ok
+}
+
+// Interrupt ends the read Await is blocked in (or would block in) at once,
+// by shutting the socket down both ways: closing the descriptor would not
+// end the read, which would hold its thread and the connection for as long
+// as no answer comes. It may be called while Await runs in another
+// goroutine; afterwards the connection is of no use, and its owner closes
+// it once Await has returned.
+func (r *Registration) Interrupt() {
+	if r.Conn != nil {
+		_ = syscall.Shutdown(int(r.Conn.Fd()), syscall.SHUT_RDWR)
+	}
 }
 
 // Status returns the status code of a complete answer returned by

@@ -191,6 +191,29 @@ func TestSendAwait(t *testing.T) {
 	}
 }
 
+// TestInterrupt: Interrupt ends an Await that no answer would end.
+func TestInterrupt(t *testing.T) {
+	r, peer := pair(t)
+	_, _ = peer.WriteString("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
+	if _, _, ok := r.ReadAnswer(); !ok || !r.Send([]byte("GET /2020-01-01/extension/event/next HTTP/1.1\r\n\r\n")) {
+		t.Fatal("unexpected: answer not read or request not sent")
+	}
+	done := make(chan bool, 1)
+	go func() {
+		_, ok := r.Await()
+		done <- ok
+	}()
+	r.Interrupt()
+	select {
+	case ok := <-done:
+		if ok {
+			t.Fatal("unexpected answer after Interrupt")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Await still blocked 5s after Interrupt")
+	}
+}
+
 // TestStatus: the status of a complete answer, 0 for anything else.
 func TestStatus(t *testing.T) {
 	for answer, want := range map[string]int{
