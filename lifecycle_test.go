@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"regexp"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -297,4 +298,45 @@ func TestBinarySignalAfterInit(t *testing.T) {
 	if len(recs) != 30 || !strings.Contains(stderr.String(), "KTE_SUMMARY reason=signal received=30 ") {
 		t.Fatalf("unexpected delivery on SIGTERM; got %d records; stderr:\n%s", len(recs), stderr.String())
 	}
+}
+
+// TestGCPercentUnlessGOGCSetsOne: KTE's GC target applies unless GOGC sets
+// one the way the Go runtime reads it ("off" or a number); an empty or
+// unreadable GOGC leaves the runtime's default, so KTE's target applies.
+func TestGCPercentUnlessGOGCSetsOne(t *testing.T) {
+	f := func(vars map[string]string, want bool) {
+		t.Helper()
+		set := make(chan int, 1)
+		x := &extension{env: env{
+			lookup:       func(k string) (string, bool) { v, ok := vars[k]; return v, ok },
+			setGCPercent: func(p int) int { set <- p; return 100 },
+		}}
+		x.setGCPercent()
+		timeout := time.After(5 * time.Second)
+		if !want {
+			timeout = time.After(100 * time.Millisecond) // time for a cleanup that must not exist
+		}
+		for {
+			runtime.GC()
+			select {
+			case p := <-set:
+				if !want || p != gcPercent {
+					t.Fatalf("GOGC %v: unexpected SetGCPercent(%d); want it: %v", vars, p, want)
+				}
+				return
+			case <-timeout:
+				if want {
+					t.Fatalf("GOGC %v: no SetGCPercent(%d) after collections", vars, gcPercent)
+				}
+				return
+			case <-time.After(10 * time.Millisecond):
+			}
+		}
+	}
+	f(nil, true)
+	f(map[string]string{"GOGC": ""}, true)
+	f(map[string]string{"GOGC": "lots"}, true)
+	f(map[string]string{"GOGC": "200"}, false)
+	f(map[string]string{"GOGC": "off"}, false)
+	f(map[string]string{"GOGC": "-1"}, false)
 }
