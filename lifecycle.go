@@ -110,10 +110,11 @@ type boundSocket struct {
 }
 
 // prepare builds the ring, the flush policy, the packer and the listener
-// (build), then serves on the socket from bound, bound meanwhile:
-// everything that needs only the configuration. The listener can take
-// POSTs from now on, but none come before the subscription. The socket is
-// closed when prepare fails.
+// (build), then serves on the socket from bound, bound meanwhile. It runs
+// once registered: the listener enriches with the registration's identity
+// from its first POST, which may come at once when the subscription was
+// sent during package initialisation (earlysub). The socket is closed when
+// prepare fails.
 func (x *extension) prepare(bound <-chan boundSocket) error {
 	err := x.build()
 	b := <-bound
@@ -155,7 +156,7 @@ func (x *extension) build() error {
 		MaxBodyBytes:  2*x.cfg.BufferMaxBytes + config.PostSlackBytes,
 		MaxFrameBytes: x.cfg.RecordMaxBytes - x.cfg.MaxPartitionKeyBytes(),
 		Enrich:        x.cfg.Enrich,
-		Identity:      x.identity(extapi.RegisterResponse{}), // the registration's answer comes in start
+		Identity:      x.identity(), // registered before prepare: the first POST is enriched in full
 		Logger:        x.log,
 		OnRuntimeDone: x.onRuntimeDone,
 	})
@@ -164,7 +165,8 @@ func (x *extension) build() error {
 
 // identity is what enrichment writes into every event: the registration's
 // answer where there is one, else the environment's.
-func (x *extension) identity(reg extapi.RegisterResponse) listener.Identity {
+func (x *extension) identity() listener.Identity {
+	reg := x.reg
 	return listener.Identity{
 		Function:    firstNonEmpty(reg.FunctionName, x.cfg.FunctionName),
 		Version:     firstNonEmpty(reg.FunctionVersion, x.cfg.FunctionVersion),
@@ -174,13 +176,9 @@ func (x *extension) identity(reg extapi.RegisterResponse) listener.Identity {
 	}
 }
 
-// start completes what prepare built once registered: the listener's
-// identity, the metrics and the packer's goroutine. The Kinesis client comes
-// later (buildClient).
+// start completes what prepare built: the metrics and the packer's
+// goroutine. The Kinesis client comes later (buildClient).
 func (x *extension) start(ctx context.Context) error {
-	if err := x.lis.SetIdentity(x.identity(x.reg)); err != nil {
-		return err
-	}
 	if x.cfg.Metrics {
 		var err error
 		if x.stats, err = x.newEmitter(); err != nil {

@@ -2,8 +2,11 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -20,6 +23,7 @@ import (
 	"github.com/kte-dev/kinesis-telemetry-extension/internal/kinesalite"
 	"github.com/kte-dev/kinesis-telemetry-extension/internal/testsupport"
 	"github.com/kte-dev/kinesis-telemetry-extension/lambdasim"
+	"github.com/kte-dev/kinesis-telemetry-extension/listener"
 )
 
 // TestLifecycleInvokeFlushIsBounded: with a stream that never answers, a
@@ -339,4 +343,49 @@ func TestGCPercentUnlessGOGCSetsOne(t *testing.T) {
 	f(map[string]string{"GOGC": "200"}, false)
 	f(map[string]string{"GOGC": "off"}, false)
 	f(map[string]string{"GOGC": "-1"}, false)
+}
+
+// TestListenerEnrichesWithRegistrationFromStart: the listener serves from
+// prepare on, and with the subscription sent during package initialisation
+// (earlysub) a POST can come before start: it is enriched with the
+// registration's identity (the account id) all the same.
+func TestListenerEnrichesWithRegistrationFromStart(t *testing.T) {
+	vars := map[string]string{"AWS_LAMBDA_RUNTIME_API": "127.0.0.1:9001", "AWS_REGION": "us-east-1", "AWS_LAMBDA_FUNCTION_NAME": "orders-api",
+		"KTE_STREAM": "telemetry"}
+	cfg, err := config.Load(func(k string) (string, bool) { v, ok := vars[k]; return v, ok })
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := &extension{env: env{stderr: io.Discard}, log: slog.New(slog.DiscardHandler), cfg: cfg, done: newRuntimeDone(),
+		reg: extapi.RegisterResponse{FunctionName: "orders-api", FunctionVersion: "7", AccountID: "111122223333"}}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bound := make(chan boundSocket, 1)
+	bound <- boundSocket{ln: ln}
+	if err := x.prepare(bound); err != nil {
+		t.Fatal(err)
+	}
+	defer x.stopListener()
+	resp, err := http.Post("http://"+ln.Addr().String()+"/", "application/json", strings.NewReader(telemetryBody("req-0", 0, 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("unexpected status %d", resp.StatusCode)
+	}
+	f, ok := x.ring.Next()
+	if !ok {
+		t.Fatal("no frame in the ring after a POST answered 200")
+	}
+	var ev struct{ Lambda listener.Identity }
+	if err := json.Unmarshal(f.Data, &ev); err != nil {
+		t.Fatalf("frame is not JSON: %v: %s", err, f.Data)
+	}
+	want := listener.Identity{Function: "orders-api", Version: "7", Region: "us-east-1", Account: "111122223333", Environment: x.envID}
+	if ev.Lambda != want {
+		t.Fatalf("unexpected enrichment before start; got %+v; want %+v", ev.Lambda, want)
+	}
 }

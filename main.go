@@ -13,9 +13,9 @@
 //     and the configuration and bind the telemetry socket, unless earlysub
 //     did;
 //  2. report configuration errors to /init/error, naming every bad variable;
-//  3. build the ring, the packer and the listener, serve on the socket
-//     (extension.prepare), give the listener the registration's identity and
-//     start the packer (extension.start);
+//  3. build the ring, the packer and the listener (with the registration's
+//     identity), serve on the socket (extension.prepare) and start the
+//     packer (extension.start);
 //  4. subscribe to the Telemetry API (202 from a local emulator: keep
 //     working), or take the answer to the subscription earlysub sent;
 //  5. loop on /event/next (after a 200 subscription earlysub wrote the
