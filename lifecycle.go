@@ -58,6 +58,11 @@ const (
 	// event's cannot be used: within the 1.7 s or so that external
 	// extensions get of the 2 s.
 	shutdownFallback = 1500 * time.Millisecond
+	// prevTailMaxWait bounds waitPrevious (with quietSlack): a wait at an
+	// INVOKE is billed whenever the function returns first, so it must stay
+	// short whatever KTE_BUFFER_TIMEOUT_MS says. It is that variable's
+	// default: up to it the wait is as long as Lambda may hold the tail.
+	prevTailMaxWait = 100 * time.Millisecond
 )
 
 // extension is the running extension: what the lifecycle steps build.
@@ -342,7 +347,7 @@ func (x *extension) invoke(ctx context.Context, ev *extapi.Event) {
 	case flush.Now:
 		x.packer.Resume()
 		x.waitPrevious(ctx, prev, now, end)
-		x.invokeFlush(ctx, end)
+		x.invokeFlush(ctx, now, end) // the wait counts toward KTE_FLUSH_MAX_MS
 	case flush.AfterRuntimeDone:
 		// Full batches go while we wait; the rest after runtimeDone. With
 		// no runtimeDone to come (the Telemetry API not supported here;
@@ -356,7 +361,7 @@ func (x *extension) invoke(ctx context.Context, ev *extapi.Event) {
 		if x.runtimeDones && !x.done.wait(ctx, ev.RequestID, until) {
 			x.stats.endWaitExpired()
 		}
-		x.invokeFlush(ctx, end)
+		x.invokeFlush(ctx, time.Now(), end)
 	case flush.Skip:
 		// The packer stays paused since the last flush: nothing in flight.
 	}
@@ -402,27 +407,32 @@ func (x *extension) deadline(ev *extapi.Event, now time.Time) time.Time {
 // listener just after the thaw, while the flush at INVOKE has already begun;
 // a flush does not chase new events, so without this wait that telemetry
 // would wait one more invocation. Lambda delivers it within
-// KTE_BUFFER_TIMEOUT_MS of the thaw; the wait is bounded by that (plus
-// quietSlack) and leaves endFlushReserve before the deadline, runs
-// concurrently with the function, and is skipped when no runtimeDone will
-// come (no platform subscription, or the Telemetry API is not supported).
+// KTE_BUFFER_TIMEOUT_MS of the end of the invocation, just after the thaw
+// when the gap was longer. The wait runs concurrently with the function,
+// but the time it runs past the function's end is billed, so it is
+// bounded by KTE_BUFFER_TIMEOUT_MS, at most prevTailMaxWait, plus
+// quietSlack, by half of KTE_FLUSH_MAX_MS (the other half is the flush's),
+// and leaves endFlushReserve before the deadline; a tail held longer goes
+// with the next flush. It is skipped when no runtimeDone will come (no
+// platform subscription, or the Telemetry API is not supported).
 func (x *extension) waitPrevious(ctx context.Context, prev string, now, end time.Time) {
 	if prev == "" || !x.runtimeDones {
 		return
 	}
-	until := now.Add(time.Duration(x.cfg.BufferTimeoutMs)*time.Millisecond + quietSlack)
+	wait := min(time.Duration(x.cfg.BufferTimeoutMs)*time.Millisecond, prevTailMaxWait) + quietSlack
+	until := now.Add(min(wait, x.cfg.FlushMax/2))
 	if last := end.Add(-endFlushReserve); last.Before(until) {
 		until = last
 	}
 	x.done.wait(ctx, prev, until)
 }
 
-// invokeFlush is a flush at an INVOKE: it ends at end or after
-// KTE_FLUSH_MAX_MS, whichever is first, so that a slow or unavailable
-// stream adds a bounded time to each invocation; what is left stays
-// buffered for the next flush.
-func (x *extension) invokeFlush(ctx context.Context, end time.Time) batch.FlushResult {
-	if budget := time.Now().Add(x.cfg.FlushMax); budget.Before(end) {
+// invokeFlush is a flush at an INVOKE: it ends at end or KTE_FLUSH_MAX_MS
+// after from, whichever is first, so that a slow or unavailable stream
+// adds a bounded time to each invocation; what is left stays buffered for
+// the next flush.
+func (x *extension) invokeFlush(ctx context.Context, from, end time.Time) batch.FlushResult {
+	if budget := from.Add(x.cfg.FlushMax); budget.Before(end) {
 		end = budget
 	}
 	return x.flush(ctx, end)
@@ -473,6 +483,13 @@ func (x *extension) adviseFlush() {
 	case x.cfg.Flush.Mode == config.FlushEnd && x.cfg.BufferTimeoutMs > config.TelemetryMinTimeoutMs:
 		x.log.Warn("kte: with KTE_FLUSH=end every invocation waits for its platform.runtimeDone, which Lambda holds up to "+
 			"KTE_BUFFER_TIMEOUT_MS after the function ends (billed time): set KTE_BUFFER_TIMEOUT_MS=25, the minimum",
+			"flush", x.cfg.Flush.String(), "buffer_timeout_ms", x.cfg.BufferTimeoutMs)
+	case !x.cfg.LMI && x.cfg.Flush.Mode != config.FlushEnd && x.runtimeDones &&
+		time.Duration(x.cfg.BufferTimeoutMs)*time.Millisecond > prevTailMaxWait:
+		x.log.Warn(fmt.Sprintf("kte: the end of an invocation reaches the extension up to KTE_BUFFER_TIMEOUT_MS after the function ends, "+
+			"and a delivery at the next INVOKE waits for it at most %d ms: when invocations come sooner than KTE_BUFFER_TIMEOUT_MS apart, "+
+			"it is delivered one invocation later; lower KTE_BUFFER_TIMEOUT_MS to %d or less",
+			(prevTailMaxWait+quietSlack).Milliseconds(), prevTailMaxWait.Milliseconds()),
 			"flush", x.cfg.Flush.String(), "buffer_timeout_ms", x.cfg.BufferTimeoutMs)
 	}
 }

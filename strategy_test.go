@@ -455,6 +455,46 @@ func TestFlushInvokeCatchesPreviousTail(t *testing.T) {
 	}
 }
 
+// TestFlushInvokeTailWaitIsBounded: with a long KTE_BUFFER_TIMEOUT_MS
+// Lambda holds the previous invocation's tail that long; the invoke-style
+// flush still catches a tail that comes soon, but waits at most
+// prevTailMaxWait + quietSlack for one that does not (the old wait lasted
+// the buffer timeout, up to the deadline: billed time at every INVOKE), and
+// the extension says so at start.
+func TestFlushInvokeTailWaitIsBounded(t *testing.T) {
+	k := fakeKinesisEnv(t)
+	rt := newFakeRuntime(t)
+	h := startExtension(t, rt, map[string]string{"KTE_FLUSH": "invoke", "KTE_BUFFER_TIMEOUT_MS": "30000"})
+	rt.waitNext(1)
+	rt.invoke("req-1", 10*time.Second)
+	rt.waitNext(2)
+
+	// req-1's tail arrives 40 ms after INVOKE 2: still in this flush.
+	rt.invoke("req-2", 10*time.Second)
+	time.Sleep(40 * time.Millisecond)
+	if got := h.post(body(logLines("req-1", 0, 5), []string{runtimeDoneEvent("req-1")})); got != 200 {
+		t.Fatalf("unexpected status; got %d", got)
+	}
+	rt.waitNext(3)
+	wantSeqs(t, "INVOKE 2", delivered(k, rt.nextAt(3)), 0, 5)
+
+	// req-2's tail is held by Lambda for up to 30 s: INVOKE 3 does not wait
+	// for it (130 ms), nor anywhere near its deadline.
+	rt.invoke("req-3", 10*time.Second)
+	select {
+	case <-rt.nextCalled:
+	case <-time.After(3 * time.Second):
+		t.Fatalf("no /event/next within 3s of an INVOKE with KTE_BUFFER_TIMEOUT_MS=30000; want after about 130ms")
+	}
+	if out := h.stderr.String(); !strings.Contains(out, "lower KTE_BUFFER_TIMEOUT_MS to 100 or less") {
+		t.Fatalf("no advice on KTE_BUFFER_TIMEOUT_MS at start; stderr:\n%s", out)
+	}
+	rt.shutdown("spindown", time.Second)
+	if code := h.exitCode(); code != 0 {
+		t.Fatalf("unexpected exit code %d; stderr:\n%s", code, h.stderr.String())
+	}
+}
+
 // TestFlushInvokeNoTailWaitWithoutPlatform: without platform events no
 // runtimeDone ever comes, so the invoke-style flush does not wait for one.
 func TestFlushInvokeNoTailWaitWithoutPlatform(t *testing.T) {
