@@ -2,9 +2,13 @@ package main
 
 import (
 	"context"
+	crand "crypto/rand"
+	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"runtime"
 	"slices"
@@ -76,12 +80,18 @@ type extension struct {
 	packer *batch.Packer
 	reg    extapi.RegisterResponse
 	envID  string // this execution environment's random id (enrichment, partition keys)
+	// keys are the packer's partition keys, kept for redrawAfterRestore.
+	keys   *batch.Keys
 	done   *runtimeDone
 	policy *flush.Policy // used by the lifecycle goroutine only
 	prev   string        // request id of the previous INVOKE (lifecycle goroutine only)
 	// deadlineWarned is set once an INVOKE's deadline was replaced
 	// (lifecycle goroutine only).
 	deadlineWarned bool
+	// restored is set under SnapStart until the first event after the
+	// restore has redrawn what Init drew at random (lifecycle goroutine
+	// only; see redrawAfterRestore).
+	restored bool
 	// runtimeDones is set when platform.runtimeDone events will come: the
 	// subscription includes platform events and the Telemetry API took it.
 	runtimeDones bool
@@ -145,12 +155,23 @@ func (x *extension) build() error {
 	}
 	x.ring = r
 	x.policy = flush.New(x.cfg.Flush)
-	x.envID = newEnvironmentID()
+	v, _ := x.env.lookup(initTypeVar)
+	x.restored = v == initTypeSnapStart
+	var idBase uint64
+	x.envID, idBase = initDraws()
+	// The packer's default encoder, with keys kept for redrawAfterRestore.
+	if x.keys, err = batch.NewKeys(x.cfg.PartitionKey, x.cfg.FunctionName, x.envID); err != nil {
+		return err
+	}
+	enc, err := batch.NewRecordEncoder(batch.LimitsFrom(x.cfg), x.keys)
+	if err != nil {
+		return err
+	}
 	x.packer, err = batch.New(r, x.cfg, batch.Options{
-		EnvironmentKey: x.envID,
-		AlwaysOn:       x.cfg.LMI, // no freeze on Managed Instances: deliver continuously
-		Undelivered:    x.env.stderr,
-		Logger:         x.log,
+		Encoder:     enc,
+		AlwaysOn:    x.cfg.LMI, // no freeze on Managed Instances: deliver continuously
+		Undelivered: x.env.stderr,
+		Logger:      x.log,
 	})
 	if err != nil {
 		return err
@@ -162,6 +183,7 @@ func (x *extension) build() error {
 		MaxFrameBytes: x.cfg.RecordMaxBytes - x.cfg.MaxPartitionKeyBytes(),
 		Enrich:        x.cfg.Enrich,
 		Identity:      x.identity(), // registered before prepare: the first POST is enriched in full
+		IDBase:        idBase,
 		Logger:        x.log,
 		OnRuntimeDone: x.onRuntimeDone,
 	})
@@ -249,6 +271,50 @@ func (x *extension) buildClient(ctx context.Context) {
 	})
 }
 
+// SnapStart: Lambda runs the Init phase of a function version published with
+// SnapStart once, snapshots the memory of the environment, and resumes every
+// environment of that version from the snapshot, with
+// AWS_LAMBDA_INITIALIZATION_TYPE=snap-start as it was during Init.
+const (
+	initTypeVar       = "AWS_LAMBDA_INITIALIZATION_TYPE"
+	initTypeSnapStart = "snap-start"
+)
+
+// initDraws returns what Init draws at random: the environment id and the
+// start of the wrapped-record ids. Drawn with math/rand/v2, which costs
+// nothing at start (newEnvironmentID); under SnapStart its state is in the
+// snapshot, so redrawAfterRestore draws again from crypto/rand. Tests give
+// two lifecycles the same draws, as two environments resumed from one
+// snapshot have.
+var initDraws = func() (envID string, idBase uint64) { return newEnvironmentID(), rand.Uint64() }
+
+// redrawAfterRestore gives an environment resumed from a SnapStart snapshot
+// its own environment id, wrapped-record ids and generated partition keys,
+// which Init drew and every environment resumed from the snapshot shares.
+// The loop calls it when /event/next returns the first event after the
+// restore, before handling it. It draws from crypto/rand (the kernel's
+// generator, which Lambda reseeds on restore). Handlers pick up the new
+// identity from their next POST and the new id start at once (atomics); the
+// packer, paused across the snapshot, takes the new keys at its next record,
+// so every record sent after the restore has them. A POST handled between
+// the restore and this call (platform.restore* events that Lambda delivers
+// before the INVOKE reaches the extension) keeps the snapshot's environment
+// id in its enrichment and, for wrapped payloads, kte.id.
+func (x *extension) redrawAfterRestore() {
+	var b [24]byte
+	_, _ = crand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+)
+	x.envID = hex.EncodeToString(b[:16])
+	x.lis.RedrawIDs(binary.LittleEndian.Uint64(b[16:]))
+	if err := x.lis.SetIdentity(x.identity()); err != nil {
+		x.log.Warn("kte: cannot set the new identity after a SnapStart restore", "error", err)
+	}
+	if err := x.keys.Redraw(x.envID); err != nil {
+		x.log.Warn("kte: cannot redraw the partition keys after a SnapStart restore", "error", err)
+	}
+	x.log.Info("kte: resumed from a SnapStart snapshot: new environment id, wrapped-record ids and partition keys",
+		"environment", x.envID)
+}
+
 // gcPercent is the garbage collector's target (GOGC) unless GOGC sets one
 // (gogcSets): at 50 the heap peaks near 1.5 times what is live instead of
 // twice, which took 1.3-1.5 MiB off the peak RSS at 1,000 and 10,000 events/s
@@ -308,6 +374,10 @@ func (x *extension) loop(ctx context.Context) int {
 		ev, err := x.api.NextWith(ctx, afterInit)
 		afterInit = nil
 		x.buildClient(ctx)
+		if x.restored && err == nil {
+			x.restored = false
+			x.redrawAfterRestore()
+		}
 		if err != nil {
 			if ctx.Err() != nil {
 				// SIGTERM/SIGINT outside Lambda: the same orderly flush.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -352,11 +353,12 @@ func TestGCPercentUnlessGOGCSetsOne(t *testing.T) {
 func TestListenerEnrichesWithRegistrationFromStart(t *testing.T) {
 	vars := map[string]string{"AWS_LAMBDA_RUNTIME_API": "127.0.0.1:9001", "AWS_REGION": "us-east-1", "AWS_LAMBDA_FUNCTION_NAME": "orders-api",
 		"KTE_STREAM": "telemetry"}
-	cfg, err := config.Load(func(k string) (string, bool) { v, ok := vars[k]; return v, ok })
+	lookup := func(k string) (string, bool) { v, ok := vars[k]; return v, ok }
+	cfg, err := config.Load(lookup)
 	if err != nil {
 		t.Fatal(err)
 	}
-	x := &extension{env: env{stderr: io.Discard}, log: slog.New(slog.DiscardHandler), cfg: cfg, done: newRuntimeDone(),
+	x := &extension{env: env{lookup: lookup, stderr: io.Discard}, log: slog.New(slog.DiscardHandler), cfg: cfg, done: newRuntimeDone(),
 		reg: extapi.RegisterResponse{FunctionName: "orders-api", FunctionVersion: "7", AccountID: "111122223333"}}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -387,5 +389,93 @@ func TestListenerEnrichesWithRegistrationFromStart(t *testing.T) {
 	want := listener.Identity{Function: "orders-api", Version: "7", Region: "us-east-1", Account: "111122223333", Environment: x.envID}
 	if ev.Lambda != want {
 		t.Fatalf("unexpected enrichment before start; got %+v; want %+v", ev.Lambda, want)
+	}
+}
+
+// TestSnapStartRedrawsAfterRestore: environments resumed from one SnapStart
+// snapshot start with what Init drew (forced equal here): the environment
+// id, the start of the wrapped-record ids and the partition key. With
+// AWS_LAMBDA_INITIALIZATION_TYPE=snap-start each redraws them at its first
+// event, so their records differ; without it they are what Init drew.
+func TestSnapStartRedrawsAfterRestore(t *testing.T) {
+	kl := kinesalite.StartT(t)
+	kinesaliteEnv(t, kl)
+	const snapID, snapBase = "5f1c0d2e9a7b4c3d8e6f0a1b2c3d4e5f", 0x1000
+	defer func(f func() (string, uint64)) { initDraws = f }(initDraws)
+	initDraws = func() (string, uint64) { return snapID, snapBase }
+
+	type seen struct {
+		environment, key string
+		ids              map[string]bool
+	}
+	run := func(name, initType string) seen {
+		t.Helper()
+		stream := kl.StreamT(t, name, 1)
+		rt := newFakeRuntime(t)
+		h := startExtension(t, rt, map[string]string{"KTE_STREAM": stream, "KTE_RECORD_MAX_BYTES": "8KiB",
+			"AWS_LAMBDA_INITIALIZATION_TYPE": initType})
+		rt.waitNext(1) // the snapshot is taken here; the environment resumes with the INVOKE
+		rt.invoke("req-1", 3*time.Second)
+		rt.waitNext(2)
+		big := `{"time":"2026-01-01T00:00:03.140Z","type":"function","record":"` + strings.Repeat("x", 20_000) + `"}`
+		if got := h.post(`[` + big + `,` + big + `]`); got != 200 {
+			t.Fatalf("%s: unexpected status %d", name, got)
+		}
+		rt.shutdown("spindown", 2*time.Second)
+		if code := h.exitCode(); code != 0 {
+			t.Fatalf("%s: unexpected exit code %d; stderr:\n%s", name, code, h.stderr.String())
+		}
+		recs, err := kl.ReadAll(context.Background(), stream)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := seen{ids: map[string]bool{}}
+		for _, r := range recs {
+			var rec struct {
+				Lambda struct{ Environment string }
+				Kte    struct{ ID string }
+			}
+			if err := json.Unmarshal(r.Data, &rec); err != nil {
+				t.Fatalf("%s: record is not JSON: %v", name, err)
+			}
+			if s.environment == "" {
+				s.environment, s.key = rec.Lambda.Environment, r.PartitionKey
+			}
+			if rec.Lambda.Environment != s.environment || r.PartitionKey != s.key || rec.Kte.ID == "" {
+				t.Fatalf("%s: unexpected record: environment %q, key %q, kte.id %q; want one environment and key, wrapped parts",
+					name, rec.Lambda.Environment, r.PartitionKey, rec.Kte.ID)
+			}
+			s.ids[rec.Kte.ID] = true
+		}
+		if len(recs) < 6 || len(s.ids) != 2 || s.key != s.environment {
+			t.Fatalf("%s: unexpected %d records, kte.ids %v, key %q, environment %q; want two payloads in parts, keyed by the environment",
+				name, len(recs), s.ids, s.key, s.environment)
+		}
+		return s
+	}
+
+	plain := run("on-demand", "on-demand")
+	if want := map[string]bool{fmt.Sprintf("%016x", snapBase+1): true, fmt.Sprintf("%016x", snapBase+2): true}; plain.environment != snapID ||
+		!maps.Equal(plain.ids, want) {
+		t.Fatalf("unexpected redraw without SnapStart: environment %q, kte.ids %v; want %q and %v", plain.environment, plain.ids, snapID, want)
+	}
+	a, b := run("snap-a", "snap-start"), run("snap-b", "snap-start")
+	for _, s := range []seen{a, b} {
+		if s.environment == snapID || len(s.environment) != len(snapID) {
+			t.Fatalf("unexpected environment %q after a SnapStart restore; want a new one like %q", s.environment, snapID)
+		}
+		for id := range s.ids {
+			if plain.ids[id] {
+				t.Fatalf("unexpected kte.id %s after a SnapStart restore: the snapshot's", id)
+			}
+		}
+	}
+	if a.environment == b.environment {
+		t.Fatalf("unexpected equal environment %q in two environments resumed from one snapshot", a.environment)
+	}
+	for id := range a.ids {
+		if b.ids[id] {
+			t.Fatalf("unexpected kte.id %s shared by two environments resumed from one snapshot", id)
+		}
 	}
 }

@@ -20,10 +20,12 @@
 //     working), or take the answer to the subscription earlysub sent;
 //  5. loop on /event/next (after a 200 subscription earlysub wrote the
 //     first request: its answer is taken), building the Kinesis client once
-//     the first request is on its way (extension.buildClient): on INVOKE deliver what
-//     is buffered as KTE_FLUSH says (package flush), within KTE_FLUSH_MAX_MS
-//     and the deadline, and call /event/next again only when nothing is in
-//     flight; on SHUTDOWN (or SIGTERM outside Lambda) drain late telemetry,
+//     the first request is on its way (extension.buildClient); under
+//     SnapStart, draw the environment's random ids and keys again at the
+//     first event after the restore (extension.redrawAfterRestore); on
+//     INVOKE deliver what is buffered as KTE_FLUSH says (package flush),
+//     within KTE_FLUSH_MAX_MS and the deadline, and call /event/next again
+//     only when nothing is in flight; on SHUTDOWN (or SIGTERM outside Lambda) drain late telemetry,
 //     flush within the deadline, report what could not be delivered on
 //     stderr, print the summary and exit 0.
 package main

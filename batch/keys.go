@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"math/bits"
 	mrand "math/rand/v2"
+	"sync/atomic"
+	"unicode/utf8"
 
 	"github.com/kte-dev/kinesis-telemetry-extension/config"
 )
@@ -29,14 +31,23 @@ const randomKeyBytes = 8
 // construction, so that PutRecordsRequestEntry.PartitionKey can be set
 // without allocating.
 //
-// Keys is used by one goroutine (the encoder's); it must not be copied after
-// first use.
+// Keys is used by one goroutine (the encoder's), except Redraw, which any
+// goroutine may call; it must not be copied after first use.
 type Keys struct {
 	_ noCopy
 
 	keys   []string
 	next   int
 	maxLen int
+	// draw makes the generated keys (environment, random); nil for the
+	// others, which Redraw keeps.
+	draw func(envKey string) []string
+
+	// redrawn holds the keys Redraw made until the encoder's goroutine
+	// takes them at its next Next: Redraw stores them (any goroutine), Next
+	// swaps them out. The store synchronizes before the swap that returns
+	// them, so the encoder sees the strings complete.
+	redrawn atomic.Pointer[[]string]
 }
 
 // NewKeys returns the partition keys for pk (config.PartitionKey):
@@ -55,24 +66,9 @@ type Keys struct {
 func NewKeys(pk config.PartitionKey, functionName, envKey string) (*Keys, error) {
 	switch pk.Mode {
 	case config.PartitionKeyEnvironment:
-		if envKey == "" {
-			envKey = randomKey()
-		}
-		return keysOf(envKey)
+		return drawnKeys(environmentKeys, envKey)
 	case config.PartitionKeyRandom:
-		// One string holds every key's bytes. They come from a ChaCha8
-		// stream seeded by crypto/rand: reading 32 KiB from crypto/rand
-		// itself took 0.15 ms.
-		var seed [32]byte
-		_, _ = rand.Read(seed[:]) // crypto/rand.Read never fails (Go 1.24+)
-		raw := make([]byte, RandomKeys*randomKeyBytes)
-		_, _ = mrand.NewChaCha8(seed).Read(raw) // never fails
-		all := hex.EncodeToString(raw)
-		keys := make([]string, RandomKeys)
-		for i := range keys {
-			keys[i] = all[2*randomKeyBytes*i : 2*randomKeyBytes*(i+1)]
-		}
-		return keysOf(keys...)
+		return drawnKeys(randomKeys, "")
 	case config.PartitionKeyFunction:
 		if functionName == "" {
 			return nil, fmt.Errorf("batch: KTE_PARTITION_KEY=function needs the function name (%s is empty)", "AWS_LAMBDA_FUNCTION_NAME")
@@ -95,6 +91,41 @@ func keysOf(keys ...string) (*Keys, error) {
 	return k, nil
 }
 
+// drawnKeys returns the keys draw makes, which Redraw can make again.
+func drawnKeys(draw func(envKey string) []string, envKey string) (*Keys, error) {
+	k, err := keysOf(draw(envKey)...)
+	if err != nil {
+		return nil, err
+	}
+	k.draw = draw
+	return k, nil
+}
+
+// environmentKeys is the key of KTE_PARTITION_KEY=environment: envKey, or
+// a random one.
+func environmentKeys(envKey string) []string {
+	if envKey == "" {
+		envKey = randomKey()
+	}
+	return []string{envKey}
+}
+
+// randomKeys is the keys of KTE_PARTITION_KEY=random. One string holds
+// every key's bytes. They come from a ChaCha8 stream seeded by crypto/rand:
+// reading 32 KiB from crypto/rand itself took 0.15 ms.
+func randomKeys(string) []string {
+	var seed [32]byte
+	_, _ = rand.Read(seed[:]) // crypto/rand.Read never fails (Go 1.24+)
+	raw := make([]byte, RandomKeys*randomKeyBytes)
+	_, _ = mrand.NewChaCha8(seed).Read(raw) // never fails
+	all := hex.EncodeToString(raw)
+	keys := make([]string, RandomKeys)
+	for i := range keys {
+		keys[i] = all[2*randomKeyBytes*i : 2*randomKeyBytes*(i+1)]
+	}
+	return keys
+}
+
 func randomKey() string {
 	var b [randomKeyBytes]byte
 	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+)
@@ -104,6 +135,9 @@ func randomKey() string {
 // Next returns the key for the next record: a pointer to a string owned by
 // k, valid for k's lifetime. It does no allocation.
 func (k *Keys) Next() *string {
+	if k.redrawn.Load() != nil {
+		k.takeRedrawn()
+	}
 	p := &k.keys[k.next]
 	if k.next++; k.next == len(k.keys) {
 		k.next = 0
@@ -127,4 +161,36 @@ func (k *Keys) ForID(id uint64) *string {
 	// hash onto [0, len) without a division.
 	i, _ := bits.Mul64(id*0x9e3779b97f4a7c15, uint64(len(k.keys)))
 	return &k.keys[i]
+}
+
+// Redraw replaces the generated keys (modes environment and random) with
+// new ones, from crypto/rand; for environment, envKey when it is not empty.
+// The function name and a fixed key are kept. A process restored from a
+// snapshot (Lambda SnapStart) calls it, so that the environments resumed
+// from one snapshot do not share keys.
+//
+// Safe from any goroutine: the encoder's goroutine takes the new keys at
+// its next Next, and entries already made keep pointing at the old ones,
+// which stay valid. A new key must not be longer than MaxLen, which the
+// encoder counts against the limits; Redraw returns an error and keeps the
+// keys otherwise. It allocates the new keys.
+func (k *Keys) Redraw(envKey string) error {
+	if k.draw == nil {
+		return nil
+	}
+	keys := k.draw(envKey)
+	for _, s := range keys {
+		if len(s) > k.maxLen || !utf8.ValidString(s) || s == "" {
+			return fmt.Errorf("batch: redrawn partition key %q must be valid UTF-8 of 1-%d bytes", s, k.maxLen)
+		}
+	}
+	k.redrawn.Store(&keys)
+	return nil
+}
+
+// takeRedrawn switches to the keys Redraw made. Encoder's goroutine only.
+func (k *Keys) takeRedrawn() {
+	if p := k.redrawn.Swap(nil); p != nil {
+		k.keys, k.next = *p, 0
+	}
 }

@@ -402,6 +402,71 @@ func TestKeys(t *testing.T) {
 	}
 }
 
+// TestKeysRedraw: Redraw replaces generated keys (environment, random),
+// handed to the encoder's goroutine at its next Next; keys already handed
+// out stay valid; the function name and fixed keys are kept.
+func TestKeysRedraw(t *testing.T) {
+	f := func(pk config.PartitionKey, env, redraw string, wantChanged bool) {
+		t.Helper()
+		k, err := NewKeys(pk, "my-function", env)
+		if err != nil {
+			t.Fatal(err)
+		}
+		before := map[string]bool{}
+		var first *string
+		for range k.Len() {
+			p := k.Next()
+			if first == nil {
+				first = p
+			}
+			before[*p] = true
+		}
+		old := *first
+		if err := k.Redraw(redraw); err != nil {
+			t.Fatal(err)
+		}
+		for range 2 * len(before) {
+			s := *k.Next()
+			if before[s] == wantChanged {
+				t.Fatalf("%v: unexpected key %q after Redraw; want changed: %v", pk.Mode, s, wantChanged)
+			}
+			if redraw != "" && wantChanged && s != redraw {
+				t.Fatalf("%v: unexpected key %q after Redraw(%q)", pk.Mode, s, redraw)
+			}
+		}
+		if k.Len() != len(before) || *first != old {
+			t.Fatalf("%v: unexpected %d keys after Redraw (want %d), or a key handed out changed: %q; want %q", pk.Mode, k.Len(), len(before), *first, old)
+		}
+	}
+	f(config.PartitionKey{Mode: config.PartitionKeyEnvironment}, "", "", true)
+	f(config.PartitionKey{Mode: config.PartitionKeyEnvironment}, "env-1234", "env-5678", true)
+	f(config.PartitionKey{Mode: config.PartitionKeyRandom}, "", "", true)
+	f(config.PartitionKey{Mode: config.PartitionKeyFunction}, "", "env-5678", false)
+	f(config.PartitionKey{Mode: config.PartitionKeyFixed, Fixed: "fixed"}, "", "env-5678", false)
+
+	// A key longer than the encoder counts is refused, the keys kept.
+	k, _ := NewKeys(config.PartitionKey{Mode: config.PartitionKeyEnvironment}, "", "env-1234")
+	if err := k.Redraw("env-123456789"); err == nil || *k.Next() != "env-1234" {
+		t.Fatalf("unexpected Redraw of a longer key; err %v, key %q", err, *k.Next())
+	}
+
+	// Redraw from another goroutine while the encoder's takes keys (-race).
+	k, _ = NewKeys(config.PartitionKey{Mode: config.PartitionKeyRandom}, "", "")
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for range 10 {
+			_ = k.Redraw("")
+		}
+	}()
+	for range 100 * RandomKeys {
+		if len(*k.Next()) != 2*randomKeyBytes {
+			t.Fatal("unexpected key length")
+		}
+	}
+	<-done
+}
+
 func TestNewRejectsBadLimits(t *testing.T) {
 	f := func(lim Limits, key string) {
 		t.Helper()

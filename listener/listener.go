@@ -87,6 +87,9 @@ type Options struct {
 	Enrich bool
 	// Identity is the initial identity; SetIdentity replaces it.
 	Identity Identity
+	// IDBase is where the ids of wrapped payloads (kte.id) start (default:
+	// drawn at random); RedrawIDs moves them.
+	IDBase uint64
 	// FullWait is how long a POST waits for ring room before 503 (default
 	// 50ms); FullPoll is how often it retries meanwhile (default 1ms).
 	FullWait, FullPoll time.Duration
@@ -118,6 +121,9 @@ func (o *Options) setDefaults() {
 	def(&o.MaxBodyBytes, DefaultMaxBodyBytes)
 	def(&o.MaxFrameBytes, DefaultMaxFrameBytes)
 	def(&o.MaxPrefixBytes, DefaultMaxPrefixBytes)
+	if o.IDBase == 0 {
+		o.IDBase = rand.Uint64()
+	}
 	defD := func(v *time.Duration, d time.Duration) {
 		if *v == 0 {
 			*v = d
@@ -136,7 +142,8 @@ func (o *Options) setDefaults() {
 
 // Listener is the telemetry endpoint: a fasthttp server whose handler
 // writes into one ring. Its handler runs on many fasthttp goroutines at
-// once; SetIdentity, Stats, LastPost and Addr are safe from any goroutine.
+// once; SetIdentity, RedrawIDs, Stats, LastPost and Addr are safe from any
+// goroutine.
 // A Listener must not be copied after first use.
 type Listener struct {
 	_ noCopy
@@ -172,7 +179,8 @@ type Listener struct {
 	// consistent atomics): either the handler sees closing, or Shutdown
 	// waits for it.
 	closing atomic.Bool
-	// idSeq numbers wrapped payloads.
+	// idSeq numbers wrapped payloads: a payload's id is idBase plus the
+	// value its handler adds. RedrawIDs adds a random offset to it.
 	idSeq atomic.Uint64
 
 	// Counters: handler goroutines add, Stats loads. Each is touched at most
@@ -230,7 +238,7 @@ func New(r *ring.Ring, o Options) (*Listener, error) {
 		maxFrame: o.MaxFrameBytes,
 		log:      o.Logger,
 		epoch:    time.Now(),
-		idBase:   rand.Uint64(),
+		idBase:   o.IDBase,
 	}
 	l.scratches.New = func() any { return &scratch{events: make([]Event, 0, 256)} }
 	if o.Enrich {
@@ -269,6 +277,14 @@ func (l *Listener) SetIdentity(id Identity) error {
 	l.prefix.Store(&p)
 	return nil
 }
+
+// RedrawIDs moves the ids of wrapped payloads (kte.id) by off, a random
+// number, so that processes resumed from one snapshot (Lambda SnapStart),
+// which drew the same start, do not share them: a consumer reassembling
+// parts by id would mix their payloads. Ids already given out keep their
+// value; later ones continue from the new start. Safe from any goroutine:
+// off is added to the sequence the handlers add to. It does no allocation.
+func (l *Listener) RedrawIDs(off uint64) { l.idSeq.Add(off) }
 
 // Start resolves Options.Host, listens on it and serves in a new goroutine.
 // It returns once the socket is bound (see Addr).
