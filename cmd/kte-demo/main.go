@@ -6,9 +6,11 @@
 //
 //	make demo    # = make deps build-host && go run ./cmd/kte-demo -extension build/host/kinesis-telemetry-extension
 //
-// The exit status is 1 when an event the extension had to ship is missing
-// from the stream, an unknown record is found, an invocation failed, or the
+// The exit status is 1 when an event the extension had to ship is not in
+// the stream (missing, or given up on and written to stderr as
+// KTE_UNDELIVERED), an unknown record is found, an invocation failed, or the
 // extension did not exit cleanly; 2 for bad flags or missing tools.
+// Duplicate records (delivery is at least once) are reported, not failed.
 package main
 
 import (
@@ -244,8 +246,16 @@ func report(w io.Writer, r *result) int {
 	fmt.Fprintf(w, "found in Kinesis      %d of %d expected (%s)\n", r.rec.InKinesis, r.rec.Expected, shardList(r.records))
 	fmt.Fprintf(w, "missing               %d\n", len(r.rec.Missing))
 	fmt.Fprintf(w, "duplicates            %d\n", r.rec.Duplicates)
-	if len(r.rec.Unexpected) > 0 || r.rec.OnStderr > 0 {
-		fmt.Fprintf(w, "unexpected records    %d; written to stderr as KTE_UNDELIVERED %d %v\n", len(r.rec.Unexpected), r.rec.OnStderr, r.undelivered)
+	undelivered := 0
+	for _, n := range r.undelivered {
+		undelivered += n
+	}
+	if undelivered > 0 || r.rec.OnStderr > 0 {
+		fmt.Fprintf(w, "written to stderr     %d KTE_UNDELIVERED line(s) (by reason: %s); %d expected event(s) among them, %d of those also in Kinesis\n",
+			undelivered, countList(r.undelivered, "%s %d"), r.rec.OnStderr, r.rec.InBoth)
+	}
+	if n := len(r.rec.Unexpected); n > 0 {
+		fmt.Fprintf(w, "unexpected records    %d\n", n)
 	}
 	if excluded > 0 {
 		fmt.Fprintf(w, "not expected          %d line(s) the extension wrote after SHUTDOWN, after its final flush (its last log lines)\n", excluded)
@@ -277,6 +287,13 @@ func report(w io.Writer, r *result) int {
 	}
 
 	var problems []string
+	if r.rec.InKinesis < r.rec.Expected {
+		problems = append(problems, fmt.Sprintf("only %d of %d expected event(s) are in Kinesis", r.rec.InKinesis, r.rec.Expected))
+	}
+	if undelivered > 0 || r.rec.OnStderr > 0 {
+		problems = append(problems, fmt.Sprintf("the extension gave up on %d event(s) and wrote them to stderr as KTE_UNDELIVERED (by reason: %s)",
+			undelivered, countList(r.undelivered, "%s %d")))
+	}
 	if n := len(r.rec.Missing); n > 0 {
 		problems = append(problems, fmt.Sprintf("%d event(s) missing:%s", n, e2e.Describe(r.rec.Missing, 5)))
 	}
@@ -304,7 +321,14 @@ func report(w io.Writer, r *result) int {
 		}
 		return 1
 	}
-	fmt.Fprintf(w, "OK: every event is in Kinesis, intact (byte for byte once the \"lambda\" object is taken off); demo ran in %s\n", r.elapsed.Round(100*time.Millisecond))
+	dups := ""
+	if r.rec.Duplicates > 0 {
+		// Delivery is at least once: a PutRecords call retried after its
+		// answer was lost stores its records again.
+		dups = fmt.Sprintf(", plus %d duplicate record(s) (delivery is at least once)", r.rec.Duplicates)
+	}
+	fmt.Fprintf(w, "OK: every event is in Kinesis, intact (byte for byte once the \"lambda\" object is taken off)%s; demo ran in %s\n",
+		dups, r.elapsed.Round(100*time.Millisecond))
 	return 0
 }
 
