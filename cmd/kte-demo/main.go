@@ -51,6 +51,7 @@ type options struct {
 	stream      string
 	verbose     bool
 	limit       time.Duration
+	kinesalite  string // endpoint of a running kinesalite, "" to start one
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -64,6 +65,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.stream, "stream", "kte-demo", "name of the demo stream")
 	fs.BoolVar(&o.verbose, "v", false, "echo the extension's own output")
 	fs.DurationVar(&o.limit, "limit", 90*time.Second, "give up after this long")
+	fs.StringVar(&o.kinesalite, "kinesalite", "", "`URL` of a kinesalite already running, to use instead of starting one (the stream must not exist yet)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -118,11 +120,13 @@ func demo(ctx context.Context, o options, stdout io.Writer) (int, error) {
 	name := filepath.Base(ext)
 
 	fmt.Fprintf(stdout, "KTE demo: %s in the local Lambda simulator, shipping to kinesalite\n", name)
-	k, err := kinesalite.Start()
-	if err != nil {
-		return 1, err
+	k := &kinesalite.Server{Endpoint: o.kinesalite}
+	if o.kinesalite == "" {
+		if k, err = kinesalite.Start(); err != nil {
+			return 1, err
+		}
+		defer k.Close()
 	}
-	defer k.Close()
 	if err := k.CreateStream(ctx, o.stream, int32(o.shards)); err != nil {
 		return 1, err
 	}

@@ -24,7 +24,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 )
 
-// Server is a running kinesalite process.
+// Server is a running kinesalite process. A Server with only Endpoint set
+// stands for one started elsewhere: Client, CreateStream and ReadAll work on
+// it, Close must not be called.
 type Server struct {
 	// Endpoint is the base URL, e.g. http://127.0.0.1:45143.
 	Endpoint string
