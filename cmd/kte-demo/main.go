@@ -9,7 +9,8 @@
 // The exit status is 1 when an event the extension had to ship is not in
 // the stream (missing, or given up on and written to stderr as
 // KTE_UNDELIVERED), an unknown record is found, an invocation failed, or the
-// extension did not exit cleanly; 2 for bad flags or missing tools.
+// extension did not exit cleanly, or when the run is interrupted or takes
+// longer than -limit; 2 for bad flags or missing tools.
 // Duplicate records (delivery is at least once) are reported, not failed.
 package main
 
@@ -54,7 +55,11 @@ type options struct {
 	kinesalite  string // endpoint of a running kinesalite, "" to start one
 }
 
-func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+// shutdownDeadline is the SHUTDOWN event's deadlineMs in the demo (the
+// simulator's default, 2 s as in Lambda with extensions).
+const shutdownDeadline = 2 * time.Second
+
+func run(parent context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("kte-demo", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var o options
@@ -77,10 +82,19 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "kte-demo: cannot find the extension: %v\nPossible solution: run `make build-host` (or `make demo`).\n", err)
 		return 2
 	}
-	ctx, cancel := context.WithTimeout(ctx, o.limit)
+	ctx, cancel := context.WithTimeout(parent, o.limit)
 	defer cancel()
 	code, err := demo(ctx, o, stdout)
 	if err != nil {
+		switch {
+		case parent.Err() != nil:
+			// Ctrl-C or SIGTERM: the error only says "context canceled".
+			fmt.Fprintln(stderr, "kte-demo: interrupted")
+			return 1
+		case ctx.Err() != nil:
+			fmt.Fprintf(stderr, "kte-demo: gave up after -limit %s, before the demo finished\n", o.limit)
+			return 1
+		}
 		fmt.Fprintln(stderr, "kte-demo:", err)
 		if errors.Is(err, kinesalite.ErrUnavailable) {
 			fmt.Fprintln(stderr, "Possible solution: run `make deps` (needs node and npm).")
@@ -171,7 +185,7 @@ func demo(ctx context.Context, o options, stdout io.Writer) (int, error) {
 		}
 		r.invokes = append(r.invokes, res)
 	}
-	r.shutdown, err = s.Shutdown(ctx, "spindown", 2*time.Second)
+	r.shutdown, err = s.Shutdown(ctx, "spindown", shutdownDeadline)
 	if err != nil {
 		return 1, fmt.Errorf("shutdown: %w", err)
 	}
@@ -270,7 +284,7 @@ func report(w io.Writer, r *result) int {
 	fmt.Fprintf(w, "per-invoke overhead   p50 %s, p99 %s, max %s: function end to the extension's next /event/next (0: it was already waiting)\n",
 		ms(pct(overheads, 0.50)), ms(pct(overheads, 0.99)), ms(pct(overheads, 1)))
 	for _, e := range r.shutdown.Extensions {
-		fmt.Fprintf(w, "shutdown              exit %d, %s after SHUTDOWN (deadline 2 s)", e.ExitCode, ms(e.After))
+		fmt.Fprintf(w, "shutdown              exit %d, %s after SHUTDOWN (deadline %s)", e.ExitCode, ms(e.After), shutdownDeadline)
 		if e.Killed != "" {
 			fmt.Fprintf(w, ", killed: %s", e.Killed)
 		}

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"context"
+	"os"
 	"strings"
 	"testing"
 
@@ -60,7 +62,7 @@ func TestReportVerdict(t *testing.T) {
 			t.Errorf("%s: output shows a Go map:\n%s", name, out.String())
 		}
 	}
-	f("all in Kinesis", func(*result) {}, 0, "OK: every event is in Kinesis")
+	f("all in Kinesis", func(*result) {}, 0, "OK: every event is in Kinesis", "after SHUTDOWN (deadline 2s)")
 	f("duplicates", func(r *result) { r.rec.Duplicates = 3 }, 0,
 		"OK: every event is in Kinesis", "plus 3 duplicate record(s) (delivery is at least once)")
 	f("only on stderr", func(r *result) {
@@ -81,4 +83,24 @@ func TestReportVerdict(t *testing.T) {
 	f("invocation failed", func(r *result) {
 		r.invokes = []lambdasim.InvokeResult{{Status: "timeout"}}
 	}, 1, "FAIL: 1 invocation(s) failed")
+}
+
+func TestRunStopped(t *testing.T) {
+	f := func(ctx context.Context, limit, want string) {
+		t.Helper()
+		// Nothing listens on port 1: the first request fails, on the
+		// context's error since that comes first.
+		var stdout, stderr strings.Builder
+		args := []string{"-extension", os.Args[0], "-kinesalite", "http://127.0.0.1:1", "-limit", limit}
+		if code := run(ctx, args, &stdout, &stderr); code != 1 {
+			t.Fatalf("unexpected exit code; got %d; want 1; stderr: %s", code, stderr.String())
+		}
+		if got := stderr.String(); got != want {
+			t.Fatalf("unexpected message; got %q; want %q", got, want)
+		}
+	}
+	canceled, cancel := context.WithCancel(context.Background())
+	cancel()
+	f(canceled, "1m", "kte-demo: interrupted\n")
+	f(context.Background(), "1ns", "kte-demo: gave up after -limit 1ns, before the demo finished\n")
 }
