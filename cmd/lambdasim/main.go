@@ -6,7 +6,8 @@
 //
 // It passes its own environment to the extensions (-inherit-env), plus
 // -env KEY=VALUE entries. The exit status is 1 when an extension did not
-// get every event (dropped or undelivered), was killed, or a step failed.
+// get every event (dropped or undelivered), was killed or exited non-zero
+// at SHUTDOWN, an invocation failed, or a step failed; 2 for bad flags.
 package main
 
 import (
@@ -175,7 +176,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (int, err
 			float64(p.PeakRSS)/(1<<20), p.CPU.Round(time.Millisecond), p.ExitCode, p.Signal)
 	}
 	for _, e := range sr.Extensions {
-		fmt.Fprintf(stdout, "shutdown %s: exited after %s", e.Name, e.After.Round(time.Microsecond))
+		fmt.Fprintf(stdout, "shutdown %s: exited after %s, exit code %d", e.Name, e.After.Round(time.Microsecond), e.ExitCode)
+		if e.Signal != "" {
+			fmt.Fprintf(stdout, " (%s)", e.Signal)
+		}
+		if e.ExitCode != 0 {
+			code = 1
+		}
 		if e.Killed != "" {
 			code = 1
 			fmt.Fprintf(stdout, ", killed: %s", e.Killed)

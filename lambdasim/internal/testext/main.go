@@ -24,6 +24,7 @@
 //	                         (if subscribed to platform), then until no POST came for this
 //	                         long (default 100ms), within deadlineMs-100ms, then exit
 //	TESTEXT_SHUTDOWN_HANG=1  never exit after SHUTDOWN
+//	TESTEXT_SHUTDOWN_FAIL=1  exit 1 instead of 0 after SHUTDOWN (once done waiting)
 //	TESTEXT_INIT_ERROR       report this error type to /init/error after registering, exit 1
 //	TESTEXT_EXIT_ERROR       report this error type to /exit/error at the first INVOKE, exit 1
 //	TESTEXT_CRASH_AT_INVOKE=1   exit 3 at the first INVOKE
@@ -34,6 +35,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -353,6 +355,9 @@ func run() error {
 			platform := subscribed && strings.Contains(types, "platform")
 			tel.waitQuiet(lastReq, platform, duration("TESTEXT_SHUTDOWN_WAIT", 100*time.Millisecond),
 				time.UnixMilli(ev.DeadlineMs).Add(-100*time.Millisecond))
+			if os.Getenv("TESTEXT_SHUTDOWN_FAIL") == "1" {
+				return errors.New("failing at SHUTDOWN (TESTEXT_SHUTDOWN_FAIL=1)")
+			}
 			return nil
 		}
 	}
