@@ -98,6 +98,10 @@ func (b *subscriber) push(it qitem, limit int) (dropped []int, droppedBytes int)
 				droppedBytes += len(d.b)
 			}
 			b.stats.Dropped = append(b.stats.Dropped, dropped...)
+			// takeLocked, which also compacts, does not run while a
+			// refused batch is retried: without this, every event pushed
+			// and dropped meanwhile would keep its slot.
+			b.compactLocked()
 		}
 	}
 	b.mu.Unlock()
@@ -153,6 +157,14 @@ func (b *subscriber) takeLocked() []qitem {
 	clear(b.queue[b.head:end])
 	b.head = end
 	b.qBytes -= size
+	b.compactLocked()
+	return batch
+}
+
+// compactLocked reclaims the slots before head once they are most of the
+// queue, so the queue's length stays within about twice the queued events
+// (plus 4096): the copies cost O(1) per event, amortised.
+func (b *subscriber) compactLocked() {
 	if b.head == len(b.queue) {
 		b.queue, b.head = b.queue[:0], 0
 	} else if b.head > 4096 && b.head > len(b.queue)/2 {
@@ -160,7 +172,6 @@ func (b *subscriber) takeLocked() []qitem {
 		clear(b.queue[n:])
 		b.queue, b.head = b.queue[:n], 0
 	}
-	return batch
 }
 
 // run delivers batches until stop. One POST at a time; a failed POST is
