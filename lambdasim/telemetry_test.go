@@ -289,14 +289,14 @@ func TestLogsDropped(t *testing.T) {
 	}
 }
 
-// TestBatching: POSTs honour maxItems and maxBytes, and timeoutMs when
-// little is queued.
+// TestBatching: POSTs honour maxItems and maxBytes (TestBatchingTimeout
+// checks timeoutMs).
 func TestBatching(t *testing.T) {
 	x := newTestExt(t, "batcher", "TESTEXT_BUFFERING=1000,262144,200", "TESTEXT_TYPES=function", "TESTEXT_SHUTDOWN_WAIT=400ms")
 	s := newSim(t, Config{Extensions: []Extension{x.Extension}})
 	startInit(t, s)
 	// 2500 small lines at once: two full batches of 1000 items right away, the rest after timeoutMs.
-	res := invoke(t, s, Invocation{Duration: 400 * time.Millisecond, LogLines: 2500})
+	invoke(t, s, Invocation{Duration: 400 * time.Millisecond, LogLines: 2500})
 	// 100 lines of 10 KiB: batches close once they reach 256 KiB.
 	invoke(t, s, Invocation{Duration: 400 * time.Millisecond, LogLines: 100, LineSizes: []int{10 << 10}})
 	if _, err := s.Shutdown(testCtx(t), "", 0); err != nil {
@@ -316,16 +316,38 @@ func TestBatching(t *testing.T) {
 	if !slices.Contains(sizes, 1000) || !slices.Contains(sizes, 26) {
 		t.Fatalf("unexpected batch sizes %v; want full batches of 1000 and 256 KiB batches of 26 lines", sizes)
 	}
-	// The first POST during the invocation waited timeoutMs after the first line.
-	first := eventsOf(s, TypeFunction)[0]
-	for _, p := range posts {
-		if p.At > res.Start && slices.Contains(p.Events, first.ID) {
-			if wait := p.At - first.At; wait < 200*time.Millisecond && len(p.Events) < 1000 {
-				t.Fatalf("unexpected early partial batch after %s", wait)
-			}
-		}
-	}
 	if d := Compare(eventsOf(s, TypeFunction), x.received(t)); !d.OK() {
+		t.Fatalf("unexpected delivery: %d missing, %d duplicated, %d unexpected", len(d.Missing), len(d.Duplicated), len(d.Unexpected))
+	}
+}
+
+// TestBatchingTimeout: with events trickling in, a partial batch goes out
+// timeoutMs after the oldest queued event, not after the newest.
+func TestBatchingTimeout(t *testing.T) {
+	x := newTestExt(t, "trickle", "TESTEXT_BUFFERING=1000,262144,200", "TESTEXT_TYPES=function", "TESTEXT_SHUTDOWN_WAIT=400ms")
+	s := newSim(t, Config{Extensions: []Extension{x.Extension}})
+	startInit(t, s)
+	// A line every 20 ms for 400 ms: counted from the newest line,
+	// timeoutMs would hold every line until about 200 ms after the last.
+	invoke(t, s, Invocation{Duration: 400 * time.Millisecond, LogLines: 20})
+	if _, err := s.Shutdown(testCtx(t), "", 0); err != nil {
+		t.Fatal(err)
+	}
+	lines := eventsOf(s, TypeFunction)
+	if len(lines) != 20 {
+		t.Fatalf("unexpected function lines; got %d; want 20", len(lines))
+	}
+	first := lines[0]
+	p, ok := postOf(s, "trickle", first.ID)
+	if !ok {
+		t.Fatal("the first line was not delivered")
+	}
+	wait := p.At - first.At
+	if len(p.Events) >= len(lines) || wait < 190*time.Millisecond || wait > 200*time.Millisecond+slow(150*time.Millisecond) {
+		t.Fatalf("unexpected first POST: %d of %d lines, %s after the first; want a partial batch about 200ms after it",
+			len(p.Events), len(lines), wait)
+	}
+	if d := Compare(lines, x.received(t)); !d.OK() {
 		t.Fatalf("unexpected delivery: %d missing, %d duplicated, %d unexpected", len(d.Missing), len(d.Duplicated), len(d.Unexpected))
 	}
 }
