@@ -37,6 +37,10 @@ type subscriber struct {
 	flush    bool    // deliver what is queued without waiting for timeoutMs
 	inflight []qitem // the batch being POSTed, until acknowledged
 	stats    SubscriberStats
+
+	// afterFlush, if set (by tests, before the Sim uses the subscriber),
+	// runs at the end of flushNow on the caller's goroutine.
+	afterFlush func()
 }
 
 func (s *Sim) newSubscriber(e *ext, cfg subscription) *subscriber {
@@ -71,11 +75,17 @@ func (b *subscriber) signal() {
 // stop ends delivery; what is queued or in flight stays undelivered.
 func (b *subscriber) stop() { b.cancel() }
 
+// flushNow asks for what is queued to be delivered without waiting for
+// timeoutMs; the request ends when run finds the queue empty, so queue what
+// it is for first.
 func (b *subscriber) flushNow() {
 	b.mu.Lock()
 	b.flush = true
 	b.mu.Unlock()
 	b.signal()
+	if b.afterFlush != nil {
+		b.afterFlush()
+	}
 }
 
 // push queues it. When the queue exceeds limit bytes, the oldest queued

@@ -1,6 +1,7 @@
 package lambdasim
 
 import (
+	"fmt"
 	"os"
 	"strconv"
 	"strings"
@@ -210,6 +211,39 @@ func TestCrash(t *testing.T) {
 	ev := x.events(t)
 	if last := ev[len(ev)-1]; last["eventType"] != "SHUTDOWN" || last["shutdownReason"] != "failure" {
 		t.Fatalf("unexpected last event %v", last)
+	}
+}
+
+// TestCrashFlushesRuntimeDone: the flush at a crash is asked for after
+// runtimeDone is queued, so a delivery loop that looks at the queue right
+// after the flush request still finds runtimeDone there and sends it at
+// once, not after timeoutMs.
+func TestCrashFlushesRuntimeDone(t *testing.T) {
+	const timeout = time.Second
+	x := newTestExt(t, "witness", fmt.Sprintf("TESTEXT_BUFFERING=1000,262144,%d", timeout.Milliseconds()), "TESTEXT_TYPES=platform")
+	s := newSim(t, Config{Extensions: []Extension{x.Extension}})
+	startInit(t, s)
+	s.mu.Lock()
+	sub := s.subs[0]
+	s.mu.Unlock()
+	// What the delivery loop does when it looks at the queue right after
+	// the flush request (it runs on its own goroutine, at any moment).
+	sub.afterFlush = func() {
+		sub.mu.Lock()
+		sub.readyLocked(time.Now())
+		sub.mu.Unlock()
+	}
+	// The function runs past timeoutMs, so the init events and
+	// platform.start have gone out and the queue is empty at the crash.
+	if _, err := s.Invoke(testCtx(t), Invocation{Duration: timeout + 500*time.Millisecond, Outcome: Crash}); err != nil {
+		t.Fatal(err)
+	}
+	start, rd := eventsOf(s, TypeStart)[0], eventsOf(s, TypeRuntimeDone)[0]
+	if _, ok := postOf(s, "witness", start.ID); !ok {
+		t.Fatal("platform.start was not delivered")
+	}
+	if m, ok := postOf(s, "witness", rd.ID); !ok || m.At-rd.At > timeout/2 {
+		t.Fatalf("runtimeDone not flushed: delivered %v, %s after it; timeoutMs %s", ok, m.At-rd.At, timeout)
 	}
 }
 

@@ -902,12 +902,6 @@ func (s *Sim) Invoke(ctx context.Context, inv Invocation) (InvokeResult, error) 
 	case Crash:
 		rd.Status, rd.ErrorType, rd.Metrics.ProducedBytes = "error", "Runtime.ExitError", 0
 		res.Status, res.ErrorType, resetReason = "error", "Runtime.ExitError", "failure"
-		// "If any of the input streams are closed, Lambda flushes the logs" [DG-TEL].
-		for _, sub := range s.subs {
-			if sub.gen == gen {
-				sub.flushNow()
-			}
-		}
 	default:
 		rd.Spans = []span{
 			{Name: "responseLatency", Start: stamp(fnStart), DurationMs: msOf(res.RuntimeDone - res.Start)},
@@ -916,6 +910,16 @@ func (s *Sim) Invoke(ctx context.Context, inv Invocation) (InvokeResult, error) 
 	}
 	s.emitLocked(TypeRuntimeDone, res.RequestID, "", gen, mustRecord(rd), nil)
 	s.markLocked(Mark{Kind: MarkRuntimeDone, At: res.RuntimeDone, RequestID: res.RequestID, Detail: rd.Status})
+	if outcome == Crash {
+		// "If any of the input streams are closed, Lambda flushes the logs"
+		// [DG-TEL]. After runtimeDone is queued: a flush of a queue found
+		// empty ends, and runtimeDone would wait the whole timeoutMs.
+		for _, sub := range s.subs {
+			if sub.gen == gen {
+				sub.flushNow()
+			}
+		}
+	}
 	s.mu.Unlock()
 
 	if resetReason == "" {
