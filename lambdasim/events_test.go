@@ -2,6 +2,7 @@ package lambdasim
 
 import (
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -128,4 +129,14 @@ func TestPlatformRecords(t *testing.T) {
 	f(logsDroppedRecord{DroppedBytes: 4096, DroppedRecords: 12, Reason: "r"}, `{"droppedBytes":4096,"droppedRecords":12,"reason":"r"}`)
 	f(span{Name: "responseLatency", Start: stamp(time.Date(2022, 8, 2, 12, 1, 23, 521_000_000, time.UTC)), DurationMs: 23.02},
 		`{"name":"responseLatency","start":"2022-08-02T12:01:23.521Z","durationMs":23.02}`)
+}
+
+// Every microsecond count renders as its exact decimal number of ms.
+func TestMsRendering(t *testing.T) {
+	for us := range int64(200_000) {
+		want := strings.TrimRight(strings.TrimRight(fmt.Sprintf("%d.%03d", us/1000, us%1000), "0"), ".")
+		if got := string(mustRecord(msOf(time.Duration(us) * time.Microsecond))); got != want {
+			t.Fatalf("unexpected rendering of %d µs; got %s; want %s", us, got, want)
+		}
+	}
 }

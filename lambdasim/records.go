@@ -13,9 +13,13 @@ import (
 // ms is a duration in milliseconds, rendered with at most three decimals.
 type ms float64
 
-func msOf(d time.Duration) ms { return ms(math.Round(float64(d.Microseconds())) / 1000) }
+func msOf(d time.Duration) ms { return ms(float64(d.Microseconds()) / 1000) }
 
-func (m ms) MarshalJSON() ([]byte, error) { return appendMs(nil, time.Duration(m*1e6)), nil }
+// MarshalJSON rounds to the microsecond: m*1e6 would truncate, and 1.001
+// (1000.9999999999999 µs as a float64) would render as 1.
+func (m ms) MarshalJSON() ([]byte, error) {
+	return appendMs(nil, time.Duration(math.Round(float64(m)*1e3))*time.Microsecond), nil
+}
 
 // stamp is a time rendered in TimeLayout.
 type stamp time.Time
