@@ -26,7 +26,9 @@
 //     reset the environment as rapid does: platform.runtimeDone with status
 //     "timeout" or "error" (Runtime.ExitError), then SHUTDOWN with reason
 //     "timeout" or "failure" and a 2 s deadline; the next Invoke initialises
-//     a fresh environment (phase "invoke").
+//     a fresh environment (phase "invoke"). The failed request's
+//     platform.report is produced before the SHUTDOWN, unless
+//     Config.NoReportAfterReset withholds it (on Lambda it may never come).
 //   - Shutdown: thaw, SIGKILL for extensions not registered for SHUTDOWN,
 //     SHUTDOWN {shutdownReason, deadlineMs} to the others, telemetry keeps
 //     flowing until each extension exits, SIGKILL at the deadline.

@@ -247,6 +247,39 @@ func TestCrashFlushesRuntimeDone(t *testing.T) {
 	}
 }
 
+// TestNoReportAfterReset: after a timeout or a crash the failed request's
+// platform.report is produced, unless Config.NoReportAfterReset withholds
+// it; the next invocation's report comes either way.
+func TestNoReportAfterReset(t *testing.T) {
+	f := func(o Outcome, withhold bool) {
+		t.Helper()
+		x := newTestExt(t, "rep", "TESTEXT_TYPES=function")
+		s := newSim(t, Config{Extensions: []Extension{x.Extension}, Timeout: 200 * time.Millisecond, NoReportAfterReset: withhold})
+		startInit(t, s)
+		res, err := s.Invoke(testCtx(t), Invocation{Duration: 10 * time.Millisecond, Outcome: o})
+		if err != nil {
+			t.Fatal(err)
+		}
+		next := invoke(t, s, Invocation{Duration: 10 * time.Millisecond})
+		reports := map[string]int{}
+		for _, ev := range eventsOf(s, TypeReport) {
+			reports[ev.RequestID]++
+		}
+		want := 1
+		if withhold {
+			want = 0
+		}
+		if res.Reset == nil || reports[res.RequestID] != want || reports[next.RequestID] != 1 {
+			t.Fatalf("%s, NoReportAfterReset %v: unexpected reports %v for the failed request %s and the next %s (reset %v)",
+				o, withhold, reports, res.RequestID, next.RequestID, res.Reset != nil)
+		}
+	}
+	for _, o := range []Outcome{Timeout, Crash} {
+		f(o, false)
+		f(o, true)
+	}
+}
+
 // TestExtensionOverrun: an extension still busy at the deadline times the
 // invocation out and resets the environment; one that crashes does too.
 func TestExtensionOverrun(t *testing.T) {

@@ -127,6 +127,12 @@ type Config struct {
 	// and 1 s.
 	RetryMin, RetryMax time.Duration
 
+	// NoReportAfterReset withholds the platform.report of an invocation
+	// that resets the environment (a timeout or a crash): on Lambda that
+	// report may never come. By default it is produced, and delivered
+	// during the reset's SHUTDOWN.
+	NoReportAfterReset bool
+
 	// NoRetain drops the bytes of function log events from Generated (the
 	// subscriber queues still hold them until delivered), for long load runs.
 	NoRetain bool
@@ -976,20 +982,23 @@ func (s *Sim) Invoke(ctx context.Context, inv Invocation) (InvokeResult, error) 
 		end = res.ExtensionsDone
 		s.markLocked(Mark{Kind: MarkExtensionsDone, RequestID: res.RequestID})
 	}
-	// platform.report: produced once every extension finished the invocation [DG-LOGS].
-	rep := reportRecord{RequestID: res.RequestID, Status: res.Status, ErrorType: res.ErrorType, Tracing: trace}
-	d := end - res.Start
-	rep.Metrics = reportMetrics{
-		DurationMs:       msOf(d),
-		BilledDurationMs: int((d + time.Millisecond - 1) / time.Millisecond),
-		MemorySizeMB:     s.cfg.MemorySizeMB,
-		MaxMemoryUsedMB:  s.memoryUsedMBLocked(),
+	// platform.report: produced once every extension finished the invocation
+	// [DG-LOGS]; after a reset it may never come.
+	if resetReason == "" || !s.cfg.NoReportAfterReset {
+		rep := reportRecord{RequestID: res.RequestID, Status: res.Status, ErrorType: res.ErrorType, Tracing: trace}
+		d := end - res.Start
+		rep.Metrics = reportMetrics{
+			DurationMs:       msOf(d),
+			BilledDurationMs: int((d + time.Millisecond - 1) / time.Millisecond),
+			MemorySizeMB:     s.cfg.MemorySizeMB,
+			MaxMemoryUsedMB:  s.memoryUsedMBLocked(),
+		}
+		if s.cold {
+			rep.Metrics.InitDurationMs = msOf(s.initDur)
+			s.cold = false
+		}
+		s.emitLocked(TypeReport, res.RequestID, "", gen, mustRecord(rep), nil)
 	}
-	if s.cold {
-		rep.Metrics.InitDurationMs = msOf(s.initDur)
-		s.cold = false
-	}
-	s.emitLocked(TypeReport, res.RequestID, "", gen, mustRecord(rep), nil)
 	res.Events = len(s.events) - firstEvent
 	if resetReason == "" {
 		s.phase = phaseReady
