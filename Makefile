@@ -20,9 +20,20 @@ export CDK_DISABLE_VERSION_CHECK := 1
 all: build
 
 ## deps: download Go modules and the Node tools (kinesalite) the tests and the demo use.
-deps:
+deps: tools/kinesalite/node_modules/.package-lock.json
 	go mod download
-	cd tools/kinesalite && npm ci --no-audit --no-fund --loglevel=error
+
+# npm ci deletes node_modules before it installs, under the feet of any test or demo using kinesalite in this
+# checkout, so it runs only when node_modules is missing or older than the lock files (npm writes
+# node_modules/.package-lock.json last), under flock(1) when there is one, checking again once it holds the lock.
+tools/kinesalite/node_modules/.package-lock.json: tools/kinesalite/package-lock.json tools/kinesalite/package.json
+	@cd tools/kinesalite && lock=; if command -v flock >/dev/null; then lock="flock ."; fi; \
+	$$lock sh -c 'if [ node_modules/.package-lock.json -nt package-lock.json ] && [ node_modules/.package-lock.json -nt package.json ]; then \
+		echo "tools/kinesalite: node_modules is up to date"; \
+	else \
+		command -v npm >/dev/null || { echo "npm is needed to install kinesalite (Debian: apt-get install npm)" >&2; exit 1; }; \
+		echo "tools/kinesalite: npm ci"; npm ci --no-audit --no-fund --loglevel=error && touch node_modules/.package-lock.json; \
+	fi'
 
 ## deps-cdk: the CDK app's modules (about 80 MB), for its tests and synth.
 deps-cdk:
