@@ -96,6 +96,9 @@ func run(parent context.Context, args []string, stdout, stderr io.Writer) int {
 			return 1
 		}
 		fmt.Fprintln(stderr, "kte-demo:", err)
+		if errors.Is(err, kinesalite.ErrNoToolsDir) {
+			return 2
+		}
 		if errors.Is(err, kinesalite.ErrUnavailable) {
 			fmt.Fprintln(stderr, "Possible solution: run `make deps` (needs node and npm).")
 			return 2

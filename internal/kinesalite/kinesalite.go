@@ -3,7 +3,9 @@
 //
 // The Node package is installed by `npm ci` in tools/kinesalite (make deps).
 // Outside CI a missing Node or kinesalite skips the calling test; with CI=true
-// it fails it, so integration tests never pass by not running.
+// it fails it, so integration tests never pass by not running. The folder is
+// found from the source path or, in a -trimpath build, from the working
+// directory, which must then be inside the module's checkout.
 package kinesalite
 
 import (
@@ -36,14 +38,65 @@ type Server struct {
 	done  chan error
 }
 
-// ErrUnavailable is returned by Start when node or the kinesalite package is missing.
-var ErrUnavailable = errors.New("kinesalite: not installed (run `make deps`: needs node and npm)")
+// Errors of Start: node or the kinesalite package is missing, or the
+// folder it is installed in cannot be found.
+var (
+	ErrUnavailable = errors.New("kinesalite: not installed (run `make deps`: needs node and npm)")
+	ErrNoToolsDir  = errors.New("kinesalite: cannot locate tools/kinesalite (run from inside a checkout of " + modulePath + ")")
+)
 
-// ToolsDir returns the folder holding package.json and start.js, found by
-// walking up from this source file.
-func ToolsDir() string {
+// modulePath is this module's path, as go.mod gives it.
+const modulePath = "github.com/kte-dev/kinesis-telemetry-extension"
+
+// ToolsDir returns the folder holding package.json and start.js,
+// tools/kinesalite of this module's checkout: found from this source file's
+// path or, where that is not a real path (a -trimpath build, or a binary
+// moved elsewhere), from the working directory up to this module's go.mod.
+func ToolsDir() (string, error) {
 	_, file, _, _ := runtime.Caller(0)
-	return filepath.Join(filepath.Dir(file), "..", "..", "tools", "kinesalite")
+	wd, err := os.Getwd()
+	if err != nil {
+		wd = ""
+	}
+	return toolsDir(file, wd)
+}
+
+func toolsDir(srcFile, wd string) (string, error) {
+	if filepath.IsAbs(srcFile) {
+		dir := filepath.Join(filepath.Dir(srcFile), "..", "..", "tools", "kinesalite")
+		if _, err := os.Stat(filepath.Join(dir, "start.js")); err == nil {
+			return dir, nil
+		}
+	}
+	for dir := wd; dir != ""; {
+		if isModuleRoot(dir) {
+			tools := filepath.Join(dir, "tools", "kinesalite")
+			if _, err := os.Stat(filepath.Join(tools, "start.js")); err != nil {
+				return "", fmt.Errorf("%w: %v", ErrNoToolsDir, err)
+			}
+			return tools, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			break
+		}
+		dir = parent
+	}
+	return "", fmt.Errorf("%w: no go.mod of it in %q or above", ErrNoToolsDir, wd)
+}
+
+// isModuleRoot reports whether dir holds this module's go.mod.
+func isModuleRoot(dir string) bool {
+	b, err := os.ReadFile(filepath.Join(dir, "go.mod"))
+	if err != nil {
+		return false
+	}
+	for line := range strings.Lines(string(b)) {
+		if f := strings.Fields(line); len(f) == 2 && f[0] == "module" {
+			return strings.Trim(f[1], `"`) == modulePath
+		}
+	}
+	return false
 }
 
 // Start launches kinesalite on 127.0.0.1 with a free port and waits until it
@@ -53,7 +106,10 @@ func Start() (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
-	dir := ToolsDir()
+	dir, err := ToolsDir()
+	if err != nil {
+		return nil, err
+	}
 	if _, err := os.Stat(filepath.Join(dir, "node_modules", "kinesalite")); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}

@@ -2,6 +2,9 @@ package kinesalite
 
 import (
 	"context"
+	"errors"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -30,5 +33,44 @@ func TestRoundTrip(t *testing.T) {
 	}
 	if len(got) != 10 {
 		t.Fatalf("unexpected record count; got %d; want 10", len(got))
+	}
+}
+
+func TestToolsDir(t *testing.T) {
+	wd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := filepath.Abs(filepath.Join("..", "..", "tools", "kinesalite"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// With -trimpath the source path is "module/path/file.go", not a
+	// real path: the working directory leads to the module.
+	const trimmed = modulePath + "/internal/kinesalite/kinesalite.go"
+	f := func(srcFile, wd, want string, wantErr error) {
+		t.Helper()
+		got, err := toolsDir(srcFile, wd)
+		if !errors.Is(err, wantErr) || got != want {
+			t.Fatalf("unexpected toolsDir(%q, %q); got %q, %v; want %q, %v", srcFile, wd, got, err, want, wantErr)
+		}
+	}
+	f(filepath.Join(wd, "kinesalite.go"), "/", filepath.Join(wd, "..", "..", "tools", "kinesalite"), nil)
+	f(trimmed, wd, want, nil)
+	f(trimmed, filepath.Join(want, "node_modules"), want, nil)
+	f(trimmed, "/", "", ErrNoToolsDir)
+	f("", "", "", ErrNoToolsDir)
+	other := t.TempDir()
+	if err := os.WriteFile(filepath.Join(other, "go.mod"), []byte("module example.com/other\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f(trimmed, other, "", ErrNoToolsDir)
+	// This module's go.mod without tools/kinesalite beside it.
+	if err := os.WriteFile(filepath.Join(other, "go.mod"), []byte("// a copy\nmodule "+modulePath+"\n\ngo 1.26\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f(trimmed, other, "", ErrNoToolsDir)
+	if errors.Is(ErrNoToolsDir, ErrUnavailable) {
+		t.Fatal("a missing tools folder must not read as kinesalite not installed")
 	}
 }

@@ -8,7 +8,8 @@ import (
 )
 
 // StartT starts kinesalite for a test and stops it at cleanup. When it is
-// not installed the test is skipped, except under CI=true where it fails.
+// not installed the test is skipped, except under CI=true where it fails;
+// when tools/kinesalite cannot be found it fails.
 func StartT(tb testing.TB) *Server {
 	tb.Helper()
 	s, err := Start()
