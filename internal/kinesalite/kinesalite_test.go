@@ -1,11 +1,18 @@
 package kinesalite
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
@@ -72,5 +79,36 @@ func TestToolsDir(t *testing.T) {
 	f(trimmed, other, "", ErrNoToolsDir)
 	if errors.Is(ErrNoToolsDir, ErrUnavailable) {
 		t.Fatal("a missing tools folder must not read as kinesalite not installed")
+	}
+}
+
+// A port in use ends start.js with one line on stderr and status 1.
+func TestStartPortInUse(t *testing.T) {
+	StartT(t) // skips or fails as the other tests when kinesalite is missing
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	port := ln.Addr().(*net.TCPAddr).Port
+	dir, err := ToolsDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "node", "start.js")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "KINESALITE_PORT="+strconv.Itoa(port), "KINESALITE_EXIT_ON_STDIN_CLOSE=0")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	err = cmd.Run()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 1 {
+		t.Fatalf("unexpected end of start.js; got %v; want exit status 1; stderr:\n%s", err, &stderr)
+	}
+	got, prefix := stderr.String(), fmt.Sprintf("kinesalite: cannot listen on 127.0.0.1:%d: ", port)
+	if !strings.HasPrefix(got, prefix) || !strings.Contains(got, "EADDRINUSE") || strings.Count(got, "\n") != 1 {
+		t.Fatalf("unexpected stderr; got %q; want one line starting %q and naming EADDRINUSE", got, prefix)
 	}
 }
