@@ -109,11 +109,14 @@ build:
 		chmod 755 build/$$arch/extensions build/$$arch/extensions/$(NAME) || exit 1; \
 	done
 
-## layer: one zip per architecture, extensions/<name> at the zip root; prints sizes.
+## layer: one zip per architecture, extensions/<name> at the zip root; prints sizes. Needs zip (Info-ZIP): Go's
+## deflate makes 1-2% bigger zips. Fixed timestamps (and -X: no uid/gid or extra times) make the zips reproducible.
 layer: build
+	@command -v zip >/dev/null || { echo "make layer needs zip (Debian: apt-get install zip)" >&2; exit 1; }
 	@for arch in $(ARCHES); do \
 		rm -f build/$(NAME)-$$arch.zip; \
-		(cd build/$$arch && zip -q -X -r ../$(NAME)-$$arch.zip extensions); \
+		touch -d 1980-01-01T00:00:00Z build/$$arch/extensions build/$$arch/extensions/$(NAME); \
+		(cd build/$$arch && TZ=UTC zip -q -X -r ../$(NAME)-$$arch.zip extensions); \
 		printf '%s\t%s bytes\n' build/$(NAME)-$$arch.zip $$(stat -c %s build/$(NAME)-$$arch.zip); \
 	done
 
