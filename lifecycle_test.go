@@ -59,15 +59,7 @@ func TestLifecycleInvokeFlushIsBounded(t *testing.T) {
 // extension delivers what it holds, writes its summary, reports to
 // /exit/error and exits 1.
 func TestLifecycleNextAnswerCut(t *testing.T) {
-	kl := kinesalite.StartT(t)
-	stream := kl.StreamT(t, "cut", 1)
-	kinesaliteEnv(t, kl)
-	rt := newFakeRuntime(t)
-	h := startExtension(t, rt, map[string]string{"KTE_STREAM": stream})
-	rt.waitNext(1)
-	if got := h.post(telemetryBody("req-0", 0, 20)); got != 200 {
-		t.Fatalf("unexpected status; got %d", got)
-	}
+	kl, stream, rt, h := startWithEvents(t, "cut", 20)
 	rt.next <- map[string]any{"eventType": "SHUTDOWN", "shutdownReason": "spindown", "deadlineMs": time.Now().Add(2 * time.Second).UnixMilli(), cutAnswer: true}
 	if code := h.exitCode(); code != 1 {
 		t.Fatalf("unexpected exit code %d; want 1; stderr:\n%s", code, h.stderr.String())
@@ -130,15 +122,7 @@ func TestEventDeadline(t *testing.T) {
 // deadlineMs are handled with the fallback deadlines: the INVOKE flushes,
 // the SHUTDOWN delivers what is left instead of giving up on it at once.
 func TestLifecycleEventsWithoutDeadline(t *testing.T) {
-	kl := kinesalite.StartT(t)
-	stream := kl.StreamT(t, "nodeadline", 1)
-	kinesaliteEnv(t, kl)
-	rt := newFakeRuntime(t)
-	h := startExtension(t, rt, map[string]string{"KTE_STREAM": stream})
-	rt.waitNext(1)
-	if got := h.post(telemetryBody("req-0", 0, 20)); got != 200 {
-		t.Fatalf("unexpected status; got %d", got)
-	}
+	kl, stream, rt, h := startWithEvents(t, "nodeadline", 20)
 	rt.next <- map[string]any{"eventType": "INVOKE", "requestId": "req-1"}
 	rt.waitNext(2)
 	recs, err := kl.ReadAll(context.Background(), stream)
@@ -195,15 +179,7 @@ func TestLifecycleShutdownDeadlineTooFar(t *testing.T) {
 // TestLifecycleSignalFlushesLikeShutdown: SIGTERM outside Lambda (the root
 // context cancelled) gets the same orderly flush as SHUTDOWN.
 func TestLifecycleSignalFlushesLikeShutdown(t *testing.T) {
-	kl := kinesalite.StartT(t)
-	stream := kl.StreamT(t, "signal", 1)
-	kinesaliteEnv(t, kl)
-	rt := newFakeRuntime(t)
-	h := startExtension(t, rt, map[string]string{"KTE_STREAM": stream})
-	rt.waitNext(1)
-	if got := h.post(telemetryBody("req-0", 0, 40)); got != 200 {
-		t.Fatalf("unexpected status; got %d", got)
-	}
+	kl, stream, _, h := startWithEvents(t, "signal", 40)
 	h.cancel() // what signal.NotifyContext does on SIGTERM
 	if code := h.exitCode(); code != 0 {
 		t.Fatalf("unexpected exit code %d; stderr:\n%s", code, h.stderr.String())
@@ -478,4 +454,21 @@ func TestSnapStartRedrawsAfterRestore(t *testing.T) {
 			t.Fatalf("unexpected kte.id %s shared by two environments resumed from one snapshot", id)
 		}
 	}
+}
+
+// startWithEvents starts the extension in process against a fake Runtime
+// API, shipping to a new one-shard kinesalite stream named name, and posts
+// n events to it after its first /event/next.
+func startWithEvents(t *testing.T, name string, n int) (*kinesalite.Server, string, *fakeRuntime, *harness) {
+	t.Helper()
+	kl := kinesalite.StartT(t)
+	stream := kl.StreamT(t, name, 1)
+	kinesaliteEnv(t, kl)
+	rt := newFakeRuntime(t)
+	h := startExtension(t, rt, map[string]string{"KTE_STREAM": stream})
+	rt.waitNext(1)
+	if got := h.post(telemetryBody("req-0", 0, n)); got != 200 {
+		t.Fatalf("unexpected status; got %d", got)
+	}
+	return kl, stream, rt, h
 }

@@ -134,14 +134,7 @@ func TestKeysAndLineAllocs(t *testing.T) {
 // TestEncoderWrappedAllocs: with random keys, telling wrapped parts from
 // plain events (and giving parts their payload's key) allocates nothing.
 func TestEncoderWrappedAllocs(t *testing.T) {
-	keys, err := NewKeys(config.PartitionKey{Mode: config.PartitionKeyRandom}, "", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	enc, err := NewRecordEncoder(Limits{MaxRecords: 500, MaxBytes: 5 * MiB, RecordMaxBytes: 64 * KiB}, keys)
-	if err != nil {
-		t.Fatal(err)
-	}
+	enc := randomKeyEncoder(t)
 	frames := listenerFrames(t, testIdentity, true, wrappingBody())
 	allocs := testing.AllocsPerRun(100, func() {
 		enc.Reset()

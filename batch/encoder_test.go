@@ -137,14 +137,7 @@ func TestWrappedIDOfListenerRecords(t *testing.T) {
 // order), payloads spread over keys, and plain events take the keys in
 // turn. A part resent alone in a later request keeps its key.
 func TestRandomKeysOnePerPayload(t *testing.T) {
-	keys, err := NewKeys(config.PartitionKey{Mode: config.PartitionKeyRandom}, "", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	enc, err := NewRecordEncoder(Limits{MaxRecords: 500, MaxBytes: 5 * MiB, RecordMaxBytes: 64 * KiB}, keys)
-	if err != nil {
-		t.Fatal(err)
-	}
+	enc := randomKeyEncoder(t)
 	frames := listenerFrames(t, testIdentity, true, wrappingBody(), wrappingBody(), []byte(`[{"malformed`))
 	byID := map[string]string{}
 	var lastPlain string
@@ -221,4 +214,19 @@ func TestKeysForID(t *testing.T) {
 	if *one.ForID(12345) != "k" {
 		t.Fatalf("unexpected key of a fixed-key Keys; got %q; want %q", *one.ForID(12345), "k")
 	}
+}
+
+// randomKeyEncoder returns an encoder of 64 KiB records with
+// KTE_PARTITION_KEY=random.
+func randomKeyEncoder(tb testing.TB) *RecordEncoder {
+	tb.Helper()
+	keys, err := NewKeys(config.PartitionKey{Mode: config.PartitionKeyRandom}, "", "")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	enc, err := NewRecordEncoder(Limits{MaxRecords: 500, MaxBytes: 5 * MiB, RecordMaxBytes: 64 * KiB}, keys)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return enc
 }

@@ -269,9 +269,7 @@ func TestNotRetryableLoggedOnceAndKept(t *testing.T) {
 		return fakeAnswer{status: 400, errType: "AccessDeniedException"}
 	})
 	r := newRing(t, MiB)
-	var logs bytes.Buffer
-	var logMu sync.Mutex
-	logger := slog.New(slog.NewTextHandler(lockedWriter{&logMu, &logs}, nil))
+	logs, logger := newLogCapture()
 	p := newPacker(t, r, testConfig(500, 5*MiB, MiB, "k"), Options{
 		Client: fk.client(), Logger: logger, BackoffBase: time.Millisecond, BackoffMax: 20 * time.Millisecond,
 	})
@@ -297,9 +295,7 @@ func TestNotRetryableLoggedOnceAndKept(t *testing.T) {
 		}
 		time.Sleep(25 * time.Millisecond)
 	}
-	logMu.Lock()
 	text := logs.String()
-	logMu.Unlock()
 	if c := strings.Count(text, "level=ERROR"); c != 1 {
 		t.Fatalf("unexpected error log lines; got %d; want 1:\n%s", c, text)
 	}
@@ -348,6 +344,23 @@ func (l lockedWriter) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.w.Write(p)
+}
+
+// logCapture is a logger whose lines can be read while the packer writes.
+type logCapture struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func newLogCapture() (*logCapture, *slog.Logger) {
+	c := &logCapture{}
+	return c, slog.New(slog.NewTextHandler(lockedWriter{&c.mu, &c.buf}, nil))
+}
+
+func (c *logCapture) String() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.buf.String()
 }
 
 func TestAdvice(t *testing.T) {
@@ -761,9 +774,7 @@ func TestPassingFailuresLoggedOncePerRun(t *testing.T) {
 		return fakeAnswer{}
 	})
 	r := newRing(t, MiB)
-	var logs bytes.Buffer
-	var logMu sync.Mutex
-	logger := slog.New(slog.NewTextHandler(lockedWriter{&logMu, &logs}, nil))
+	logs, logger := newLogCapture()
 	p := newPacker(t, r, testConfig(500, 5*MiB, MiB, "k"), Options{
 		Client: fk.client(), Logger: logger, BackoffBase: time.Millisecond, BackoffMax: 20 * time.Millisecond,
 	})
@@ -773,11 +784,7 @@ func TestPassingFailuresLoggedOncePerRun(t *testing.T) {
 		defer cancel()
 		return p.Flush(ctx)
 	}
-	logText := func() string {
-		logMu.Lock()
-		defer logMu.Unlock()
-		return logs.String()
-	}
+	logText := logs.String
 
 	mode.Store(1)
 	writeEvents(t, r, 0, 10, size)
@@ -833,9 +840,7 @@ func TestUnreachableLogged(t *testing.T) {
 	client := fk.client()
 	fk.Close() // connections are refused from now on
 	r := newRing(t, MiB)
-	var logs bytes.Buffer
-	var logMu sync.Mutex
-	logger := slog.New(slog.NewTextHandler(lockedWriter{&logMu, &logs}, nil))
+	logs, logger := newLogCapture()
 	p := newPacker(t, r, testConfig(500, 5*MiB, MiB, "k"), Options{
 		Client: client, Logger: logger, BackoffBase: time.Millisecond, BackoffMax: 20 * time.Millisecond,
 	})
@@ -846,9 +851,7 @@ func TestUnreachableLogged(t *testing.T) {
 	if res := p.Flush(ctx); res.Complete {
 		t.Fatalf("unexpected flush result; got %+v", res)
 	}
-	logMu.Lock()
 	text := logs.String()
-	logMu.Unlock()
 	if strings.Count(text, "level=WARN") != 1 || !strings.Contains(text, "Kinesis cannot be reached") {
 		t.Fatalf("want one warning that Kinesis cannot be reached; got:\n%s", text)
 	}

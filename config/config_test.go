@@ -36,6 +36,20 @@ func loadWith(kv ...string) (Config, error) {
 	return Load(mapLookup(env))
 }
 
+// checkLoad loads kv over the base environment and fails unless that gives
+// no error (wantErr empty) or exactly one error starting with wantErr.
+func checkLoad(t *testing.T, kv []string, wantErr string) Config {
+	t.Helper()
+	c, err := loadWith(kv...)
+	switch {
+	case wantErr == "" && err != nil:
+		t.Fatalf("unexpected error for %.80q: %v", kv, err)
+	case wantErr != "" && (err == nil || !strings.HasPrefix(err.Error(), wantErr) || strings.Contains(err.Error(), "\n")):
+		t.Fatalf("unexpected error for %.80q; got %v; want one error starting %q", kv, err, wantErr)
+	}
+	return c
+}
+
 func TestLoadDefaults(t *testing.T) {
 	c, err := Load(mapLookup(baseEnv()))
 	if err != nil {
@@ -555,13 +569,7 @@ func TestLambdaEnvironment(t *testing.T) {
 func TestClientSettings(t *testing.T) {
 	f := func(kv []string, wantErr string) {
 		t.Helper()
-		_, err := loadWith(kv...)
-		switch {
-		case wantErr == "" && err != nil:
-			t.Fatalf("unexpected error for %q: %v", kv, err)
-		case wantErr != "" && (err == nil || !strings.HasPrefix(err.Error(), wantErr) || strings.Contains(err.Error(), "\n")):
-			t.Fatalf("unexpected error for %q; got %v; want one error starting %q", kv, err, wantErr)
-		}
+		checkLoad(t, kv, wantErr)
 	}
 	for _, r := range []string{"us-east-1", "us-gov-west-1", "eusc-de-east-1", "cn-north-1", "local", "fips-us-gov-west-1", "us-east-1-fips", "eu-west-1.a"} {
 		f([]string{"AWS_REGION", r}, "")
@@ -591,13 +599,8 @@ func TestClientSettings(t *testing.T) {
 func TestLoadFunctionIdentity(t *testing.T) {
 	f := func(kv []string, wantErr string) {
 		t.Helper()
-		c, err := loadWith(kv...)
-		switch {
-		case wantErr == "" && err != nil:
-			t.Fatalf("unexpected error for %.80q: %v", kv, err)
-		case wantErr != "" && (err == nil || !strings.HasPrefix(err.Error(), wantErr) || strings.Contains(err.Error(), "\n")):
-			t.Fatalf("unexpected error for %.80q; got %v; want one error starting %q", kv, err, wantErr)
-		case wantErr == "" && slices.Contains(kv, "function") && c.PartitionKey.Mode != PartitionKeyFunction:
+		c := checkLoad(t, kv, wantErr)
+		if wantErr == "" && slices.Contains(kv, "function") && c.PartitionKey.Mode != PartitionKeyFunction {
 			t.Fatalf("unexpected partition key for %.80q: %v", kv, c.PartitionKey)
 		}
 	}
