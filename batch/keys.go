@@ -157,6 +157,9 @@ func (k *Keys) Len() int { return len(k.keys) }
 // encoder gives it to every part of one wrapped payload). Consecutive ids
 // spread over the keys. It does not move Next's turn and does no allocation.
 func (k *Keys) ForID(id uint64) *string {
+	if k.redrawn.Load() != nil {
+		k.takeRedrawn() // as Next: the same keys for every record after a Redraw
+	}
 	// Fibonacci hashing, then the high half of a 64×64-bit product maps the
 	// hash onto [0, len) without a division.
 	i, _ := bits.Mul64(id*0x9e3779b97f4a7c15, uint64(len(k.keys)))

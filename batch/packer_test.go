@@ -444,8 +444,22 @@ func TestKeysRedraw(t *testing.T) {
 	f(config.PartitionKey{Mode: config.PartitionKeyFunction}, "", "env-5678", false)
 	f(config.PartitionKey{Mode: config.PartitionKeyFixed, Fixed: "fixed"}, "", "env-5678", false)
 
+	// ForID, the key of a wrapped payload's parts, takes the new keys too,
+	// whether or not Next has been called since: one key per payload.
+	k, _ := NewKeys(config.PartitionKey{Mode: config.PartitionKeyRandom}, "", "")
+	const id = 12345
+	old := *k.ForID(id)
+	if err := k.Redraw(""); err != nil {
+		t.Fatal(err)
+	}
+	if got := *k.ForID(id); got == old {
+		t.Fatalf("ForID gives the key from before Redraw: %q", got)
+	} else if _ = k.Next(); *k.ForID(id) != got {
+		t.Fatalf("ForID changed after Next; got %q; want %q", *k.ForID(id), got)
+	}
+
 	// A key longer than the encoder counts is refused, the keys kept.
-	k, _ := NewKeys(config.PartitionKey{Mode: config.PartitionKeyEnvironment}, "", "env-1234")
+	k, _ = NewKeys(config.PartitionKey{Mode: config.PartitionKeyEnvironment}, "", "env-1234")
 	if err := k.Redraw("env-123456789"); err == nil || *k.Next() != "env-1234" {
 		t.Fatalf("unexpected Redraw of a longer key; err %v, key %q", err, *k.Next())
 	}
