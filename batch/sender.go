@@ -37,13 +37,27 @@ func (p *Packer) send(ctx context.Context) {
 	canceled := cut || ctx.Err() != nil ||
 		byFlush && errors.Is(err, context.DeadlineExceeded) ||
 		p.fl != nil && p.fl.ctx.Err() != nil
+	// The flush's time ran out before Kinesis answered: no backoff (the
+	// stream's state is unknown), but it counts toward a run of failing
+	// calls, as a stream that cannot be reached (a VPC without a route to
+	// Kinesis: the connection hangs) ends every call this way when
+	// KTE_SEND_TIMEOUT_MS is not shorter than the flush.
+	// (The flush may have cut the call itself, at its deadline: then the
+	// call's error is context.Canceled, and the flush's DeadlineExceeded.)
+	flushTimedOut := err != nil && ctx.Err() == nil &&
+		(byFlush && !cut && errors.Is(err, context.DeadlineExceeded) ||
+			p.fl != nil && errors.Is(p.fl.ctx.Err(), context.DeadlineExceeded))
 	cancel()
 	p.input.Records = nil
 
 	now := p.now()
 	switch {
 	case err != nil:
-		p.callFailed(err, classify(err, canceled), now)
+		kind := classify(err, canceled)
+		p.callFailed(err, kind, now)
+		if kind == failCanceled && flushTimedOut {
+			p.failing(failNetwork, err.Error(), now)
+		}
 	case len(out.Records) != len(entries):
 		if !p.loggedOdd {
 			p.loggedOdd = true
@@ -258,7 +272,7 @@ func (p *Packer) failingAdvice(kind failKind) string {
 	const kept = " Events are kept and retried while there is room; at shutdown the rest is written to stderr as KTE_UNDELIVERED lines."
 	switch kind {
 	case failNetwork:
-		return "kte: PutRecords to " + p.name + " keeps failing: Kinesis cannot be reached or does not answer in time. A function in a VPC needs a Kinesis interface endpoint or a NAT gateway; check AWS_ENDPOINT_URL_KINESIS if it is set, and KTE_SEND_TIMEOUT_MS." + kept
+		return "kte: PutRecords to " + p.name + " keeps failing: Kinesis cannot be reached or does not answer in time. A function in a VPC needs a Kinesis interface endpoint or a NAT gateway; check AWS_ENDPOINT_URL_KINESIS if it is set, and that KTE_SEND_TIMEOUT_MS and KTE_FLUSH_MAX_MS give a call time to finish." + kept
 	case failThrottled:
 		return "kte: PutRecords to " + p.name + " keeps failing: the stream is throttling writes. Add shards, or use on-demand capacity." + kept
 	}

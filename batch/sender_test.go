@@ -926,3 +926,42 @@ func TestGiveUpLongEvents(t *testing.T) {
 		}
 	}
 }
+
+// hangingClient is a stream that cannot be reached: every call hangs until
+// its context ends, as a connection does when nothing answers.
+type hangingClient struct{ calls atomic.Int32 }
+
+func (h *hangingClient) PutRecords(ctx context.Context, _ *kinesis.PutRecordsInput, _ ...func(*kinesis.Options)) (*kinesis.PutRecordsOutput, error) {
+	h.calls.Add(1)
+	<-ctx.Done()
+	return nil, fmt.Errorf("dial tcp: %w", ctx.Err())
+}
+
+// TestUnreachableCutByFlushesLogged: when KTE_SEND_TIMEOUT_MS is not shorter
+// than the flushes (the defaults: 2 s each), every call to a stream that
+// cannot be reached ends with its flush; those calls still make a run that
+// is logged.
+func TestUnreachableCutByFlushesLogged(t *testing.T) {
+	r := newRing(t, MiB)
+	logs, logger := newLogCapture()
+	cfg := testConfig(500, 5*MiB, MiB, "k")
+	cfg.SendTimeout = 2 * time.Second
+	hc := &hangingClient{}
+	p := newPacker(t, r, cfg, Options{Client: hc, Logger: logger, BackoffBase: time.Millisecond, BackoffMax: 5 * time.Millisecond})
+	runPacker(t, p)
+	writeEvents(t, r, 0, 10, 100)
+	start := time.Now()
+	for time.Since(start) < time.Duration(failWarnAfter)+400*time.Millisecond { // runs past failWarnAfter from the first call's end
+		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		if res := p.Flush(ctx); res.Complete {
+			t.Fatalf("unexpected flush result; got %+v", res)
+		}
+		cancel()
+	}
+	if text := logs.String(); strings.Count(text, "level=WARN") != 1 || !strings.Contains(text, "Kinesis cannot be reached") {
+		t.Fatalf("want one warning that Kinesis cannot be reached after %d calls; got:\n%s", hc.calls.Load(), text)
+	}
+	if st := p.Stats(); st.CallNetwork != 0 || st.Canceled < failWarnCalls {
+		t.Fatalf("unexpected stats: the calls are counted as cut by their flush; got %+v", st)
+	}
+}
