@@ -11,6 +11,7 @@ import (
 	"os"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -225,7 +226,9 @@ type Packer struct {
 	failLogged bool
 	loggedBig  bool // oversize event logged
 	lineBuf    []byte
-	undelID    uint64 // id of the next event written in several KTE_UNDELIVERED lines
+	// undelID is the id of the next event written in several
+	// KTE_UNDELIVERED lines (RedrawIDs sets it from any goroutine).
+	undelID atomic.Uint64
 
 	// Packer goroutine's view of the control block.
 	client  PutRecordsAPI
@@ -289,7 +292,6 @@ func New(r *ring.Ring, cfg config.Config, opts Options) (*Packer, error) {
 		mask:        uint64(window - 1),
 		req:         make([]uint64, 0, window),
 		lineBuf:     make([]byte, 0, 4096),
-		undelID:     rand.Uint64(),
 		client:      opts.Client,
 		timer:       time.NewTimer(time.Hour),
 		wake:        make(chan struct{}, 1),
@@ -334,6 +336,7 @@ func New(r *ring.Ring, cfg config.Config, opts Options) (*Packer, error) {
 	p.cap = max(p.cap, p.base)
 	p.ctl.client = opts.Client
 	p.ctl.resumed = opts.AlwaysOn
+	p.undelID.Store(rand.Uint64())
 	return p, nil
 }
 
@@ -411,6 +414,12 @@ func (p *Packer) Flush(ctx context.Context) FlushResult {
 	}
 	return req.result
 }
+
+// RedrawIDs starts the ids of events written in several KTE_UNDELIVERED
+// lines at base. A process restored from a snapshot (Lambda SnapStart)
+// calls it with a new random base, so that the environments resumed from
+// one snapshot do not write the same ids. Safe from any goroutine.
+func (p *Packer) RedrawIDs(base uint64) { p.undelID.Store(base) }
 
 // GiveUp writes every event the packer still holds (read and unsettled, or
 // still unread in the ring) to w, one line each:
@@ -871,8 +880,7 @@ func (p *Packer) giveUpOversize(s *slot) {
 		p.log.Warn("kte: event larger than a Kinesis record can be; written to stderr as a KTE_UNDELIVERED line (reason=oversize) and dropped; further ones are only counted",
 			"bytes", len(s.data), "record_max_bytes", lim, "stream", p.name)
 	}
-	p.lineBuf = appendUndelivered(p.lineBuf[:0], "oversize", s.data, p.undelID)
-	p.undelID++
+	p.lineBuf = appendUndelivered(p.lineBuf[:0], "oversize", s.data, p.undelID.Add(1))
 	_, _ = p.undel.Write(p.lineBuf)
 	if cap(p.lineBuf) > 1<<20 {
 		p.lineBuf = make([]byte, 0, 4096)

@@ -285,8 +285,7 @@ func (p *Packer) giveUp(w io.Writer, reason string) int {
 	bw := bufio.NewWriterSize(w, 64<<10)
 	n := 0
 	write := func(data []byte) {
-		p.lineBuf = appendUndelivered(p.lineBuf[:0], reason, data, p.undelID)
-		p.undelID++
+		p.lineBuf = appendUndelivered(p.lineBuf[:0], reason, data, p.undelID.Add(1))
 		_, _ = bw.Write(p.lineBuf)
 		n++
 	}

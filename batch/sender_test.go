@@ -927,6 +927,28 @@ func TestGiveUpLongEvents(t *testing.T) {
 	}
 }
 
+// TestUndeliveredIDsRedrawn: after RedrawIDs (a SnapStart restore), the
+// events written in several lines take their ids from the new base.
+func TestUndeliveredIDsRedrawn(t *testing.T) {
+	r := newRing(t, MiB)
+	p := newPacker(t, r, testConfig(500, 5*MiB, 256*KiB, "k"), Options{})
+	for i := range 2 {
+		if err := ringtest.Write(r, event(i, 40*KiB)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p.RedrawIDs(0x0123456789abcdef)
+	var out bytes.Buffer
+	if n := p.GiveUp(&out, "shutdown"); n != 2 {
+		t.Fatalf("unexpected given-up count; got %d; want 2", n)
+	}
+	for _, id := range []string{"0123456789abcdf0", "0123456789abcdf1"} {
+		if !strings.Contains(out.String(), "KTE_UNDELIVERED reason=shutdown id="+id+" part=1/2 ") {
+			t.Fatalf("no event with id %s in:\n%.300s", id, out.String())
+		}
+	}
+}
+
 // hangingClient is a stream that cannot be reached: every call hangs until
 // its context ends, as a connection does when nothing answers.
 type hangingClient struct{ calls atomic.Int32 }
