@@ -464,7 +464,9 @@ func TestFlushInvokeCatchesPreviousTail(t *testing.T) {
 func TestFlushInvokeTailWaitIsBounded(t *testing.T) {
 	k := fakeKinesisEnv(t)
 	rt := newFakeRuntime(t)
-	h := startExtension(t, rt, map[string]string{"KTE_FLUSH": "invoke", "KTE_BUFFER_TIMEOUT_MS": "30000"})
+	// KTE_FLUSH_MAX_MS and the deadlines are long, so that only the bound
+	// on the wait itself can end it in time.
+	h := startExtension(t, rt, map[string]string{"KTE_FLUSH": "invoke", "KTE_BUFFER_TIMEOUT_MS": "30000", "KTE_FLUSH_MAX_MS": "60000"})
 	rt.waitNext(1)
 	rt.invoke("req-1", 10*time.Second)
 	rt.waitNext(2)
@@ -480,7 +482,7 @@ func TestFlushInvokeTailWaitIsBounded(t *testing.T) {
 
 	// req-2's tail is held by Lambda for up to 30 s: INVOKE 3 does not wait
 	// for it (130 ms), nor anywhere near its deadline.
-	rt.invoke("req-3", 10*time.Second)
+	rt.invoke("req-3", 120*time.Second)
 	select {
 	case <-rt.nextCalled:
 	case <-time.After(3 * time.Second):

@@ -272,7 +272,7 @@ func report(w io.Writer, r *result) int {
 		undelivered += n
 	}
 	if undelivered > 0 || r.rec.OnStderr > 0 {
-		fmt.Fprintf(w, "written to stderr     %d KTE_UNDELIVERED line(s) (by reason: %s); %d expected event(s) among them, %d of those also in Kinesis\n",
+		fmt.Fprintf(w, "written to stderr     %d event(s) as KTE_UNDELIVERED (by reason: %s); %d expected event(s) among them, %d of those also in Kinesis\n",
 			undelivered, countList(r.undelivered, "%s %d"), r.rec.OnStderr, r.rec.InBoth)
 	}
 	if n := len(r.rec.Unexpected); n > 0 {

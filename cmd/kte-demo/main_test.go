@@ -69,7 +69,7 @@ func TestReportVerdict(t *testing.T) {
 		r.rec.InKinesis, r.rec.OnStderr = 7, 3
 		r.undelivered = map[string]int{"shutdown_deadline": 3}
 	}, 1, "FAIL: only 7 of 10 expected event(s) are in Kinesis",
-		"written to stderr     3 KTE_UNDELIVERED line(s) (by reason: shutdown_deadline 3)")
+		"written to stderr     3 event(s) as KTE_UNDELIVERED (by reason: shutdown_deadline 3)")
 	f("on stderr and in Kinesis", func(r *result) {
 		r.rec.OnStderr, r.rec.InBoth = 2, 2
 		r.undelivered = map[string]int{"shutdown_deadline": 1, "oversize": 1}
