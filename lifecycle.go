@@ -289,8 +289,9 @@ const (
 var initDraws = func() (envID string, idBase uint64) { return newEnvironmentID(), rand.Uint64() }
 
 // redrawAfterRestore gives an environment resumed from a SnapStart snapshot
-// its own environment id, wrapped-record ids, generated partition keys and
-// the ids of events written in several KTE_UNDELIVERED lines, which Init drew and every environment resumed from the snapshot shares.
+// its own environment id, wrapped-record ids, generated partition keys, the
+// ids of events written in several KTE_UNDELIVERED lines and the seed of
+// the backoffs' jitter, which Init drew and every environment resumed from the snapshot shares.
 // The loop calls it when /event/next returns the first event after the
 // restore, before handling it. It draws from crypto/rand (the kernel's
 // generator, which Lambda reseeds on restore). Handlers pick up the new
@@ -301,11 +302,13 @@ var initDraws = func() (envID string, idBase uint64) { return newEnvironmentID()
 // before the INVOKE reaches the extension) keeps the snapshot's environment
 // id in its enrichment and, for wrapped payloads, kte.id.
 func (x *extension) redrawAfterRestore() {
-	var b [32]byte
+	var b [24]byte
 	_, _ = crand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+)
 	x.envID = hex.EncodeToString(b[:16])
 	x.lis.RedrawIDs(binary.LittleEndian.Uint64(b[16:]))
-	x.packer.RedrawIDs(binary.LittleEndian.Uint64(b[24:]))
+	var pb [24]byte
+	_, _ = crand.Read(pb[:])
+	x.packer.Redraw(pb)
 	if err := x.lis.SetIdentity(x.identity()); err != nil {
 		x.log.Warn("kte: cannot set the new identity after a SnapStart restore", "error", err)
 	}

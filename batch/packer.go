@@ -2,6 +2,7 @@ package batch
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -227,8 +228,13 @@ type Packer struct {
 	loggedBig  bool // oversize event logged
 	lineBuf    []byte
 	// undelID is the id of the next event written in several
-	// KTE_UNDELIVERED lines (RedrawIDs sets it from any goroutine).
+	// KTE_UNDELIVERED lines (Redraw sets it from any goroutine).
 	undelID atomic.Uint64
+	// The backoffs' jitter: rng (behind jitter) is the packer goroutine's;
+	// Redraw leaves a new seed in reseed for it.
+	rng    *rand.PCG
+	jitter *rand.Rand
+	reseed atomic.Pointer[[2]uint64]
 
 	// Packer goroutine's view of the control block.
 	client  PutRecordsAPI
@@ -337,6 +343,8 @@ func New(r *ring.Ring, cfg config.Config, opts Options) (*Packer, error) {
 	p.ctl.client = opts.Client
 	p.ctl.resumed = opts.AlwaysOn
 	p.undelID.Store(rand.Uint64())
+	p.rng = rand.NewPCG(rand.Uint64(), rand.Uint64())
+	p.jitter = rand.New(p.rng)
 	return p, nil
 }
 
@@ -415,11 +423,16 @@ func (p *Packer) Flush(ctx context.Context) FlushResult {
 	return req.result
 }
 
-// RedrawIDs starts the ids of events written in several KTE_UNDELIVERED
-// lines at base. A process restored from a snapshot (Lambda SnapStart)
-// calls it with a new random base, so that the environments resumed from
-// one snapshot do not write the same ids. Safe from any goroutine.
-func (p *Packer) RedrawIDs(base uint64) { p.undelID.Store(base) }
+// Redraw starts the ids of events written in several KTE_UNDELIVERED lines
+// at the first 8 bytes of b, and seeds the backoffs' jitter with the other
+// 16. A process restored from a snapshot (Lambda SnapStart) calls it with
+// new random bytes: what the packer drew at start is in the snapshot, so
+// the environments resumed from it would write the same ids and retry in
+// step. Safe from any goroutine.
+func (p *Packer) Redraw(b [24]byte) {
+	p.undelID.Store(binary.LittleEndian.Uint64(b[:8]))
+	p.reseed.Store(&[2]uint64{binary.LittleEndian.Uint64(b[8:]), binary.LittleEndian.Uint64(b[16:])})
+}
 
 // GiveUp writes every event the packer still holds (read and unsettled, or
 // still unread in the ring) to w, one line each:
@@ -930,7 +943,7 @@ func (p *Packer) backoff(n int) int64 {
 	} else if shift := n - 1; shift < 62 && p.base <= p.cap>>shift {
 		ceil = p.base << shift // no overflow: at most cap
 	}
-	return randN(ceil + 1)
+	return p.randN(ceil + 1)
 }
 
 // retryLater puts an event of the open request back to wait until due.

@@ -5,14 +5,19 @@ import (
 	"context"
 	"errors"
 	"io"
-	"math/rand/v2"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 )
 
-// randN returns a uniformly random int64 in [0, n); it does no allocation.
-func randN(n int64) int64 { return rand.Int64N(n) }
+// randN returns a uniformly random int64 in [0, n), from the packer's own
+// generator (see Redraw); it does no allocation. Packer goroutine only.
+func (p *Packer) randN(n int64) int64 {
+	if s := p.reseed.Swap(nil); s != nil {
+		p.rng.Seed(s[0], s[1])
+	}
+	return p.jitter.Int64N(n)
+}
 
 // send makes one PutRecords call for the open request and settles its
 // events: accepted entries at once, failed ones back to wait for a retry.
@@ -132,7 +137,7 @@ func (p *Packer) callFailed(err error, kind failKind, now int64) {
 		p.failing(kind, err.Error(), now)
 		return
 	}
-	p.notBefore = now + p.cap/2 + randN(p.cap/2+1)
+	p.notBefore = now + p.cap/2 + p.randN(p.cap/2+1)
 	if !p.logged[kind] {
 		p.logged[kind] = true
 		p.log.Error(p.advice(kind), "stream", p.name, "error", err.Error())

@@ -3,6 +3,7 @@ package batch
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -927,7 +928,7 @@ func TestGiveUpLongEvents(t *testing.T) {
 	}
 }
 
-// TestUndeliveredIDsRedrawn: after RedrawIDs (a SnapStart restore), the
+// TestUndeliveredIDsRedrawn: after Redraw (a SnapStart restore), the
 // events written in several lines take their ids from the new base.
 func TestUndeliveredIDsRedrawn(t *testing.T) {
 	r := newRing(t, MiB)
@@ -937,7 +938,9 @@ func TestUndeliveredIDsRedrawn(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	p.RedrawIDs(0x0123456789abcdef)
+	var b [24]byte
+	binary.LittleEndian.PutUint64(b[:], 0x0123456789abcdef)
+	p.Redraw(b)
 	var out bytes.Buffer
 	if n := p.GiveUp(&out, "shutdown"); n != 2 {
 		t.Fatalf("unexpected given-up count; got %d; want 2", n)
@@ -985,5 +988,29 @@ func TestUnreachableCutByFlushesLogged(t *testing.T) {
 	}
 	if st := p.Stats(); st.CallNetwork != 0 || st.Canceled < failWarnCalls {
 		t.Fatalf("unexpected stats: the calls are counted as cut by their flush; got %+v", st)
+	}
+}
+
+// TestRedrawReseedsJitter: two packers resumed from one snapshot draw the
+// same backoffs until Redraw gives each its own seed.
+func TestRedrawReseedsJitter(t *testing.T) {
+	draws := func(p *Packer) []int64 {
+		out := make([]int64, 8)
+		for i := range out {
+			out[i] = p.backoff(20)
+		}
+		return out
+	}
+	a := newPacker(t, newRing(t, 64*KiB), testConfig(500, 5*MiB, MiB, "k"), Options{})
+	b := newPacker(t, newRing(t, 64*KiB), testConfig(500, 5*MiB, MiB, "k"), Options{})
+	a.rng.Seed(1, 2) // the state both have from the snapshot
+	b.rng.Seed(1, 2)
+	if da, db := draws(a), draws(b); !slices.Equal(da, db) {
+		t.Fatalf("unexpected backoffs from one seed: %v and %v", da, db)
+	}
+	a.Redraw([24]byte{8: 1})
+	b.Redraw([24]byte{8: 2})
+	if da, db := draws(a), draws(b); slices.Equal(da, db) {
+		t.Fatalf("the same backoffs after Redraw with two seeds: %v", da)
 	}
 }
