@@ -30,7 +30,7 @@ var Vars = []VarDoc{
 	{
 		Name: "KTE_FLUSH", Default: "invoke", value: "invoke",
 		Range:   "`invoke`, `end`, `periodic:<duration>` (Go duration, 1s–1h, e.g. `periodic:30s`), `auto`; end and auto only with platform in KTE_TYPES",
-		Meaning: "When buffered telemetry is delivered: during the next invocation (invoke), after this invocation's runtimeDone (end, adds billed time), at an invocation once the period has passed (periodic), or end while invocations are rare and invoke once they are frequent (auto). A full batch is always sent at once.",
+		Meaning: "When buffered telemetry is delivered: during the next invocation (invoke), after this invocation's runtimeDone (end, adds billed time), at an invocation once the period has passed (periodic), or end while invocations are rare and invoke once they are frequent (auto). While a delivery runs, a full batch goes at once; between deliveries the extension sends nothing (it may be frozen), so a long invocation's telemetry waits for the next one or SHUTDOWN.",
 	},
 	{
 		Name: "KTE_FLUSH_END_MAX_WAIT_MS", Default: "2000", value: "2000",
@@ -100,7 +100,7 @@ var Vars = []VarDoc{
 	{
 		Name: "KTE_SHUTDOWN_MARGIN_MS", Default: "200", value: "200",
 		Range:   "0–1000",
-		Meaning: "At SHUTDOWN, finish this many ms before the deadline.",
+		Meaning: "Finish this many ms before an INVOKE's or SHUTDOWN's deadline.",
 	},
 	{
 		Name: "KTE_LISTEN_PORT", Default: "4243", value: "4243",
