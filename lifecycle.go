@@ -80,8 +80,6 @@ type extension struct {
 	packer *batch.Packer
 	reg    extapi.RegisterResponse
 	envID  string // this execution environment's random id (enrichment, partition keys)
-	// keys are the packer's partition keys, kept for redrawAfterRestore.
-	keys   *batch.Keys
 	done   *runtimeDone
 	policy *flush.Policy // used by the lifecycle goroutine only
 	prev   string        // request id of the previous INVOKE (lifecycle goroutine only)
@@ -159,19 +157,11 @@ func (x *extension) build() error {
 	x.restored = v == initTypeSnapStart
 	var idBase uint64
 	x.envID, idBase = initDraws()
-	// The packer's default encoder, with keys kept for redrawAfterRestore.
-	if x.keys, err = batch.NewKeys(x.cfg.PartitionKey, x.cfg.FunctionName, x.envID); err != nil {
-		return err
-	}
-	enc, err := batch.NewRecordEncoder(batch.LimitsFrom(x.cfg), x.keys)
-	if err != nil {
-		return err
-	}
 	x.packer, err = batch.New(r, x.cfg, batch.Options{
-		Encoder:     enc,
-		AlwaysOn:    x.cfg.LMI, // no freeze on Managed Instances: deliver continuously
-		Undelivered: x.env.stderr,
-		Logger:      x.log,
+		EnvironmentKey: x.envID,
+		AlwaysOn:       x.cfg.LMI, // no freeze on Managed Instances: deliver continuously
+		Undelivered:    x.env.stderr,
+		Logger:         x.log,
 	})
 	if err != nil {
 		return err
@@ -302,17 +292,14 @@ var initDraws = func() (envID string, idBase uint64) { return newEnvironmentID()
 // before the INVOKE reaches the extension) keeps the snapshot's environment
 // id in its enrichment and, for wrapped payloads, kte.id.
 func (x *extension) redrawAfterRestore() {
-	var b [24]byte
+	var b [48]byte
 	_, _ = crand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+)
 	x.envID = hex.EncodeToString(b[:16])
-	x.lis.RedrawIDs(binary.LittleEndian.Uint64(b[16:]))
-	var pb [24]byte
-	_, _ = crand.Read(pb[:])
-	x.packer.Redraw(pb)
+	x.lis.RedrawIDs(binary.LittleEndian.Uint64(b[16:24]))
 	if err := x.lis.SetIdentity(x.identity()); err != nil {
 		x.log.Warn("kte: cannot set the new identity after a SnapStart restore", "error", err)
 	}
-	if err := x.keys.Redraw(x.envID); err != nil {
+	if err := x.packer.Redraw(x.envID, [24]byte(b[24:])); err != nil {
 		x.log.Warn("kte: cannot redraw the partition keys after a SnapStart restore", "error", err)
 	}
 	x.log.Info("kte: resumed from a SnapStart snapshot: new environment id, wrapped-record ids and partition keys",

@@ -87,8 +87,8 @@ type Encoder interface {
 // Limits.MaxRecords.
 //
 // With several keys (KTE_PARTITION_KEY=random) the parts of one wrapped
-// payload (see wrappedID) all get the key Keys.ForID gives their kte.id, not
-// the next key in turn: they land on one shard, so a
+// payload (see RecordEncoder.wrappedID) all get the key Keys.ForID gives
+// their kte.id, not the next key in turn: they land on one shard, so a
 // consumer that reads shard by shard can put the payload back together. The
 // key depends on the id alone, so a part resent later, alone, keeps it.
 //
@@ -133,8 +133,15 @@ func NewRecordEncoder(lim Limits, keys *Keys) (*RecordEncoder, error) {
 // accepts up to 512 bytes by default) is parsed in every frame instead.
 const maxCachedPrefix = 1024
 
-// wrappedID is the package's wrappedID, with the enrichment prefix cached.
-// It does no allocation.
+// wrappedID returns the kte.id of data when data is a part of a wrapped
+// payload, and false for any other frame (a plain event). It reads only the
+// frame's first bytes (the "lambda" object, whose end it finds once per
+// enrichment prefix: see pre, and the kte object's first members) and does
+// no allocation.
+//
+// The batch package does not import the listener; this is the one place it
+// knows the listener's format, and TestWrappedIDOfListenerRecords checks it
+// against records the listener wrote.
 func (e *RecordEncoder) wrappedID(data []byte) (uint64, bool) {
 	if len(e.pre) > 0 && bytes.HasPrefix(data, e.pre) {
 		return wrappedIDAt(data, len(e.pre))
@@ -201,16 +208,6 @@ var (
 // quarantine kind, a reason of up to 256 bytes escaped up to six bytes each,
 // a type of up to 64 bytes) take well under 2 KiB.
 const maxIDOffset = 2048
-
-// wrappedID returns the kte.id of data when data is a part of a wrapped
-// payload, and false for any other frame (a plain event). It reads only the
-// frame's first bytes (the "lambda" object and the kte object's first
-// members) and does no allocation.
-//
-// The batch package does not import the listener; this is the one place it
-// knows the listener's format, and TestWrappedIDOfListenerRecords checks it
-// against records the listener wrote.
-func wrappedID(data []byte) (uint64, bool) { return wrappedIDAt(data, memberStart(data)) }
 
 // memberStart returns where data's first member after the "lambda" object
 // starts: 1 when data is an object without one, just past `{"lambda":{…},`

@@ -230,3 +230,6 @@ func randomKeyEncoder(tb testing.TB) *RecordEncoder {
 	}
 	return enc
 }
+
+// wrappedID is RecordEncoder.wrappedID without its cached prefix.
+func wrappedID(data []byte) (uint64, bool) { return wrappedIDAt(data, memberStart(data)) }

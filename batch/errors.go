@@ -9,6 +9,8 @@ import (
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/smithy-go"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
+
+	"github.com/kte-dev/kinesis-telemetry-extension/config"
 )
 
 // Per-record error codes of PutRecords (the only two the API documents; see
@@ -142,11 +144,8 @@ func classify(err error, canceled bool) failKind {
 // Host in request URL"). Such failures are configuration, not the network.
 func endpointError(err error) bool {
 	var ue *url.Error
-	if errors.As(err, &ue) {
-		u, perr := url.Parse(ue.URL)
-		if perr == nil && (u.Scheme != "http" && u.Scheme != "https" || u.Host == "") {
-			return true
-		}
+	if errors.As(err, &ue) && !config.ValidEndpoint(ue.URL) {
+		return true
 	}
 	msg := err.Error()
 	return strings.Contains(msg, "failed to bind endpoint params") || strings.Contains(msg, "failed to resolve service endpoint")

@@ -7,7 +7,6 @@ import (
 	"math/bits"
 	mrand "math/rand/v2"
 	"sync/atomic"
-	"unicode/utf8"
 
 	"github.com/kte-dev/kinesis-telemetry-extension/config"
 )
@@ -135,9 +134,7 @@ func randomKey() string {
 // Next returns the key for the next record: a pointer to a string owned by
 // k, valid for k's lifetime. It does no allocation.
 func (k *Keys) Next() *string {
-	if k.redrawn.Load() != nil {
-		k.takeRedrawn()
-	}
+	k.takeRedrawn()
 	p := &k.keys[k.next]
 	if k.next++; k.next == len(k.keys) {
 		k.next = 0
@@ -157,9 +154,7 @@ func (k *Keys) Len() int { return len(k.keys) }
 // encoder gives it to every part of one wrapped payload). Consecutive ids
 // spread over the keys. It does not move Next's turn and does no allocation.
 func (k *Keys) ForID(id uint64) *string {
-	if k.redrawn.Load() != nil {
-		k.takeRedrawn() // as Next: the same keys for every record after a Redraw
-	}
+	k.takeRedrawn() // as Next: the same keys for every record after a Redraw
 	// Fibonacci hashing, then the high half of a 64×64-bit product maps the
 	// hash onto [0, len) without a division.
 	i, _ := bits.Mul64(id*0x9e3779b97f4a7c15, uint64(len(k.keys)))
@@ -183,16 +178,20 @@ func (k *Keys) Redraw(envKey string) error {
 	}
 	keys := k.draw(envKey)
 	for _, s := range keys {
-		if len(s) > k.maxLen || !utf8.ValidString(s) || s == "" {
-			return fmt.Errorf("batch: redrawn partition key %q must be valid UTF-8 of 1-%d bytes", s, k.maxLen)
+		if len(s) > k.maxLen || !config.ValidPartitionKey(s) {
+			return fmt.Errorf("batch: redrawn partition key %q must be a valid key of at most %d bytes", s, k.maxLen)
 		}
 	}
 	k.redrawn.Store(&keys)
 	return nil
 }
 
-// takeRedrawn switches to the keys Redraw made. Encoder's goroutine only.
+// takeRedrawn switches to the keys Redraw made, if any (a load, no write,
+// when there are none). Encoder's goroutine only.
 func (k *Keys) takeRedrawn() {
+	if k.redrawn.Load() == nil {
+		return
+	}
 	if p := k.redrawn.Swap(nil); p != nil {
 		k.keys, k.next = *p, 0
 	}

@@ -227,6 +227,9 @@ type Packer struct {
 	failLogged bool
 	loggedBig  bool // oversize event logged
 	lineBuf    []byte
+	// keys are the default encoder's partition keys (nil with
+	// Options.Encoder), kept for Redraw.
+	keys *Keys
 	// undelID is the id of the next event written in several
 	// KTE_UNDELIVERED lines (Redraw sets it from any goroutine).
 	undelID atomic.Uint64
@@ -264,9 +267,10 @@ func New(r *ring.Ring, cfg config.Config, opts Options) (*Packer, error) {
 		return nil, errors.New("batch: no stream name in the configuration")
 	}
 	enc := opts.Encoder
+	var keys *Keys
 	if enc == nil {
-		keys, err := NewKeys(cfg.PartitionKey, cfg.FunctionName, opts.EnvironmentKey)
-		if err != nil {
+		var err error
+		if keys, err = NewKeys(cfg.PartitionKey, cfg.FunctionName, opts.EnvironmentKey); err != nil {
 			return nil, err
 		}
 		re, err := NewRecordEncoder(LimitsFrom(cfg), keys)
@@ -283,6 +287,7 @@ func New(r *ring.Ring, cfg config.Config, opts Options) (*Packer, error) {
 	p := &Packer{
 		r:           r,
 		enc:         enc,
+		keys:        keys,
 		name:        cfg.StreamName,
 		arn:         cfg.StreamARN,
 		log:         opts.Logger,
@@ -423,15 +428,22 @@ func (p *Packer) Flush(ctx context.Context) FlushResult {
 	return req.result
 }
 
-// Redraw starts the ids of events written in several KTE_UNDELIVERED lines
-// at the first 8 bytes of b, and seeds the backoffs' jitter with the other
-// 16. A process restored from a snapshot (Lambda SnapStart) calls it with
-// new random bytes: what the packer drew at start is in the snapshot, so
-// the environments resumed from it would write the same ids and retry in
-// step. Safe from any goroutine.
-func (p *Packer) Redraw(b [24]byte) {
+// Redraw draws again what the packer drew at New: the generated partition
+// keys of the default encoder (Keys.Redraw, with envKey for
+// KTE_PARTITION_KEY=environment), the ids of events written in several
+// KTE_UNDELIVERED lines (from the first 8 bytes of b) and the seed of the
+// backoffs' jitter (the other 16). A process restored from a snapshot
+// (Lambda SnapStart) calls it with new random bytes: what the packer drew
+// at start is in the snapshot, so the environments resumed from it would
+// share keys, write the same ids and retry in step. Safe from any
+// goroutine; the error is Keys.Redraw's, and the rest is redrawn anyway.
+func (p *Packer) Redraw(envKey string, b [24]byte) error {
 	p.undelID.Store(binary.LittleEndian.Uint64(b[:8]))
 	p.reseed.Store(&[2]uint64{binary.LittleEndian.Uint64(b[8:]), binary.LittleEndian.Uint64(b[16:])})
+	if p.keys == nil {
+		return nil
+	}
+	return p.keys.Redraw(envKey)
 }
 
 // GiveUp writes every event the packer still holds (read and unsettled, or

@@ -144,25 +144,27 @@ func (p *Packer) callFailed(err error, kind failKind, now int64) {
 	}
 }
 
+// keptAdvice ends every log message about failing calls.
+const keptAdvice = " Events are kept and retried while there is room; at shutdown the rest is written to stderr as KTE_UNDELIVERED lines."
+
 // advice returns the log message for a kind of refusal: what it means and
 // the likely fix.
 func (p *Packer) advice(kind failKind) string {
-	const kept = " Events are kept and retried while there is room; at shutdown the rest is written to stderr as KTE_UNDELIVERED lines."
 	switch kind {
 	case failNotFound:
-		return "kte: Kinesis stream " + p.name + " does not exist in the region the client uses: check KTE_STREAM and the region (the ARN's region, else AWS_REGION)." + kept
+		return "kte: Kinesis stream " + p.name + " does not exist in the region the client uses: check KTE_STREAM and the region (the ARN's region, else AWS_REGION)." + keptAdvice
 	case failAccess:
-		return "kte: Kinesis refused PutRecords to " + p.name + ": grant kinesis:PutRecords on " + p.arn + " to the function's execution role (or to the stream's resource policy for another account)." + kept
+		return "kte: Kinesis refused PutRecords to " + p.name + ": grant kinesis:PutRecords on " + p.arn + " to the function's execution role (or to the stream's resource policy for another account)." + keptAdvice
 	case failKMS:
-		return "kte: stream " + p.name + " is encrypted with a KMS key the function cannot use: grant kms:GenerateDataKey on the stream's key to the function's execution role, and check the key is enabled." + kept
+		return "kte: stream " + p.name + " is encrypted with a KMS key the function cannot use: grant kms:GenerateDataKey on the stream's key to the function's execution role, and check the key is enabled." + keptAdvice
 	case failInvalid:
-		return "kte: Kinesis refused PutRecords to " + p.name + " as invalid: if KTE_RECORD_MAX_BYTES or KTE_BATCH_MAX_BYTES are above 1MiB/5MiB, raise the stream's maximum record size (UpdateMaxRecordSize) or lower them; a partition key (KTE_PARTITION_KEY) must be 1–256 UTF-16 code units, an emoji counting 2." + kept
+		return "kte: Kinesis refused PutRecords to " + p.name + " as invalid: if KTE_RECORD_MAX_BYTES or KTE_BATCH_MAX_BYTES are above 1MiB/5MiB, raise the stream's maximum record size (UpdateMaxRecordSize) or lower them; a partition key (KTE_PARTITION_KEY) must be 1–256 UTF-16 code units, an emoji counting 2." + keptAdvice
 	case failCredentials:
-		return "kte: no AWS credentials to call Kinesis: the extension uses the function's execution role from the environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN)." + kept
+		return "kte: no AWS credentials to call Kinesis: the extension uses the function's execution role from the environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN)." + keptAdvice
 	case failEndpoint:
-		return "kte: the Kinesis client has no usable endpoint: check the region (the stream ARN's, else AWS_REGION or AWS_DEFAULT_REGION) and the endpoint (AWS_ENDPOINT_URL_KINESIS, else AWS_ENDPOINT_URL or endpoint_url in the AWS config file), an http:// or https:// URL with a host." + kept
+		return "kte: the Kinesis client has no usable endpoint: check the region (the stream ARN's, else AWS_REGION or AWS_DEFAULT_REGION) and the endpoint (AWS_ENDPOINT_URL_KINESIS, else AWS_ENDPOINT_URL or endpoint_url in the AWS config file), an http:// or https:// URL with a host." + keptAdvice
 	}
-	return "kte: Kinesis refused PutRecords to " + p.name + " with an error that retrying is not expected to fix." + kept
+	return "kte: Kinesis refused PutRecords to " + p.name + " with an error that retrying is not expected to fix." + keptAdvice
 }
 
 // callDone walks the response by index: accepted entries settle their
@@ -274,14 +276,13 @@ func (p *Packer) delivering(now int64) {
 // failingAdvice returns the log message for a run of failed calls of one
 // kind: what it likely means and what to check.
 func (p *Packer) failingAdvice(kind failKind) string {
-	const kept = " Events are kept and retried while there is room; at shutdown the rest is written to stderr as KTE_UNDELIVERED lines."
 	switch kind {
 	case failNetwork:
-		return "kte: PutRecords to " + p.name + " keeps failing: Kinesis cannot be reached or does not answer in time. A function in a VPC needs a Kinesis interface endpoint or a NAT gateway; check AWS_ENDPOINT_URL_KINESIS if it is set, and that KTE_SEND_TIMEOUT_MS and KTE_FLUSH_MAX_MS give a call time to finish." + kept
+		return "kte: PutRecords to " + p.name + " keeps failing: Kinesis cannot be reached or does not answer in time. A function in a VPC needs a Kinesis interface endpoint or a NAT gateway; check AWS_ENDPOINT_URL_KINESIS if it is set, and that KTE_SEND_TIMEOUT_MS and KTE_FLUSH_MAX_MS give a call time to finish." + keptAdvice
 	case failThrottled:
-		return "kte: PutRecords to " + p.name + " keeps failing: the stream is throttling writes. Add shards, or use on-demand capacity." + kept
+		return "kte: PutRecords to " + p.name + " keeps failing: the stream is throttling writes. Add shards, or use on-demand capacity." + keptAdvice
 	}
-	return "kte: PutRecords to " + p.name + " keeps failing: Kinesis answers with server errors." + kept
+	return "kte: PutRecords to " + p.name + " keeps failing: Kinesis answers with server errors." + keptAdvice
 }
 
 // giveUp writes every held event to w (see GiveUp) and releases it.

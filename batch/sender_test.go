@@ -940,7 +940,7 @@ func TestUndeliveredIDsRedrawn(t *testing.T) {
 	}
 	var b [24]byte
 	binary.LittleEndian.PutUint64(b[:], 0x0123456789abcdef)
-	p.Redraw(b)
+	_ = p.Redraw("", b)
 	var out bytes.Buffer
 	if n := p.GiveUp(&out, "shutdown"); n != 2 {
 		t.Fatalf("unexpected given-up count; got %d; want 2", n)
@@ -1008,8 +1008,8 @@ func TestRedrawReseedsJitter(t *testing.T) {
 	if da, db := draws(a), draws(b); !slices.Equal(da, db) {
 		t.Fatalf("unexpected backoffs from one seed: %v and %v", da, db)
 	}
-	a.Redraw([24]byte{8: 1})
-	b.Redraw([24]byte{8: 2})
+	_ = a.Redraw("", [24]byte{8: 1})
+	_ = b.Redraw("", [24]byte{8: 2})
 	if da, db := draws(a), draws(b); slices.Equal(da, db) {
 		t.Fatalf("the same backoffs after Redraw with two seeds: %v", da)
 	}

@@ -859,25 +859,26 @@ func (l *loader) flushNeedsRuntimeDone(c *Config) {
 // "unsupported protocol scheme" for localhost:4566), so nothing would ever
 // be delivered.
 func (l *loader) clientSettings() {
-	for _, name := range []string{"AWS_REGION", "AWS_DEFAULT_REGION"} {
-		if v, _ := l.lookup(name); v != "" {
-			if !validClientRegion(v) {
-				l.fail(name, v, "a region such as us-east-1: up to 64 characters, labels of letters, digits and '-' (not at either end) joined by '.', as the AWS SDK accepts")
-			}
-			break
-		}
+	if name, v := l.firstNonEmpty("AWS_REGION", "AWS_DEFAULT_REGION"); name != "" && !validClientRegion(v) {
+		l.fail(name, v, "a region such as us-east-1: up to 64 characters, labels of letters, digits and '-' (not at either end) joined by '.', as the AWS SDK accepts")
 	}
 	if ignore, _ := l.lookup("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS"); strings.EqualFold(ignore, "true") {
 		return
 	}
-	for _, name := range []string{"AWS_ENDPOINT_URL_KINESIS", "AWS_ENDPOINT_URL"} {
+	if name, v := l.firstNonEmpty("AWS_ENDPOINT_URL_KINESIS", "AWS_ENDPOINT_URL"); name != "" && !ValidEndpoint(v) {
+		l.fail(name, v, `an http:// or https:// URL with a host, such as "https://vpce-0123-abcd.kinesis.us-east-1.vpce.amazonaws.com" or "http://localhost:4566"`)
+	}
+}
+
+// firstNonEmpty returns the first of names whose value is not empty, and
+// that value: the one the SDK takes of such a pair. name is "" when none is.
+func (l *loader) firstNonEmpty(names ...string) (name, v string) {
+	for _, name := range names {
 		if v, _ := l.lookup(name); v != "" {
-			if !validEndpoint(v) {
-				l.fail(name, v, `an http:// or https:// URL with a host, such as "https://vpce-0123-abcd.kinesis.us-east-1.vpce.amazonaws.com" or "http://localhost:4566"`)
-			}
-			break
+			return name, v
 		}
 	}
+	return "", ""
 }
 
 // validClientRegion accepts what the SDK's Kinesis endpoint resolver
@@ -902,9 +903,9 @@ func validClientRegion(r string) bool {
 	return true
 }
 
-// validEndpoint accepts an absolute http or https URL with a host name, as
+// ValidEndpoint accepts an absolute http or https URL with a host name, as
 // the SDK's HTTP client needs its endpoint.
-func validEndpoint(s string) bool {
+func ValidEndpoint(s string) bool {
 	u, err := url.Parse(s)
 	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Hostname() != ""
 }
