@@ -3,6 +3,7 @@
 package listener_test
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/valyala/fasthttp"
@@ -57,6 +58,49 @@ func TestAllocsHandlerEnriched(t *testing.T) {
 		t.Fatalf("unexpected: OnRuntimeDone never ran")
 	}
 	f("empty array", []byte(" [ ] "), 0)
+}
+
+// TestAllocsHandlerOversizeParts: an event larger than a frame is stored
+// in parts (wrapped, plain or base64) with no allocation per event either
+// (DESIGN invariant 4), enriched or not.
+func TestAllocsHandlerOversizeParts(t *testing.T) {
+	for _, enrich := range []bool{false, true} {
+		o := smallFrameOptions(enrich)
+		r := newRing(t, 8<<20)
+		l, err := listener.New(r, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f := func(name string, b []byte, wantOversize int) {
+			t.Helper()
+			ctx := newRequest(b)
+			before := l.Stats()
+			n := testing.AllocsPerRun(100, func() {
+				l.Handle(ctx)
+				if ctx.Response.StatusCode() != fasthttp.StatusOK {
+					panic("unexpected status " + ctx.Response.String())
+				}
+				ringtest.ReleaseAll(r)
+			})
+			if n != 0 {
+				t.Fatalf("unexpected allocations for %s (enrich %v); got %v; want 0", name, enrich, n)
+			}
+			after := l.Stats()
+			if got := after.Oversize - before.Oversize; got != uint64(101*wantOversize) || after.Frames-before.Frames <= 2*got {
+				t.Fatalf("unexpected stats for %s (enrich %v); got %d oversize events in %d frames; want %d in parts",
+					name, enrich, got, after.Frames-before.Frames, 101*wantOversize)
+			}
+		}
+		big := func(record string) string {
+			return `{"time":"2026-01-01T00:00:00.000Z","type":"function","record":"` + record + `"}`
+		}
+		text := big(strings.Repeat(`log line with \"quotes\" é✓ `, 400))
+		raw := big(strings.Repeat("\xff\xfe raw bytes ", 900)) // not UTF-8: parts in base64
+		f("1 oversize event", body(false, text), 1)
+		f("between events", body(true, sampleEvents[3], text, sampleEvents[9]), 1)
+		f("base64", body(false, raw), 1)
+		f("3 oversize of 103", body(false, append(genEvents(100), text, raw, text)...), 3)
+	}
 }
 
 func TestAllocsSplitArray(t *testing.T) {
