@@ -167,11 +167,19 @@ func (k *Keys) ForID(id uint64) *string {
 // snapshot (Lambda SnapStart) calls it, so that the environments resumed
 // from one snapshot do not share keys.
 //
-// Safe from any goroutine: the encoder's goroutine takes the new keys at
-// its next Next, and entries already made keep pointing at the old ones,
-// which stay valid. A new key must not be longer than MaxLen, which the
-// encoder counts against the limits; Redraw returns an error and keeps the
-// keys otherwise. It allocates the new keys.
+// Redraw may be called from any goroutine, concurrently with the encoder's
+// goroutine using k (Next, ForID, Len, MaxLen) and with other Redraw calls:
+// it reads only what construction set (the draw function, MaxLen) and
+// publishes the new keys with one atomic store. The encoder's goroutine
+// takes them at its next Next or ForID; entries already made keep pointing
+// at the old keys, which stay valid. The number of keys does not change,
+// nor does MaxLen. Of concurrent Redraw calls, the keys stored last are the
+// ones the encoder ends with, and it may use an earlier call's keys for some
+// records in between (each call's keys whole, in the order the calls
+// stored them): a caller that needs one outcome makes one call, as the
+// lifecycle does after a restore. A new key must not be longer than
+// MaxLen, which the encoder counts against the limits; Redraw returns an
+// error and keeps the keys otherwise. It allocates the new keys.
 func (k *Keys) Redraw(envKey string) error {
 	if k.draw == nil {
 		return nil
