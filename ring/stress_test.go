@@ -189,3 +189,128 @@ func stress(t *testing.T, size, writers int, start uint64, total int, offHeap, d
 	}
 	t.Logf("%d writers, %d frames, %d refused reservations, %d restarts, high water %d of %d", writers, seen, st.Refused, st.Restarts, st.HighWater, st.Size)
 }
+
+// TestStressAbandonAndMarks is TestStress with the other writer and reader
+// paths under load: writers abandon one block in ten (after writing some
+// of its frames) and wake the reader when the ring is full, as the
+// listener does; the reader waits with WaitFor for random byte and frame
+// marks, as the packer does. Every committed frame must arrive once,
+// intact, in per-writer order, and no frame of an abandoned block at all.
+func TestStressAbandonAndMarks(t *testing.T) {
+	total := *stressFrames
+	if total == 0 {
+		total = 100_000
+		if testing.Short() {
+			total = 5_000
+		}
+	}
+	for _, offHeap := range []bool{false, true} {
+		const writers, size = 6, 32 << 10
+		newAt := ring.NewAt
+		if offHeap {
+			newAt = ring.NewAtOffHeap
+		}
+		r, err := newAt(size, nearWrap-size/2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		perWriter := total / writers
+		var committed [writers]uint64 // frames committed, per writer, once it is done
+		var wg sync.WaitGroup
+		for w := range writers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				rng := rand.New(rand.NewPCG(uint64(w), 9))
+				seq := uint64(0)
+				for range perWriter / 4 {
+					n := 1 + rng.IntN(7)
+					sizes := make([]int, n)
+					payload := 0
+					for i := range sizes {
+						sizes[i] = 12 + rng.IntN(300)
+						payload += sizes[i]
+					}
+					var res ring.Reservation
+					for {
+						var err error
+						if res, err = r.Reserve(n, payload); err == nil {
+							break
+						}
+						if !errors.Is(err, ring.ErrFull) {
+							t.Errorf("writer %d: unexpected error: %v", w, err)
+							return
+						}
+						r.Wake()
+						runtime.Gosched()
+					}
+					if rng.IntN(10) == 0 {
+						for i := range rng.IntN(n + 1) {
+							stampedPayload(res.Frame(sizes[i]), w, 1<<40+seq) // never expected
+						}
+						res.Abandon()
+						continue
+					}
+					for i := range n {
+						stampedPayload(res.Frame(sizes[i]), w, seq+uint64(i))
+					}
+					res.Commit()
+					seq += uint64(n)
+				}
+				committed[w] = seq
+			}()
+		}
+		done := make(chan struct{})
+		go func() { wg.Wait(); close(done) }()
+
+		var next [writers]uint64
+		want := make([]byte, size)
+		rng := rand.New(rand.NewPCG(3, 3))
+		var last ring.Frame
+		holding, finished := false, false
+		for {
+			f, ok := r.Next()
+			if !ok {
+				switch {
+				case holding: // nothing new: release what we hold
+					r.Release(last)
+					holding = false
+					continue
+				case finished:
+				default:
+					select {
+					case <-r.WaitFor(1+rng.IntN(4096), 1+rng.IntN(16)):
+					case <-done:
+						finished = true // one more pass: what is committed now is all
+					}
+					continue
+				}
+				break
+			}
+			p := f.Data
+			w := int(binary.LittleEndian.Uint32(p))
+			seq := binary.LittleEndian.Uint64(p[4:])
+			if w >= writers || seq != next[w] {
+				t.Fatalf("unexpected frame (off-heap %v): writer %d seq %d; want seq %d", offHeap, w, seq, next[w])
+			}
+			stampedPayload(want[:len(p)], w, seq)
+			if string(want[:len(p)]) != string(p) {
+				t.Fatalf("frame of writer %d seq %d corrupted (off-heap %v)", w, seq, offHeap)
+			}
+			next[w]++
+			last, holding = f, true
+			if rng.IntN(4) == 0 {
+				r.Release(f)
+				holding = false
+			}
+		}
+		if next != committed {
+			t.Fatalf("unexpected frames (off-heap %v); got %v per writer; want %v", offHeap, next, committed)
+		}
+		st := r.Stats()
+		if st.InUse != 0 || !r.ZeroBeyondHead() {
+			t.Fatalf("unexpected ring after the run (off-heap %v): %+v, zero beyond head %v", offHeap, st, r.ZeroBeyondHead())
+		}
+		t.Logf("off-heap %v: %v frames per writer, %d refused reservations, %d restarts", offHeap, next, st.Refused, st.Restarts)
+	}
+}
