@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"reflect"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -1071,4 +1072,185 @@ func TestConcurrentPostsAndSetIdentity(t *testing.T) {
 			t.Fatalf("unexpected count for event %.80q; got %d; want 1", e, seen[e])
 		}
 	}
+}
+
+// TestConcurrentPostsPartsAndRedraws posts from several goroutines POSTs
+// with an event larger than a frame (stored in parts) and, one in five,
+// malformed bodies (stored whole, in parts), while another goroutine sets
+// the identity and redraws the wrapped-payload ids, as a SnapStart restore
+// does (run it with -race). Every POST must be stored once, each under one
+// identity (the handler loads it once per POST), and every wrapped payload
+// must have an id of its own, its parts in order.
+func TestConcurrentPostsPartsAndRedraws(t *testing.T) {
+	posters, posts := 6, 30
+	if testing.Short() {
+		posts = 8
+	}
+	r := newRing(t, 8<<20)
+	o := smallFrameOptions(true)
+	o.FullWait = 10 * time.Second
+	s := startInmem(t, r, o)
+	// Two identities of one length: a POST written under both would not
+	// fail any size check, only this test.
+	other := testIdentity
+	other.Environment = "env-é✓\x02"
+	ids := []listener.Identity{testIdentity, other}
+	prefixes := [][]byte{listener.AppendPrefix(nil, ids[0]), listener.AppendPrefix(nil, ids[1])}
+
+	var stop atomic.Bool
+	var frames [][]byte // the reader's, handed over by readerDone
+	readerDone := make(chan struct{})
+	go func() { // the single reader
+		defer close(readerDone)
+		for {
+			got := ringtest.Drain(r)
+			frames = append(frames, got...)
+			if len(got) == 0 {
+				if stop.Load() {
+					if got = ringtest.Drain(r); len(got) == 0 {
+						return
+					}
+					frames = append(frames, got...)
+					continue
+				}
+				select {
+				case <-r.Wait():
+				case <-time.After(10 * time.Millisecond):
+				}
+			}
+		}
+	}()
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for i := uint64(1); !stop.Load(); i++ {
+			if err := s.l.SetIdentity(ids[i%2]); err != nil {
+				t.Error(err)
+			}
+			s.l.RedrawIDs(i * 0x9e3779b97f4a7c15)
+			runtime.Gosched()
+		}
+	}()
+	var pw sync.WaitGroup
+	for g := range posters {
+		pw.Add(1)
+		go func() {
+			defer pw.Done()
+			for p := range posts {
+				mark := func(i int) string { return fmt.Sprintf(`"mark":"g%d-p%d-%d"`, g, p, i) }
+				b := body(p%2 == 0,
+					`{"type":"function",`+mark(0)+`,"record":"small"}`,
+					`{"type":"function",`+mark(1)+`,"record":"`+strings.Repeat("big ", 2000+g*10+p)+`"}`,
+					`{"type":"platform.start",`+mark(2)+`,"record":{}}`)
+				if p%5 == 4 {
+					b = b[:len(b)-3] // cut: malformed, quarantined whole
+				}
+				if code := s.post(t, b); code != fasthttp.StatusOK {
+					t.Errorf("unexpected status; got %d; want 200", code)
+				}
+			}
+		}()
+	}
+	pw.Wait()
+	stop.Store(true)
+	wg.Wait()
+	<-readerDone
+
+	// POST by POST: the identities its frames carry, and what arrived.
+	type post struct {
+		identities map[int]bool
+		events     [3]int
+		bodies     int // malformed bodies
+	}
+	got := map[string]*post{}
+	markOf := func(b []byte) (string, int) {
+		i := bytes.Index(b, []byte(`"mark":"g`))
+		if i < 0 {
+			t.Fatalf("unexpected payload without a mark: %.200q", b)
+		}
+		m := b[i+len(`"mark":"`):]
+		m = m[:bytes.IndexByte(m, '"')]
+		k := bytes.LastIndexByte(m, '-')
+		p := got[string(m[:k])]
+		if p == nil {
+			p = &post{identities: map[int]bool{}}
+			got[string(m[:k])] = p
+		}
+		return string(m[:k]), int(m[k+1] - '0')
+	}
+	identity := func(fr []byte) int {
+		for i, pre := range prefixes {
+			if bytes.HasPrefix(fr, pre) {
+				return i
+			}
+		}
+		t.Fatalf("unexpected frame without a known identity: %.200q", fr)
+		return -1
+	}
+	payloadIDs := map[string]bool{}
+	for i := 0; i < len(frames); {
+		fr := frames[i]
+		who := identity(fr)
+		if !bytes.HasPrefix(fr[len(prefixes[who]):], []byte(`"kte":`)) {
+			key, n := markOf(fr)
+			got[key].identities[who] = true
+			got[key].events[n]++
+			i++
+			continue
+		}
+		var w wrapped
+		if err := json.Unmarshal(fr, &w); err != nil {
+			t.Fatalf("unexpected wrapped record: %v: %.200q", err, fr)
+		}
+		if i+w.KTE.Parts > len(frames) {
+			t.Fatalf("unexpected end of the ring inside wrapped payload %s", w.KTE.ID)
+		}
+		group := frames[i : i+w.KTE.Parts]
+		for _, part := range group {
+			if identity(part) != who {
+				t.Fatalf("unexpected identities inside wrapped payload %s", w.KTE.ID)
+			}
+		}
+		_, payload := reassemble(t, group, o.MaxFrameBytes)
+		if payloadIDs[w.KTE.ID] {
+			t.Fatalf("unexpected id %s given to two wrapped payloads", w.KTE.ID)
+		}
+		payloadIDs[w.KTE.ID] = true
+		key, n := markOf(payload)
+		got[key].identities[who] = true
+		if w.KTE.Quarantine == listener.QuarantineMalformed {
+			got[key].bodies++
+		} else {
+			got[key].events[n]++
+		}
+		i += len(group)
+	}
+	for g := range posters {
+		for p := range posts {
+			key := fmt.Sprintf("g%d-p%d", g, p)
+			want := post{events: [3]int{1, 1, 1}}
+			if p%5 == 4 {
+				want = post{bodies: 1}
+			}
+			gp := got[key]
+			if gp == nil || len(gp.identities) != 1 || gp.events != want.events || gp.bodies != want.bodies {
+				t.Fatalf("unexpected POST %s in the ring; got %+v; want events %v and %d malformed bodies, under one identity", key, gp, want.events, want.bodies)
+			}
+		}
+	}
+	if len(got) != posters*posts {
+		t.Fatalf("unexpected POSTs in the ring; got %d; want %d", len(got), posters*posts)
+	}
+	under := map[int]int{}
+	for _, gp := range got {
+		for who := range gp.identities {
+			under[who]++
+		}
+	}
+	if len(under) != 2 || len(payloadIDs) != posters*posts {
+		t.Fatalf("unexpected POSTs under identities %v and %d wrapped payloads; want both identities and %d payloads (the test does not test what it says)",
+			under, len(payloadIDs), posters*posts)
+	}
+	t.Logf("%d POSTs in %d frames, %d wrapped payloads; POSTs per identity %v", len(got), len(frames), len(payloadIDs), under)
 }
