@@ -96,6 +96,11 @@ type extension struct {
 	stats        *emitter  // nil when KTE_METRICS is off
 	clientOnce   sync.Once // buildClient
 	gcOnce       sync.Once // setGCPercent
+	// clientLost is canceled when the Kinesis client cannot be built
+	// (buildClient): nothing can be sent then, so INVOKEs no longer flush
+	// or wait (see invoke).
+	clientLost context.Context
+	loseClient context.CancelFunc
 }
 
 // initError reports a failure of the extension's Init to Lambda and returns
@@ -153,6 +158,7 @@ func (x *extension) build() error {
 	}
 	x.ring = r
 	x.policy = flush.New(x.cfg.Flush)
+	x.clientLost, x.loseClient = context.WithCancel(context.Background())
 	v, _ := x.env.lookup(initTypeVar)
 	x.restored = v == initTypeSnapStart
 	var idBase uint64
@@ -244,7 +250,11 @@ var newKinesisClient = batch.NewKinesisClient
 // not, so the lifecycle calls it when its first /event/next request has been
 // written (Init is then over as far as this extension goes), and again when
 // that call returns, in case the request never went out. Until the client is
-// there, events stay in the ring and a flush waits for it.
+// there, events stay in the ring and a flush waits for it. When it cannot be
+// built (a setting the SDK refuses, such as AWS_RETRY_MODE=legacy), no
+// client will ever come: clientLost is canceled, which ends any flush or
+// wait under way, and from then on INVOKEs neither flush nor wait; the
+// events stay in the ring and SHUTDOWN writes them to stderr.
 func (x *extension) buildClient(ctx context.Context) {
 	if x.packer == nil {
 		return // init failed before prepare built it
@@ -253,7 +263,9 @@ func (x *extension) buildClient(ctx context.Context) {
 		go func() {
 			c, err := newKinesisClient(context.WithoutCancel(ctx), x.cfg)
 			if err != nil {
-				x.log.Error("kte: cannot build the Kinesis client; events stay buffered", "error", err)
+				x.log.Error("kte: cannot build the Kinesis client, so nothing can be sent: events stay buffered "+
+					"and are written to stderr as KTE_UNDELIVERED lines at shutdown", "error", err)
+				x.loseClient()
 				return
 			}
 			x.packer.SetClient(c)
@@ -398,13 +410,19 @@ func (x *extension) loop(ctx context.Context) int {
 // and returns (so that /event/next is called) only when nothing is in
 // flight: the environment may freeze as soon as /event/next is called.
 // Whatever the policy, it returns before the invoke's deadline minus the
-// margin.
+// margin, and at once when the Kinesis client cannot be built.
 func (x *extension) invoke(ctx context.Context, ev *extapi.Event) {
 	now := time.Now()
 	end := x.deadline(ev, now).Add(-x.cfg.ShutdownMargin)
 	prev := x.prev
 	x.prev = ev.RequestID
-	switch x.policy.Invoke(now, x.fullBatchBuffered()) {
+	action := x.policy.Invoke(now, x.fullBatchBuffered())
+	if x.clientLost.Err() != nil {
+		action = flush.Skip // no client will come: a flush could only wait
+	}
+	ctx, stop := x.whileClientMayCome(ctx)
+	defer stop()
+	switch action {
 	case flush.Now:
 		x.packer.Resume()
 		x.waitPrevious(ctx, prev, now, end)
@@ -488,6 +506,19 @@ func (x *extension) waitPrevious(ctx context.Context, prev string, now, end time
 	x.done.wait(ctx, prev, until)
 }
 
+// whileClientMayCome returns ctx, canceled also when the Kinesis client
+// turns out not to be buildable (clientLost), so that a flush or a wait for
+// runtimeDone that began while it was being built ends then; stop releases
+// it.
+func (x *extension) whileClientMayCome(ctx context.Context) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(ctx)
+	unhook := context.AfterFunc(x.clientLost, cancel)
+	return ctx, func() {
+		unhook()
+		cancel()
+	}
+}
+
 // invokeFlush is a flush at an INVOKE: it ends at end or KTE_FLUSH_MAX_MS
 // after from, whichever is first, so that a slow or unavailable stream
 // adds a bounded time to each invocation; what is left stays buffered for
@@ -562,7 +593,9 @@ func (x *extension) shutdown(deadline time.Time, reason string) {
 	x.packer.Resume()
 	x.waitQuiet(end)
 	x.stopListener()
-	res := x.flush(context.Background(), end)
+	ctx, stop := x.whileClientMayCome(context.Background())
+	res := x.flush(ctx, end)
+	stop()
 	undelivered := x.packer.GiveUp(x.env.stderr, "shutdown_deadline")
 	if x.stats != nil {
 		x.stats.stopTicker()

@@ -19,6 +19,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+
+	"github.com/kte-dev/kinesis-telemetry-extension/batch"
 	"github.com/kte-dev/kinesis-telemetry-extension/config"
 	"github.com/kte-dev/kinesis-telemetry-extension/extapi"
 	"github.com/kte-dev/kinesis-telemetry-extension/internal/kinesalite"
@@ -471,4 +474,65 @@ func startWithEvents(t *testing.T, name string, n int) (*kinesalite.Server, stri
 		t.Fatalf("unexpected status; got %d", got)
 	}
 	return kl, stream, rt, h
+}
+
+// TestLifecycleNoClientNoFlushWait: when the Kinesis client cannot be built
+// (here AWS_RETRY_MODE=legacy, which the SDK refuses), nothing can ever be
+// sent, so an INVOKE neither flushes nor waits for runtimeDone: the
+// extension calls /event/next at once, also when the build fails while the
+// flush is waiting for it. The events stay buffered and go to stderr at
+// SHUTDOWN.
+func TestLifecycleNoClientNoFlushWait(t *testing.T) {
+	hangingKinesis(t) // should a client be built after all, it delivers nothing
+	t.Setenv("AWS_RETRY_MODE", "legacy")
+	t.Cleanup(func() { newKinesisClient = batch.NewKinesisClient })
+	f := func(name string, vars map[string]string, release chan struct{}) {
+		t.Helper()
+		newKinesisClient = batch.NewKinesisClient
+		if release != nil {
+			newKinesisClient = func(ctx context.Context, cfg config.Config) (*kinesis.Client, error) {
+				<-release
+				return batch.NewKinesisClient(ctx, cfg)
+			}
+		}
+		rt := newFakeRuntime(t)
+		all := map[string]string{"KTE_FLUSH_MAX_MS": "5000"}
+		maps.Copy(all, vars)
+		h := startExtension(t, rt, all)
+		rt.waitNext(1)
+		if release == nil {
+			for deadline := time.Now().Add(10 * time.Second); !strings.Contains(h.stderr.String(), "cannot build the Kinesis client"); {
+				if time.Now().After(deadline) {
+					t.Fatalf("%s: the Kinesis client was built; stderr:\n%s", name, h.stderr.String())
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+		}
+		if got := h.post(telemetryBody("req-0", 0, 20)); got != 200 {
+			t.Fatalf("%s: unexpected status %d", name, got)
+		}
+		start := time.Now()
+		rt.invoke("req-1", 10*time.Second)
+		if release != nil {
+			time.Sleep(50 * time.Millisecond) // the flush is waiting for the client by now, or about to
+			close(release)
+		}
+		rt.waitNext(2)
+		if took := time.Since(start); took > 2*time.Second {
+			t.Fatalf("%s: unexpected INVOKE to /event/next time without a Kinesis client: %v; want no flush wait (KTE_FLUSH_MAX_MS=5000)", name, took)
+		}
+		rt.shutdown("spindown", time.Second)
+		if code := h.exitCode(); code != 0 {
+			t.Fatalf("%s: unexpected exit code %d", name, code)
+		}
+		out := h.stderr.String()
+		if n := strings.Count(out, "KTE_UNDELIVERED reason=shutdown_deadline {"); n != 20 ||
+			!strings.Contains(out, "KTE_SUMMARY reason=spindown received=20 ") || !strings.Contains(out, " sent=0 ") ||
+			!strings.Contains(out, " dropped_shutdown=20 ") {
+			t.Fatalf("%s: unexpected %d KTE_UNDELIVERED lines or summary; want 20; stderr:\n%s", name, n, out)
+		}
+	}
+	f("invoke, client known unbuildable", nil, nil)
+	f("end, client known unbuildable", map[string]string{"KTE_FLUSH": "end"}, nil)
+	f("invoke, client build fails during the flush", nil, make(chan struct{}))
 }
