@@ -407,6 +407,35 @@ func TestMetricsOff(t *testing.T) {
 	}
 }
 
+// TestMetricsCountCallsCutByTheFlushDeadline: a PutRecords call that the
+// flush's deadline cuts short (KTE_SEND_TIMEOUT_MS longer than the flush)
+// failed, and CallsFailed counts it: against a stream that never answers,
+// every call made is a failed one.
+func TestMetricsCountCallsCutByTheFlushDeadline(t *testing.T) {
+	hangingKinesis(t)
+	rt := newFakeRuntime(t)
+	h := startExtension(t, rt, map[string]string{"KTE_METRICS": "on", "KTE_FLUSH_MAX_MS": "150", "KTE_SEND_TIMEOUT_MS": "5000"})
+	rt.waitNext(1)
+	if got := h.post(body(logLines("req-0", 0, 20))); got != 200 {
+		t.Fatalf("unexpected status; got %d", got)
+	}
+	rt.invoke("req-1", 10*time.Second)
+	rt.waitNext(2)
+	rt.shutdown("spindown", time.Second)
+	if code := h.exitCode(); code != 0 {
+		t.Fatalf("unexpected exit code %d; stderr:\n%s", code, h.stderr.String())
+	}
+	doc, err := emftest.Parse([]byte(h.stdout.String()))
+	if err != nil {
+		t.Fatalf("invalid EMF line: %v\n%s", err, h.stdout.String())
+	}
+	v := doc.Values
+	if v["PutRecordsCalls"] < 1 || v["CallsFailed"] != v["PutRecordsCalls"] || v["CallsThrottled"] != 0 || v["CallsRejected"] != 0 ||
+		v["EventsSent"] != 0 || v["DroppedShutdown"] != 20 {
+		t.Fatalf("unexpected metrics for calls cut by the flush deadline; want CallsFailed = PutRecordsCalls >= 1: %v", v)
+	}
+}
+
 // TestFlushInvokeCatchesPreviousTail: the end of invocation N (its last log
 // lines and runtimeDone) usually reaches the extension just after the thaw
 // for N+1; the invoke-style flush waits for it briefly (at most

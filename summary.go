@@ -119,7 +119,7 @@ var metricDefs = []metrics.Def{
 	{Name: "RecordsThrottled", Unit: metrics.Count},                            // entries failed with ProvisionedThroughputExceeded
 	{Name: "RecordsFailed", Unit: metrics.Count},                               // entries failed with InternalFailure
 	{Name: "CallsThrottled", Unit: metrics.Count},                              // whole calls refused by throttling
-	{Name: "CallsFailed", Unit: metrics.Count},                                 // calls failed with 5xx or no answer
+	{Name: "CallsFailed", Unit: metrics.Count},                                 // calls failed with 5xx, no answer, or cut by a flush deadline
 	{Name: "CallsRejected", Unit: metrics.Count},                               // calls refused as not retryable (access, stream, KMS)
 	{Name: "EventsDropped", Unit: metrics.Count},                               // sum of the three Dropped* below
 	{Name: "DroppedShutdown", Unit: metrics.Count},                             // KTE_UNDELIVERED reason=shutdown_deadline
@@ -272,7 +272,7 @@ func (x *extension) emitMetrics() {
 	v = append(v,
 		float64(ls.Events), float64(ps.Events), float64(ps.Bytes), float64(ps.Calls), float64(ps.Retried),
 		float64(ps.Throttled), float64(ps.InternalFail), float64(ps.CallThrottled),
-		float64(ps.CallServer+ps.CallNetwork), float64(ps.CallRejected),
+		float64(ps.CallServer+ps.CallNetwork+ps.Canceled), float64(ps.CallRejected),
 		float64(ps.GivenUp+ps.Oversize+ls.LogsDroppedRecords), float64(ps.GivenUp), float64(ps.Oversize),
 		float64(ls.LogsDroppedRecords), float64(ls.LogsDroppedBytes),
 		float64(ls.Malformed+ls.Overflow), float64(ls.Oversize), float64(ls.RefusedFull), float64(ls.TooLarge),
