@@ -212,6 +212,9 @@ type Packer struct {
 	openedAt  int64    // when the first event joined the open request
 	notBefore int64    // no call before this time (whole-call backoff)
 	callFails int      // consecutive failed calls
+	// reqRetried is how many events of the open request were sent
+	// before: Stats.Retried counts them when the request goes out.
+	reqRetried int
 	// rejected: the last call was refused as not retryable (failKind). A
 	// flush does not wait for that backoff, nor shortens it (flushOver,
 	// clampWaits): waiting would add billed time to every invocation for
@@ -858,7 +861,7 @@ func (p *Packer) add(i uint64, now int64) bool {
 	case Added:
 		if s.state == slotRetry {
 			p.retrying--
-			p.stats.retried.Add(1)
+			p.reqRetried++
 		}
 		s.state, s.entry = slotQueued, int32(e)
 		if len(p.req) == 0 {
@@ -944,6 +947,7 @@ func (p *Packer) release() {
 func (p *Packer) closeRequest() {
 	p.enc.Reset()
 	p.req = p.req[:0]
+	p.reqRetried = 0
 	p.full = false
 }
 

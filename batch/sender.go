@@ -30,6 +30,7 @@ func (p *Packer) send(ctx context.Context) {
 	entries := p.enc.Entries()
 	p.input.Records = entries
 	p.stats.calls.Add(1)
+	p.stats.retried.Add(uint64(p.reqRetried))
 	p.stats.callRecords.Add(uint64(len(entries)))
 	p.stats.callBytes.Add(uint64(p.enc.Bytes()))
 

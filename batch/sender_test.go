@@ -1014,3 +1014,58 @@ func TestRedrawReseedsJitter(t *testing.T) {
 		t.Fatalf("the same backoffs after Redraw with two seeds: %v", da)
 	}
 }
+
+// TestRetriedCountsRecordsSentAgain: Stats.Retried counts the records of a
+// call that were sent before, once per call that sends them again; a record
+// that waits for its retry in the open request, and is given up on there
+// or only sent later, is not counted until that call.
+func TestRetriedCountsRecordsSentAgain(t *testing.T) {
+	const n, size = 20, 100
+	refuse := true
+	var mu sync.Mutex
+	c := &memClient{respond: func(_ int, in *kinesis.PutRecordsInput) (*kinesis.PutRecordsOutput, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if refuse {
+			return nil, errAPI("AccessDeniedException", 400) // not retryable: the flush ends without waiting
+		}
+		return okOutput(len(in.Records)), nil
+	}}
+	r := newRing(t, MiB)
+	_, logger := newLogCapture()
+	p := newPacker(t, r, testConfig(500, 5*MiB, MiB, "k"), Options{
+		Client: c, Logger: logger, BackoffBase: time.Millisecond, BackoffMax: 20 * time.Millisecond,
+	})
+	runPacker(t, p)
+	writeEvents(t, r, 0, n, size)
+	f := func(what string, wantCalls, wantRetried, wantEvents uint64) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		p.Flush(ctx)
+		cancel()
+		if st := p.Stats(); st.Calls != wantCalls || st.Retried != wantRetried || st.Events != wantEvents {
+			t.Fatalf("%s: unexpected stats; got %d calls, %d retried, %d delivered; want %d, %d, %d",
+				what, st.Calls, st.Retried, st.Events, wantCalls, wantRetried, wantEvents)
+		}
+		time.Sleep(30 * time.Millisecond) // past the refusal's backoff (10-20 ms here)
+	}
+	f("first call refused", 1, 0, 0)
+	f("sent again, refused again", 2, n, 0)
+	mu.Lock()
+	refuse = false
+	mu.Unlock()
+	f("sent a third time, delivered", 3, 2*n, n)
+
+	// Refused, then given up on while waiting in the open request.
+	mu.Lock()
+	refuse = true
+	mu.Unlock()
+	writeEvents(t, r, n, n, size)
+	f("new events refused", 4, 2*n, n)
+	if got := p.GiveUp(io.Discard, "shutdown"); got != n {
+		t.Fatalf("unexpected given-up count; got %d; want %d", got, n)
+	}
+	if st := p.Stats(); st.Retried != 2*n {
+		t.Fatalf("unexpected retried after GiveUp; got %d; want %d", st.Retried, 2*n)
+	}
+}

@@ -15,7 +15,7 @@ type counters struct {
 	records       atomic.Uint64 // records accepted by Kinesis
 	bytes         atomic.Uint64 // data + key bytes of accepted records
 	events        atomic.Uint64 // events (frames) delivered; equal to records for RecordEncoder
-	retried       atomic.Uint64 // events sent again after a failure
+	retried       atomic.Uint64 // events in calls that sent them again after a failure, once per such call
 	throttled     atomic.Uint64 // entries failed with ProvisionedThroughputExceededException
 	internal      atomic.Uint64 // entries failed with InternalFailure (or an unknown code)
 	callThrottled atomic.Uint64 // whole calls refused by throttling (HTTP 400/429 throttling codes)
@@ -40,7 +40,7 @@ type Stats struct {
 	Records       uint64 // records accepted by Kinesis
 	Bytes         uint64 // data + partition key bytes accepted
 	Events        uint64 // events delivered (equal to Records with one event per record)
-	Retried       uint64 // events sent again after a failed entry or call
+	Retried       uint64 // events sent again after a failed entry or call, once per call that resent them
 	Throttled     uint64 // entries failed with ProvisionedThroughputExceededException
 	InternalFail  uint64 // entries failed with InternalFailure (or an unknown per-record code)
 	CallThrottled uint64 // calls refused by throttling as a whole
