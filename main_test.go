@@ -612,6 +612,82 @@ func hangingKinesis(t *testing.T) {
 	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
 }
 
+// throttlingKinesis points the SDK at a Kinesis endpoint that refuses
+// every PutRecords as a whole with ProvisionedThroughputExceededException
+// (HTTP 400), for the test's duration.
+func throttlingKinesis(t *testing.T) {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/x-amz-json-1.1")
+		w.Header().Set("X-Amzn-ErrorType", "ProvisionedThroughputExceededException")
+		w.WriteHeader(http.StatusBadRequest)
+		_, _ = io.WriteString(w, `{"__type":"ProvisionedThroughputExceededException","message":"Rate exceeded for stream"}`)
+	}))
+	t.Cleanup(srv.Close)
+	t.Setenv("AWS_ENDPOINT_URL_KINESIS", srv.URL)
+	t.Setenv("AWS_ACCESS_KEY_ID", "AKIDLOCAL")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "local-secret")
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+}
+
+// summaryField returns the value of key=N in a KTE_SUMMARY line.
+func summaryField(t *testing.T, line, key string) int {
+	t.Helper()
+	for f := range strings.FieldsSeq(line) {
+		if v, ok := strings.CutPrefix(f, key+"="); ok {
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				t.Fatalf("summary field %s=%q: %v", key, v, err)
+			}
+			return n
+		}
+	}
+	t.Fatalf("summary without %s: %q", key, line)
+	return 0
+}
+
+// summaryOf returns the KTE_SUMMARY line of a stderr.
+func summaryOf(t *testing.T, stderr string) string {
+	t.Helper()
+	for l := range strings.Lines(stderr) {
+		if strings.HasPrefix(l, "KTE_SUMMARY ") {
+			return strings.TrimSuffix(l, "\n")
+		}
+	}
+	t.Fatalf("no summary line; stderr:\n%s", stderr)
+	return ""
+}
+
+// TestSummaryThrottledCountsRecords: the summary's throttled= and the
+// RecordsThrottled metric count records, also when Kinesis throttles a
+// call as a whole: each call refused here carries all 20 events.
+func TestSummaryThrottledCountsRecords(t *testing.T) {
+	throttlingKinesis(t)
+	rt := newFakeRuntime(t)
+	h := startExtension(t, rt, map[string]string{"KTE_METRICS": "on", "KTE_FLUSH_MAX_MS": "300"})
+	rt.waitNext(1)
+	if got := h.post(telemetryBody("req-0", 0, 20)); got != 200 {
+		t.Fatalf("unexpected status; got %d", got)
+	}
+	rt.invoke("req-1", 10*time.Second)
+	rt.waitNext(2)
+	rt.shutdown("spindown", time.Second)
+	if code := h.exitCode(); code != 0 {
+		t.Fatalf("unexpected exit code %d", code)
+	}
+	line := summaryOf(t, h.stderr.String())
+	doc, err := emftest.Parse([]byte(h.stdout.String()))
+	if err != nil {
+		t.Fatalf("invalid EMF line: %v\n%s", err, h.stdout.String())
+	}
+	calls := doc.Values["CallsThrottled"]
+	if throttled := summaryField(t, line, "throttled"); calls < 1 || float64(throttled) != 20*calls || doc.Values["RecordsThrottled"] != 20*calls {
+		t.Fatalf("unexpected throttled counts for %v calls throttled as a whole, of 20 records each; want 20 records a call: %s; RecordsThrottled=%v",
+			calls, line, doc.Values["RecordsThrottled"])
+	}
+}
+
 // TestEarlySocket: a socket bound during package initialisation (package
 // earlysub) for the configured port is the one served; one bound for
 // another port, or with an invalid configuration, is closed.

@@ -99,7 +99,7 @@ func (x *extension) summaryLine(reason string, res batch.FlushResult, undelivere
 	return fmt.Sprintf("%s reason=%s received=%d records=%d posts=%d sent=%d put_calls=%d retried=%d throttled=%d "+
 		"dropped_shutdown=%d dropped_oversize=%d dropped_by_lambda=%d quarantined=%d oversize_split=%d "+
 		"refused_full=%d refused_too_large=%d ring_high_water=%d ring_bytes=%d ring_restarts=%d final_flush_ms=%d",
-		summaryPrefix, reason, ls.Events, ls.Frames, ls.Posts, ps.Events, ps.Calls, ps.Retried, ps.Throttled+ps.CallThrottled,
+		summaryPrefix, reason, ls.Events, ls.Frames, ls.Posts, ps.Events, ps.Calls, ps.Retried, ps.Throttled+ps.CallThrottledRecords,
 		undelivered, ps.Oversize, ls.LogsDroppedRecords, ls.Malformed+ls.Overflow, ls.Oversize,
 		ls.RefusedFull, ls.TooLarge, rs.HighWater, rs.Size, rs.Restarts, res.Duration.Milliseconds())
 }
@@ -116,7 +116,7 @@ var metricDefs = []metrics.Def{
 	{Name: "BytesSent", Unit: metrics.Bytes},                                   // data + partition key bytes accepted
 	{Name: "PutRecordsCalls", Unit: metrics.Count},                             // PutRecords calls made
 	{Name: "EventsRetried", Unit: metrics.Count},                               // events sent again
-	{Name: "RecordsThrottled", Unit: metrics.Count},                            // entries failed with ProvisionedThroughputExceeded
+	{Name: "RecordsThrottled", Unit: metrics.Count},                            // records refused for throughput: failed entries, and those of throttled calls
 	{Name: "RecordsFailed", Unit: metrics.Count},                               // entries failed with InternalFailure
 	{Name: "CallsThrottled", Unit: metrics.Count},                              // whole calls refused by throttling
 	{Name: "CallsFailed", Unit: metrics.Count},                                 // calls failed with 5xx, no answer, or cut by a flush deadline
@@ -271,7 +271,7 @@ func (x *extension) emitMetrics() {
 	v := m.values[:0]
 	v = append(v,
 		float64(ls.Events), float64(ps.Events), float64(ps.Bytes), float64(ps.Calls), float64(ps.Retried),
-		float64(ps.Throttled), float64(ps.InternalFail), float64(ps.CallThrottled),
+		float64(ps.Throttled+ps.CallThrottledRecords), float64(ps.InternalFail), float64(ps.CallThrottled),
 		float64(ps.CallServer+ps.CallNetwork+ps.Canceled), float64(ps.CallRejected),
 		float64(ps.GivenUp+ps.Oversize+ls.LogsDroppedRecords), float64(ps.GivenUp), float64(ps.Oversize),
 		float64(ls.LogsDroppedRecords), float64(ls.LogsDroppedBytes),

@@ -118,6 +118,7 @@ func (p *Packer) callFailed(err error, kind failKind, now int64) {
 		p.stats.canceled.Add(1)
 	case failThrottled:
 		p.stats.callThrottled.Add(1)
+		p.stats.callThrottledRecords.Add(uint64(len(p.req)))
 	case failServer:
 		p.stats.callServer.Add(1)
 	case failNetwork:

@@ -142,7 +142,7 @@ func TestSenderRetriesAgainstFakeKinesis(t *testing.T) {
 	st := p.Stats()
 	want := Stats{
 		Calls: 5, CallRecords: 3*n + 2*100, Records: n, Events: n, Retried: 2*n + 2*100,
-		Throttled: 50, InternalFail: 50, CallThrottled: 1, CallServer: 1, CallNetwork: 1,
+		Throttled: 50, InternalFail: 50, CallThrottled: 1, CallThrottledRecords: n, CallServer: 1, CallNetwork: 1,
 	}
 	got := st
 	got.CallBytes, got.Bytes, got.Flushes, got.FlushTotal, got.FlushMax = 0, 0, 0, 0, 0

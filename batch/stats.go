@@ -30,6 +30,9 @@ type counters struct {
 	flushNanos    atomic.Uint64 // total Flush duration
 	flushMaxNanos atomic.Uint64 // longest Flush
 	held          atomic.Int64  // events read from the ring and not settled (a gauge)
+	// callThrottledRecords counts the records of the calls counted in
+	// callThrottled, at each such call.
+	callThrottledRecords atomic.Uint64
 }
 
 // Stats is a snapshot of the packer's counters.
@@ -55,6 +58,10 @@ type Stats struct {
 	FlushTotal    time.Duration
 	FlushMax      time.Duration
 	Held          int64 // events read from the ring and not yet settled
+	// CallThrottledRecords is the number of records in the calls refused
+	// by throttling as a whole (CallThrottled), counted at each such call:
+	// with Throttled, every time Kinesis refused a record for throughput.
+	CallThrottledRecords uint64
 }
 
 // AvgRecordsPerCall returns the mean number of records per PutRecords call
@@ -92,5 +99,7 @@ func (p *Packer) Stats() Stats {
 		FlushTotal:    time.Duration(c.flushNanos.Load()),
 		FlushMax:      time.Duration(c.flushMaxNanos.Load()),
 		Held:          c.held.Load(),
+		// records, not calls (CallThrottled counts those)
+		CallThrottledRecords: c.callThrottledRecords.Load(),
 	}
 }
