@@ -10,10 +10,13 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"runtime"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -22,6 +25,7 @@ import (
 	"github.com/kte-dev/kinesis-telemetry-extension/batch"
 	"github.com/kte-dev/kinesis-telemetry-extension/config"
 	"github.com/kte-dev/kinesis-telemetry-extension/extapi"
+	"github.com/kte-dev/kinesis-telemetry-extension/flush/flushtest"
 	"github.com/kte-dev/kinesis-telemetry-extension/internal/earlysub"
 	"github.com/kte-dev/kinesis-telemetry-extension/internal/kinesalite"
 	"github.com/kte-dev/kinesis-telemetry-extension/internal/testsupport"
@@ -595,6 +599,97 @@ func TestSummaryBalancesWrappedRecords(t *testing.T) {
 	if n != records {
 		t.Fatalf("unexpected KTE_UNDELIVERED records: %d; want %d", n, records)
 	}
+}
+
+// TestSummaryBalancesOnEveryExit: however the extension ends (SHUTDOWN,
+// with Kinesis answering, failing part-way or not at all, or without a
+// Kinesis client; a failed /event/next; a signal outside Lambda), it writes
+// one summary line whose records add up: records = sent + dropped_shutdown
+// + dropped_oversize, with one KTE_UNDELIVERED line per dropped record.
+func TestSummaryBalancesOnEveryExit(t *testing.T) {
+	f := func(name string, accept int, end func(*fakeRuntime, *harness), wantCode int, wantReason string, wantSent int) {
+		t.Helper()
+		k := stallingKinesis(t, accept)
+		rt := newFakeRuntime(t)
+		// Time enough for an answered call on a loaded machine: one that
+		// timed out after Kinesis stored it would be counted as not sent.
+		h := startExtension(t, rt, map[string]string{"KTE_BATCH_MAX_RECORDS": "10", "KTE_SEND_TIMEOUT_MS": "1000", "KTE_FLUSH_MAX_MS": "1500"})
+		rt.waitNext(1)
+		if got := h.post(`this is not json`); got != 200 { // one wrapped record, no event
+			t.Fatalf("%s: unexpected status for a malformed body; got %d", name, got)
+		}
+		if got := h.post(telemetryBody("req-0", 0, 40)); got != 200 {
+			t.Fatalf("%s: unexpected status; got %d", name, got)
+		}
+		rt.invoke("req-1", 3*time.Second)
+		rt.waitNext(2)
+		if got := h.post(telemetryBody("req-1", 40, 10)); got != 200 {
+			t.Fatalf("%s: unexpected status; got %d", name, got)
+		}
+		end(rt, h)
+		if code := h.exitCode(); code != wantCode {
+			t.Fatalf("%s: unexpected exit code %d; want %d; stderr:\n%s", name, code, wantCode, h.stderr.String())
+		}
+		out := h.stderr.String()
+		if n := strings.Count(out, "KTE_SUMMARY "); n != 1 {
+			t.Fatalf("%s: unexpected %d summary lines; want 1; stderr:\n%s", name, n, out)
+		}
+		line := summaryOf(t, out)
+		records, sent := summaryField(t, line, "records"), summaryField(t, line, "sent")
+		dropped := summaryField(t, line, "dropped_shutdown")
+		if !strings.HasPrefix(line, "KTE_SUMMARY reason="+wantReason+" ") || summaryField(t, line, "received") != 50 || records != 51 ||
+			sent+dropped+summaryField(t, line, "dropped_oversize") != records {
+			t.Fatalf("%s: unexpected summary (want reason=%s received=50 records=51, records = sent + drops): %s", name, wantReason, line)
+		}
+		if n := strings.Count(out, "KTE_UNDELIVERED reason=shutdown_deadline {"); n != dropped {
+			t.Fatalf("%s: unexpected %d KTE_UNDELIVERED lines; want %d (dropped_shutdown)", name, n, dropped)
+		}
+		if got := k.Count(); got != sent || sent != wantSent {
+			t.Fatalf("%s: Kinesis stored %d records; the summary says sent=%d; want %d", name, got, sent, wantSent)
+		}
+	}
+	shutdown := func(rt *fakeRuntime, _ *harness) { rt.shutdown("spindown", time.Second) }
+	nextFails := func(rt *fakeRuntime, _ *harness) {
+		rt.next <- map[string]any{"eventType": "SHUTDOWN", "shutdownReason": "spindown", "deadlineMs": time.Now().Add(time.Second).UnixMilli(), cutAnswer: true}
+	}
+	f("shutdown, every call answered", -1, shutdown, 0, "spindown", 51)
+	f("shutdown, Kinesis stalls after one call", 1, shutdown, 0, "spindown", 10)
+	f("shutdown, Kinesis never answers", 0, shutdown, 0, "spindown", 0)
+	f("/event/next fails", -1, nextFails, 1, "runtime_api_error", 51)
+	f("/event/next fails, Kinesis stalls after one call", 1, nextFails, 1, "runtime_api_error", 10)
+	f("signal", -1, func(_ *fakeRuntime, h *harness) { h.cancel() }, 0, "signal", 51)
+	t.Setenv("AWS_RETRY_MODE", "legacy") // the SDK refuses it: no Kinesis client (kept to the end of the test)
+	f("shutdown, no Kinesis client", -1, shutdown, 0, "spindown", 0)
+	f("/event/next fails, no Kinesis client", -1, nextFails, 1, "runtime_api_error", 0)
+}
+
+// stallingKinesis points the SDK at a fake Kinesis endpoint that stores
+// the records of the first accept PutRecords calls (every call when accept
+// is negative) and holds every later call until the client gives up.
+func stallingKinesis(t *testing.T, accept int) *flushtest.Kinesis {
+	t.Helper()
+	k := flushtest.NewKinesis(0)
+	t.Cleanup(k.Close)
+	u, err := url.Parse(k.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := httputil.NewSingleHostReverseProxy(u)
+	var calls atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if n := calls.Add(1); accept >= 0 && n > int64(accept) {
+			_, _ = io.Copy(io.Discard, r.Body)
+			<-r.Context().Done()
+			return
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	t.Setenv("AWS_ENDPOINT_URL_KINESIS", srv.URL)
+	t.Setenv("AWS_ACCESS_KEY_ID", "AKIDLOCAL")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "local-secret")
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	return k
 }
 
 // hangingKinesis points the SDK at a Kinesis endpoint that reads each
