@@ -13,7 +13,6 @@ import (
 	"runtime"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -398,7 +397,7 @@ func (x *extension) loop(ctx context.Context) int {
 		case extapi.Invoke:
 			x.invoke(ctx, &ev)
 		case extapi.Shutdown:
-			x.shutdown(x.deadline(&ev, time.Now()), strings.ToLower(ev.ShutdownReason))
+			x.shutdown(x.deadline(&ev, time.Now()), summaryReason(ev.ShutdownReason))
 			return 0
 		default:
 			x.log.Warn("kte: unknown event type from /event/next", "type", ev.EventType)

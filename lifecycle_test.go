@@ -536,3 +536,21 @@ func TestLifecycleNoClientNoFlushWait(t *testing.T) {
 	f("end, client known unbuildable", map[string]string{"KTE_FLUSH": "end"}, nil)
 	f("invoke, client build fails during the flush", nil, make(chan struct{}))
 }
+
+// TestSummaryReason: a SHUTDOWN's reason is written lower-cased into the
+// summary as one field, whatever Lambda sent.
+func TestSummaryReason(t *testing.T) {
+	f := func(in, want string) {
+		t.Helper()
+		if got := summaryReason(in); got != want {
+			t.Fatalf("unexpected reason= for shutdownReason %q; got %q; want %q", in, got, want)
+		}
+	}
+	f("spindown", "spindown")
+	f("SPINDOWN", "spindown")
+	f("Timeout", "timeout")
+	f("SandboxTerminated", "sandboxterminated")
+	f("", "unknown")
+	f("out of memory", "out_of_memory")
+	f("a\tb\nc", "a_b_c")
+}

@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"strings"
 	"sync"
 	"time"
+	"unicode"
 
 	"github.com/kte-dev/kinesis-telemetry-extension/batch"
 	"github.com/kte-dev/kinesis-telemetry-extension/config"
@@ -102,6 +104,22 @@ func (x *extension) summaryLine(reason string, res batch.FlushResult, undelivere
 		summaryPrefix, reason, ls.Events, ls.Frames, ls.Posts, ps.Events, ps.Calls, ps.Retried, ps.Throttled+ps.CallThrottledRecords,
 		undelivered, ps.Oversize, ls.LogsDroppedRecords, ls.Malformed+ls.Overflow, ls.Oversize,
 		ls.RefusedFull, ls.TooLarge, rs.HighWater, rs.Size, rs.Restarts, res.Duration.Milliseconds())
+}
+
+// summaryReason returns the summary's reason= for a SHUTDOWN's
+// shutdownReason: lower-cased (Lambda's documentation writes SPINDOWN, its
+// platform sends spindown), "unknown" when empty, and white space and
+// control characters made '_', so that it stays one field of the line.
+func summaryReason(shutdownReason string) string {
+	if shutdownReason == "" {
+		return "unknown"
+	}
+	return strings.Map(func(r rune) rune {
+		if r <= ' ' || r == 0x7f {
+			return '_'
+		}
+		return unicode.ToLower(r)
+	}, shutdownReason)
 }
 
 // Metrics (KTE_METRICS): one CloudWatch EMF line on stdout at SHUTDOWN and
