@@ -43,6 +43,50 @@
 //     delay of up to d plus the gap to the next invocation.
 //   - auto: end while invocations are rare, invoke once they are frequent
 //     enough that waiting for the next INVOKE delays little; see Policy.
+//
+// # A flush
+//
+// A flush (batch.Packer.Flush, which the lifecycle calls) sends what was
+// buffered when it began: full and partial batches, and the records waiting
+// for a retry, retried with backoff within its time. Events that arrive
+// meanwhile wait for the next flush (a flush does not chase a steady
+// stream). It ends when all of that is delivered, at its deadline, or as
+// soon as the next attempt could not start before the deadline, or only
+// after the backoff of a refusal that retrying is not expected to fix
+// (access denied, a missing stream). Whichever way it ends, no PutRecords
+// call is in flight when it returns: a call still waiting for Kinesis at the
+// deadline is cut short, its records kept, and counted in CallsFailed. What
+// is left stays buffered for the next flush.
+//
+// At an INVOKE, a flush ends at the latest KTE_FLUSH_MAX_MS after the
+// INVOKE arrived (Now: the wait for the previous runtimeDone counts) or
+// after the wait for this runtimeDone (AfterRuntimeDone), and never after
+// the invocation's deadline minus KTE_SHUTDOWN_MARGIN_MS, so that a slow
+// or unreachable stream adds a bounded time to an invocation. Every flush
+// is counted in the Flushes metric, and in FlushesIncomplete when it ended
+// with something left.
+//
+// # Shutdown
+//
+// On SHUTDOWN (also on SIGTERM or SIGINT outside Lambda, and when
+// /event/next fails, with 2 s in place of the deadline) the lifecycle keeps
+// listening for the last telemetry for a while, stops the listener, and
+// makes a last flush with all the time left before the deadline minus
+// KTE_SHUTDOWN_MARGIN_MS. What that flush could not deliver is written to
+// stderr as KTE_UNDELIVERED reason=shutdown_deadline lines, followed by the
+// KTE_SUMMARY line, whose reason= names what ended the extension (the
+// README's Shutdown section lists the values). The extension then exits 0,
+// or, after a failed /event/next, reports the error to /exit/error and
+// exits 1: it can learn of no further event.
+//
+// # Without a Kinesis client
+//
+// The Kinesis client is built once Init is over; a flush that begins before
+// it is there waits for it, within its deadline. When the AWS SDK refuses to
+// build it (a setting such as AWS_RETRY_MODE=legacy), nothing can ever be
+// sent: a flush or a wait for runtimeDone under way ends at once, every
+// later INVOKE is handled as Skip whatever the policy says, and SHUTDOWN
+// writes every event to stderr.
 package flush
 
 import (
