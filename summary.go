@@ -144,12 +144,12 @@ var metricDefs = []metrics.Def{
 	{Name: "DroppedOversize", Unit: metrics.Count},                             // KTE_UNDELIVERED: larger than any record
 	{Name: "DroppedByLambda", Unit: metrics.Count},                             // platform.logsDropped droppedRecords
 	{Name: "DroppedByLambdaBytes", Unit: metrics.Bytes},                        // platform.logsDropped droppedBytes
-	{Name: "Quarantined", Unit: metrics.Count},                                 // bodies stored wrapped (malformed, overflow)
+	{Name: "Quarantined", Unit: metrics.Count},                                 // POSTs whose body is stored wrapped (malformed, overflow); counted also when answered 503
 	{Name: "OversizeSplit", Unit: metrics.Count},                               // events stored wrapped in parts
 	{Name: "RefusedFull", Unit: metrics.Count},                                 // POSTs answered 503 (ring full; Lambda retries)
 	{Name: "RefusedTooLarge", Unit: metrics.Count},                             // POSTs answered 413
 	{Name: "Flushes", Unit: metrics.Count},                                     // flushes made
-	{Name: "FlushesIncomplete", Unit: metrics.Count},                           // of those, ended by their deadline with events left
+	{Name: "FlushesIncomplete", Unit: metrics.Count},                           // of those, ended with something left (deadline, backoff, no client)
 	{Name: "EndWaitExpired", Unit: metrics.Count},                              // end/auto: runtimeDone did not come in time
 	{Name: "FlushLatencyAvg", Unit: metrics.Milliseconds, Kind: metrics.Gauge}, // mean flush time in the interval
 	{Name: "FlushLatencyMax", Unit: metrics.Milliseconds, Kind: metrics.Gauge}, // longest flush in the interval
