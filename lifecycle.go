@@ -66,6 +66,14 @@ const (
 	// short whatever KTE_BUFFER_TIMEOUT_MS says. It is that variable's
 	// default: up to it the wait is as long as Lambda may hold the tail.
 	prevTailMaxWait = 100 * time.Millisecond
+	// writeOutRate is the rate, in bytes per second, at which the final
+	// flush expects what is left in the ring to go to stderr as
+	// KTE_UNDELIVERED lines (GiveUp); writeOutShare is the most of the
+	// time left at the flush's start that it leaves for that, and
+	// writeOutPoll how often it checks. See finalFlush.
+	writeOutRate  = 32 << 20
+	writeOutShare = 0.5
+	writeOutPoll  = 10 * time.Millisecond
 )
 
 // extension is the running extension: what the lifecycle steps build.
@@ -593,7 +601,7 @@ func (x *extension) shutdown(deadline time.Time, reason string) {
 	x.waitQuiet(end)
 	x.stopListener()
 	ctx, stop := x.whileClientMayCome(context.Background())
-	res := x.flush(ctx, end)
+	res := x.finalFlush(ctx, end)
 	stop()
 	undelivered := x.packer.GiveUp(x.env.stderr, "shutdown_deadline")
 	if x.stats != nil {
@@ -601,6 +609,48 @@ func (x *extension) shutdown(deadline time.Time, reason string) {
 		x.emitMetrics()
 	}
 	x.printSummary(reason, res, undelivered)
+}
+
+// finalFlush is the flush at shutdown: it ends at end, or earlier when the
+// bytes still in the ring need the time left to be written to stderr
+// (GiveUp) at writeOutRate, so that every event is delivered or written out
+// and the summary follows, even when the stream is down and the ring large.
+// The time it leaves is at most writeOutShare of the time left when it
+// starts; it is checked every writeOutPoll, so as the flush delivers, less
+// is left for the write-out. A ring too large to be written out in that
+// share loses the rest to Lambda's SIGKILL.
+func (x *extension) finalFlush(parent context.Context, end time.Time) batch.FlushResult {
+	start := time.Now()
+	earliest := start.Add(time.Duration(float64(end.Sub(start)) * (1 - writeOutShare)))
+	ctx, cancel := context.WithCancel(parent)
+	defer cancel()
+	stop := func() time.Time {
+		if t := end.Add(-writeOutTime(x.ring.Stats().InUse)); t.After(earliest) {
+			return t
+		}
+		return earliest
+	}
+	go func() {
+		for {
+			left := time.Until(stop())
+			if left <= 0 {
+				cancel()
+				return
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(min(left, writeOutPoll)):
+			}
+		}
+	}()
+	return x.flush(ctx, end)
+}
+
+// writeOutTime is how long n bytes of events take to write to stderr at
+// writeOutRate.
+func writeOutTime(n int) time.Duration {
+	return time.Duration(float64(n) / writeOutRate * float64(time.Second))
 }
 
 // waitQuiet keeps the listener open until no telemetry has arrived for

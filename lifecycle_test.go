@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -24,6 +25,7 @@ import (
 	"github.com/kte-dev/kinesis-telemetry-extension/batch"
 	"github.com/kte-dev/kinesis-telemetry-extension/config"
 	"github.com/kte-dev/kinesis-telemetry-extension/extapi"
+	"github.com/kte-dev/kinesis-telemetry-extension/internal/earlysub"
 	"github.com/kte-dev/kinesis-telemetry-extension/internal/kinesalite"
 	"github.com/kte-dev/kinesis-telemetry-extension/internal/testsupport"
 	"github.com/kte-dev/kinesis-telemetry-extension/lambdasim"
@@ -177,6 +179,89 @@ func TestLifecycleShutdownDeadlineTooFar(t *testing.T) {
 	if out := h.stderr.String(); strings.Count(out, "KTE_UNDELIVERED reason=shutdown_deadline {") != 20 || !strings.Contains(out, " dropped_shutdown=20 ") {
 		t.Fatalf("unexpected undelivered events; stderr:\n%s", out)
 	}
+}
+
+// TestLifecycleShutdownLeavesTimeToWriteOut: with a stream that never
+// answers and 24 MiB buffered, the final flush must stop early enough for
+// every event to be written to stderr, then the summary, before the 2 s
+// deadline: at 64 MiB/s (the test's stderr), writing takes 375 ms, more
+// than KTE_SHUTDOWN_MARGIN_MS. The test checks when the writing began,
+// which depends on the flush's end only, not on how fast the CPU writes.
+func TestLifecycleShutdownLeavesTimeToWriteOut(t *testing.T) {
+	const (
+		posts, perPost = 30, 100
+		events         = posts * perPost
+		rate           = 64 << 20 // bytes per second
+		deadline       = 2 * time.Second
+		margin         = 200 * time.Millisecond // KTE_SHUTDOWN_MARGIN_MS
+	)
+	hangingKinesis(t)
+	rt := newFakeRuntime(t)
+	w := &slowWriter{rate: rate, mark: []byte("KTE_UNDELIVERED ")}
+	// The first call hangs until the flush gives up: it ends when the
+	// lifecycle says, not after a failure.
+	h := startExtensionTo(t, rt, map[string]string{"KTE_SEND_TIMEOUT_MS": "5000", "KTE_RING_BYTES": "32MiB"}, earlysub.Result{},
+		func(out io.Writer) io.Writer { w.w = out; return w })
+	rt.waitNext(1)
+	pad := strings.Repeat("x", 8<<10)
+	size := 0
+	for i := range posts {
+		var b strings.Builder
+		b.WriteString("[")
+		for j := range perPost {
+			if j > 0 {
+				b.WriteString(",")
+			}
+			fmt.Fprintf(&b, `{"time":"2026-01-01T00:00:03.140Z","type":"function","record":"req-0\tINFO\tline seq=%d %s"}`, i*perPost+j, pad)
+		}
+		b.WriteString("]")
+		size += b.Len()
+		if got := h.post(b.String()); got != 200 {
+			t.Fatalf("unexpected status of POST %d; got %d; want 200", i, got)
+		}
+	}
+	start := time.Now()
+	rt.shutdown("spindown", deadline)
+	if code := h.exitCode(); code != 0 {
+		t.Fatalf("unexpected exit code %d", code)
+	}
+	took := time.Since(start)
+	out := h.stderr.String()
+	if n := strings.Count(out, "KTE_UNDELIVERED reason=shutdown_deadline {"); n != events || !strings.Contains(out, " dropped_shutdown="+strconv.Itoa(events)+" ") {
+		t.Fatalf("unexpected undelivered events; got %d lines; want %d and the summary", n, events)
+	}
+	began := w.marked.Sub(start)
+	latest := deadline - margin - time.Duration(float64(size)/rate*float64(time.Second))
+	t.Logf("SHUTDOWN to the first KTE_UNDELIVERED line %v, to the exit %v", began, took)
+	if began > latest {
+		t.Fatalf("unexpected start of the KTE_UNDELIVERED lines; got %v after SHUTDOWN; want by %v, to write %d bytes at %d MiB/s before the deadline",
+			began.Round(time.Millisecond), latest.Round(time.Millisecond), size, rate>>20)
+	}
+}
+
+// slowWriter is a pipe that takes rate bytes per second: a write returns
+// when its bytes, queued behind those written before, have gone at that
+// rate (a late wake-up does not slow the next write down). It notes when
+// bytes holding mark were first written.
+type slowWriter struct {
+	w      io.Writer
+	rate   int
+	mark   []byte
+	marked time.Time
+	done   time.Time // when the bytes written so far are through
+}
+
+func (s *slowWriter) Write(p []byte) (int, error) {
+	now := time.Now()
+	if s.marked.IsZero() && bytes.Contains(p, s.mark) {
+		s.marked = now
+	}
+	if s.done.Before(now) {
+		s.done = now
+	}
+	s.done = s.done.Add(time.Duration(float64(len(p)) / float64(s.rate) * float64(time.Second)))
+	time.Sleep(time.Until(s.done))
+	return s.w.Write(p)
 }
 
 // TestLifecycleSignalFlushesLikeShutdown: SIGTERM outside Lambda (the root

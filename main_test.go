@@ -202,6 +202,13 @@ func startExtension(t *testing.T, rt *fakeRuntime, vars map[string]string) *harn
 // did (package earlysub).
 func startExtensionWith(t *testing.T, rt *fakeRuntime, vars map[string]string, early earlysub.Result) *harness {
 	t.Helper()
+	return startExtensionTo(t, rt, vars, early, nil)
+}
+
+// startExtensionTo is startExtensionWith with the extension's stderr going
+// through stderr(h.stderr) when stderr is not nil (a slow pipe).
+func startExtensionTo(t *testing.T, rt *fakeRuntime, vars map[string]string, early earlysub.Result, stderr func(io.Writer) io.Writer) *harness {
+	t.Helper()
 	port, err := lambdasim.FreePort()
 	if err != nil {
 		t.Fatal(err)
@@ -228,8 +235,12 @@ func startExtensionWith(t *testing.T, rt *fakeRuntime, vars map[string]string, e
 	h.cancel = cancel
 	t.Cleanup(cancel)
 	lookup := func(k string) (string, bool) { v, ok := h.envVars[k]; return v, ok }
+	var errOut io.Writer = h.stderr
+	if stderr != nil {
+		errOut = stderr(h.stderr)
+	}
 	go func() {
-		h.code <- run(ctx, env{lookup: lookup, stdout: h.stdout, stderr: h.stderr, name: "kinesis-telemetry-extension", start: time.Now(),
+		h.code <- run(ctx, env{lookup: lookup, stdout: h.stdout, stderr: errOut, name: "kinesis-telemetry-extension", start: time.Now(),
 			setGCPercent: func(p int) int { h.gcSet <- p; return 100 }, early: early})
 	}()
 	return h

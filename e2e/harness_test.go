@@ -148,12 +148,18 @@ func (r *run) end(deadline time.Duration) {
 	}
 }
 
-// tail returns the extension's last n output lines, for failure messages.
+// tail returns the extension's last n output lines, for failure messages,
+// each cut after 300 bytes (KTE_UNDELIVERED lines can be 32 KiB).
 func (r *run) tail(n int) string {
+	const most = 300
 	lines := r.out.Lines(extName)
 	var b strings.Builder
 	for _, l := range lines[max(0, len(lines)-n):] {
 		b.WriteString("\n  | ")
+		if len(l) > most {
+			fmt.Fprintf(&b, "%s... (%d bytes)", l[:most], len(l))
+			continue
+		}
 		b.Write(l)
 	}
 	return b.String()

@@ -85,3 +85,51 @@ func TestNoEndpoint(t *testing.T) {
 		t.Fatalf("unexpected KTE_SUMMARY dropped_shutdown; got %s; want %s (the KTE_UNDELIVERED lines)", got, want)
 	}
 }
+
+// TestShutdownLargeRingOutage leaves a large ring full of undelivered events
+// at SHUTDOWN with the stream unreachable from the start: a 64 MiB ring
+// holding about 48 MiB (6,000 events of 8 KiB). The final flush cannot
+// deliver any of it, and must leave enough of the deadline to write every
+// event to stderr as a KTE_UNDELIVERED line, then the summary, before the
+// deadline: every event acknowledged is on stderr, the summary counts them,
+// and the extension exits 0 on its own.
+func TestShutdownLargeRingOutage(t *testing.T) {
+	if testing.Short() {
+		t.Skip("writes about 48 MiB to stderr through the simulator")
+	}
+	port, err := lambdasim.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The KTE_UNDELIVERED lines written at SHUTDOWN are telemetry too (the
+	// extension's logs, which it cannot ship any more): the simulator's
+	// queue must hold them, or its platform.logsDropped events, produced
+	// after SHUTDOWN, could never be acknowledged.
+	r := newRun(t, runOptions{
+		endpoint: func(string) string { return "http://127.0.0.1:" + strconv.Itoa(port) },
+		cfg:      lambdasim.Config{MemorySizeMB: 256, SubscriberBufferBytes: 128 << 20},
+		env:      []string{"KTE_RING_BYTES=64MiB", "KTE_FLUSH_MAX_MS=50", "KTE_SEND_TIMEOUT_MS=300"},
+	})
+	w := make([]lambdasim.Invocation, 6)
+	for i := range w {
+		w[i] = lambdasim.Invocation{Duration: 300 * time.Millisecond, LogLines: 1000, LineSizes: []int{8 << 10}}
+	}
+	// A last short one, so that the big ones' tails are delivered before
+	// SHUTDOWN (this one's comes during the quiet period).
+	w = append(w, lambdasim.Invocation{Duration: 10 * time.Millisecond, LogLines: 1})
+	r.invoke(w)
+	r.end(2 * time.Second)
+	o := r.reconcile()
+	r.figures(&o)
+
+	hw, _ := strconv.Atoi(o.summary["ring_high_water"])
+	if hw < 40<<20 || len(o.unacked) != 0 {
+		t.Fatalf("unexpected ring use; got high water %d bytes and %d events not acknowledged; want at least 40 MiB, all acknowledged (the test does not test what it says)%s", hw, len(o.unacked), Describe(o.unacked, 10))
+	}
+	if !o.OK() || o.InKinesis != 0 || o.OnStderr != o.Expected {
+		t.Fatalf("unexpected delivery; got %s; want every event on stderr and none in Kinesis%s", o.Reconciliation, Describe(o.Missing, 3))
+	}
+	if got, want := o.summary["dropped_shutdown"], strconv.Itoa(o.undelivered); got != want {
+		t.Fatalf("unexpected KTE_SUMMARY dropped_shutdown; got %s; want %s (the KTE_UNDELIVERED lines)", got, want)
+	}
+}
