@@ -187,7 +187,9 @@ func TestInvokeTimeout(t *testing.T) {
 }
 
 // TestCrash: the runtime exits; runtimeDone says error Runtime.ExitError,
-// the logs are flushed at once, and extensions get SHUTDOWN "failure".
+// the logs are flushed at once, and extensions get SHUTDOWN "failure". An
+// extension still at work on the INVOKE (this one waits for runtimeDone)
+// is not late: the deadline has not passed.
 func TestCrash(t *testing.T) {
 	x := newTestExt(t, "witness", "TESTEXT_BUFFERING=1000,262144,5000", "TESTEXT_WAIT_RUNTIMEDONE=1")
 	s := newSim(t, Config{Extensions: []Extension{x.Extension}})
@@ -198,6 +200,10 @@ func TestCrash(t *testing.T) {
 	}
 	if res.Status != "error" || res.ErrorType != "Runtime.ExitError" || res.Reset == nil || res.Reset.Reason != "failure" {
 		t.Fatalf("unexpected result %+v", res)
+	}
+	if len(res.Late) != 0 {
+		t.Fatalf("unexpected late extensions after a crash %v before the deadline %v; got %v; want none",
+			res.RuntimeDone, res.Deadline.Sub(s.Epoch()), res.Late)
 	}
 	rd := eventsOf(s, TypeRuntimeDone)[0]
 	if r := record(t, rd); r["status"] != "error" || r["errorType"] != "Runtime.ExitError" {
@@ -313,7 +319,7 @@ func TestExtensionOverrun(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if res.Status != "error" || res.ErrorType != "Extension.Crash" || res.Reset == nil || res.Reset.Extensions[0].ExitCode != 3 {
+		if res.Status != "error" || res.ErrorType != "Extension.Crash" || res.Reset == nil || res.Reset.Extensions[0].ExitCode != 3 || len(res.Late) != 0 {
 			t.Fatalf("unexpected result %+v", res)
 		}
 	})

@@ -781,7 +781,8 @@ type Invocation struct {
 type ExtensionTiming struct {
 	Name string
 	// Invoked is when INVOKE was handed to it; Next is its /event/next
-	// after that (0 if it did not come back before the deadline).
+	// after that (0 if it did not come back before the invocation ended:
+	// at the deadline, or earlier at a crash).
 	Invoked, Next time.Duration
 }
 
@@ -808,7 +809,10 @@ type InvokeResult struct {
 	// Status is platform.report's status: "success", "timeout" or "error".
 	Status    string
 	ErrorType string
-	// Late lists extensions that had not called /event/next by the deadline.
+	// Late lists extensions that had not called /event/next by the
+	// deadline, when the invocation ran until it (a timeout); an
+	// invocation that ended before, at a crash of the function or of an
+	// extension, has none.
 	Late []string
 	// Reset is set when the invocation reset the environment (timeout,
 	// crash, an extension failed or overran the deadline).
@@ -900,6 +904,9 @@ func (s *Sim) Invoke(ctx context.Context, inv Invocation) (InvokeResult, error) 
 		rd.Metrics.ProducedBytes = 64
 	}
 	var resetReason string
+	// late: the invocation ran until its deadline (the function timed out,
+	// or an extension overran); after a crash, it ended before.
+	late := outcome == Timeout
 	switch outcome {
 	case Timeout:
 		// rapid's reset: runtimeDone "timeout" without an errorType.
@@ -948,7 +955,7 @@ func (s *Sim) Invoke(ctx context.Context, inv Invocation) (InvokeResult, error) 
 		case err == nil:
 			res.Status = "success"
 		case errors.Is(err, errDeadline):
-			res.Status, resetReason = "timeout", "timeout"
+			res.Status, resetReason, late = "timeout", "timeout", true
 		case errors.Is(err, errExtensionFailed):
 			res.Status, res.ErrorType, resetReason = "error", "Extension.Crash", "failure"
 		default:
@@ -968,7 +975,7 @@ func (s *Sim) Invoke(ctx context.Context, inv Invocation) (InvokeResult, error) 
 		t := ExtensionTiming{Name: e.name, Invoked: e.lastInvoke}
 		if e.ready() && e.lastNext >= res.Start {
 			t.Next = e.lastNext
-		} else {
+		} else if late {
 			res.Late = append(res.Late, e.name)
 		}
 		res.Extensions = append(res.Extensions, t)
