@@ -189,7 +189,7 @@ type Listener struct {
 	malformed, overflow, oversize, refusedFull, tooLarge, badReqs atomic.Uint64
 	droppedEvents, droppedRecords, droppedBytes                   atomic.Uint64
 
-	logMalformed, logOversize, logFull, logTooLarge limiter
+	logMalformed, logOversize, logFull, logTooLarge, logServer limiter
 
 	// Serving state, guarded by mu.
 	mu        sync.Mutex
@@ -258,7 +258,7 @@ func New(r *ring.Ring, o Options) (*Listener, error) {
 		NoDefaultContentType:         true,
 		DisablePreParseMultipartForm: true,
 		CloseOnShutdown:              true,
-		Logger:                       fasthttpLogger{l.log},
+		Logger:                       fasthttpLogger{l},
 	}
 	return l, nil
 }
@@ -706,11 +706,23 @@ func count(raw []byte) uint64 {
 	return uint64(f)
 }
 
-// fasthttpLogger routes fasthttp's own (rare) messages to slog.
-type fasthttpLogger struct{ log *slog.Logger }
+// fasthttpLogger routes fasthttp's own messages to slog, at most one per
+// LogEvery: fasthttp writes one for each connection it cannot serve (a
+// client sending garbage, for example), which a client can repeat at will.
+// None is written for a body over MaxBodyBytes: handleError answers, counts
+// and logs it. Called from fasthttp's goroutines, possibly concurrently; a
+// suppressed message is not formatted.
+type fasthttpLogger struct{ l *Listener }
 
 func (f fasthttpLogger) Printf(format string, args ...any) {
-	f.log.Warn("telemetry server: " + fmt.Sprintf(format, args...))
+	for _, a := range args {
+		if err, ok := a.(error); ok && errors.Is(err, fasthttp.ErrBodyTooLarge) {
+			return
+		}
+	}
+	if ok, n := f.l.logServer.allow(f.l.now(), f.l.opts.LogEvery); ok {
+		f.l.log.Warn("telemetry server: "+fmt.Sprintf(format, args...), "suppressed", n)
+	}
 }
 
 // limiter lets one log line through per period and counts the rest.

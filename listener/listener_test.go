@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"reflect"
@@ -364,6 +365,53 @@ func TestLogLinesRateLimited(t *testing.T) {
 	lines := s.log.lines()
 	if len(lines) != 2 || !strings.Contains(lines[1], "suppressed=2") {
 		t.Fatalf("unexpected log lines; got %q; want two, the second with suppressed=2", lines)
+	}
+}
+
+// TestServerLogRateLimited: fasthttp's own lines about connections it
+// cannot serve (here, requests that are not HTTP) are rate-limited like the
+// listener's, and none is written for a body over the limit, which the
+// listener answers 413, counts and logs itself.
+func TestServerLogRateLimited(t *testing.T) {
+	s := startInmem(t, newRing(t, 2<<20), listener.Options{MaxBodyBytes: 16 << 10, LogEvery: 500 * time.Millisecond})
+	// send writes req on a new connection and reads until the server
+	// closes it; fasthttp logs before it closes.
+	send := func(req string) {
+		t.Helper()
+		c, err := s.c.Dial("")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if _, err := io.WriteString(c, req); err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, c)
+	}
+	const garbage = "GARBAGE\r\n\r\n"
+	for range 5 {
+		send(garbage)
+		send("POST /telemetry HTTP/1.1\r\nHost: x\r\nContent-Length: 20000\r\n\r\n")
+	}
+	time.Sleep(600 * time.Millisecond)
+	send(garbage)
+	var server, tooLarge []string
+	for _, l := range s.log.lines() {
+		switch {
+		case strings.Contains(l, "telemetry server:"):
+			server = append(server, l)
+		case strings.Contains(l, "answered 413"):
+			tooLarge = append(tooLarge, l)
+		default:
+			t.Fatalf("unexpected log line %q", l)
+		}
+	}
+	if len(server) != 2 || !strings.Contains(server[0], "suppressed=0") || !strings.Contains(server[1], "suppressed=4") ||
+		strings.Contains(strings.Join(server, "\n"), "body size") {
+		t.Fatalf("unexpected fasthttp lines; got %q; want two about the garbage, the second with suppressed=4, none about the body size", server)
+	}
+	if len(tooLarge) != 1 || s.l.Stats().TooLarge != 5 {
+		t.Fatalf("unexpected 413 lines %q and count %d; want one line, 5 counted", tooLarge, s.l.Stats().TooLarge)
 	}
 }
 
