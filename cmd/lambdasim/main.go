@@ -6,8 +6,10 @@
 //
 // It passes its own environment to the extensions (-inherit-env), plus
 // -env KEY=VALUE entries. The exit status is 1 when an extension did not
-// get every event (dropped or undelivered), was killed or exited non-zero
-// at SHUTDOWN, an invocation failed, or a step failed; 2 for bad flags.
+// get every event (dropped or undelivered; not counting its own log lines
+// written after SHUTDOWN, its last, which it cannot receive as it exits),
+// was killed or exited non-zero at SHUTDOWN, an invocation failed, or a
+// step failed; 2 for bad flags.
 package main
 
 import (
@@ -162,11 +164,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (int, err
 	}
 	fmt.Fprintln(stdout)
 
+	marks := s.Timeline()
 	for _, st := range s.Subscribers() {
-		fmt.Fprintf(stdout, "subscriber %s (schema %s, types %v, maxItems %d, maxBytes %d, timeout %s): acknowledged %d, dropped %d, undelivered %d; %d POSTs, %d failed, %d retries\n",
+		own := ownAfterShutdown(s, marks, st.Name, st.Pending)
+		fmt.Fprintf(stdout, "subscriber %s (schema %s, types %v, maxItems %d, maxBytes %d, timeout %s): acknowledged %d, dropped %d, undelivered %d, "+
+			"own lines after SHUTDOWN %d; %d POSTs, %d failed, %d retries\n",
 			st.Name, st.SchemaVersion, st.Types, st.MaxItems, st.MaxBytes, st.Timeout,
-			len(st.Acked), len(st.Dropped), len(st.Pending), st.Posts, st.FailedPosts, st.Retries)
-		if len(st.Dropped)+len(st.Pending) > 0 {
+			len(st.Acked), len(st.Dropped), len(st.Pending)-own, own, st.Posts, st.FailedPosts, st.Retries)
+		if len(st.Dropped)+len(st.Pending)-own > 0 {
 			code = 1
 		}
 	}
@@ -195,4 +200,41 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (int, err
 		}
 	}
 	return code, nil
+}
+
+// ownAfterShutdown counts the events of ids that are subscriber name's own
+// log lines written after SHUTDOWN was handed to its process: the lines it
+// writes as it ends, after its last delivery, which no extension can
+// receive. marks is the simulator's timeline.
+func ownAfterShutdown(s *lambdasim.Sim, marks []lambdasim.Mark, name string, ids []int) int {
+	var launches, shutdowns []time.Duration
+	for _, m := range marks {
+		switch {
+		case m.Ext != name:
+		case m.Kind == lambdasim.MarkLaunch:
+			launches = append(launches, m.At)
+		case m.Kind == lambdasim.MarkShutdown:
+			shutdowns = append(shutdowns, m.At)
+		}
+	}
+	// latest returns the last of ts at or before at, or -1.
+	latest := func(ts []time.Duration, at time.Duration) time.Duration {
+		last := time.Duration(-1)
+		for _, t := range ts {
+			if t <= at {
+				last = t
+			}
+		}
+		return last
+	}
+	n := 0
+	for _, ev := range s.Events(ids) {
+		if ev.Type != lambdasim.TypeExtensionLog || ev.Source != name {
+			continue
+		}
+		if sd := latest(shutdowns, ev.At); sd >= 0 && sd >= latest(launches, ev.At) {
+			n++
+		}
+	}
+	return n
 }

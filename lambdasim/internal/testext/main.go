@@ -30,6 +30,7 @@
 //	TESTEXT_CRASH_AT_INVOKE=1   exit 3 at the first INVOKE
 //	TESTEXT_NO_NEXT=1        never call /event/next
 //	TESTEXT_LOG=1            print one stdout line per INVOKE ("testext: INVOKE <requestId>")
+//	TESTEXT_LAST_LINE=1      print one stdout line as it ends after SHUTDOWN ("testext: SHUTDOWN done")
 package main
 
 import (
@@ -357,6 +358,9 @@ func run() error {
 				time.UnixMilli(ev.DeadlineMs).Add(-100*time.Millisecond))
 			if os.Getenv("TESTEXT_SHUTDOWN_FAIL") == "1" {
 				return errors.New("failing at SHUTDOWN (TESTEXT_SHUTDOWN_FAIL=1)")
+			}
+			if os.Getenv("TESTEXT_LAST_LINE") == "1" {
+				fmt.Println("testext: SHUTDOWN done")
 			}
 			return nil
 		}
