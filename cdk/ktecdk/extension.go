@@ -142,7 +142,11 @@ func orDefault(s, def string) string {
 // newLayer creates the layer for arch from a checked zip. It sets no
 // CompatibleRuntimes: an external extension is a separate executable, so the
 // layer works with every runtime (and the CDK then accepts it on any
-// function).
+// function). The version is retained when a new zip replaces it or the stack
+// is deleted: Lambda lets functions that use a deleted version keep running,
+// but refuses any configuration that names it, so a function attached by
+// hand from the layer's ARN could no longer be updated with its own layer
+// list.
 func newLayer(scope constructs.Construct, arch, zipPath string) awslambda.LayerVersion {
 	id, a := "LayerArm64", awslambda.Architecture_ARM_64()
 	if arch == ArchX8664 {
@@ -152,6 +156,7 @@ func newLayer(scope constructs.Construct, arch, zipPath string) awslambda.LayerV
 		Code:                    awslambda.Code_FromAsset(jsii.String(zipPath), nil),
 		CompatibleArchitectures: &[]awslambda.Architecture{a},
 		Description:             jsii.String("KTE: Lambda Telemetry API to Kinesis Data Streams extension (" + arch + ")"),
+		RemovalPolicy:           awscdk.RemovalPolicy_RETAIN,
 	})
 }
 

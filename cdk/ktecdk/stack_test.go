@@ -52,6 +52,12 @@ func TestStackDefaults(t *testing.T) {
 		if _, ok := p["Content"].(map[string]any)["S3Key"]; !ok {
 			t.Errorf("unexpected layer content of %s; got %v; want an S3 asset", id, p["Content"])
 		}
+		// A replaced or removed version stays, so that functions configured
+		// with it (by hand from the LayerArm64Arn output, or in other stacks)
+		// can still be updated with their layer list as it is.
+		if l["DeletionPolicy"] != "Retain" || l["UpdateReplacePolicy"] != "Retain" {
+			t.Errorf("unexpected removal policy of layer %s; got DeletionPolicy %v, UpdateReplacePolicy %v; want Retain, Retain", id, l["DeletionPolicy"], l["UpdateReplacePolicy"])
+		}
 	}
 	if archs[ArchArm64] == "" || archs[ArchX8664] == "" {
 		t.Fatalf("unexpected layer architectures; got %v; want %s and %s", keys(archs), ArchArm64, ArchX8664)
