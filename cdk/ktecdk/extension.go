@@ -41,7 +41,8 @@ type TelemetryExtensionProps struct {
 
 	// LayerArm64 and LayerX8664 are the extension's layers. When nil, the
 	// construct creates a LayerVersion from LayerZipArm64 or LayerZipX8664
-	// (default DefaultLayerZipArm64, DefaultLayerZipX8664).
+	// (default DefaultLayerZipArm64, DefaultLayerZipX8664), and Attach gives
+	// a function in another stack a copy of it in that stack (see Attach).
 	LayerArm64    awslambda.ILayerVersion
 	LayerX8664    awslambda.ILayerVersion
 	LayerZipArm64 string
@@ -72,6 +73,7 @@ type TelemetryExtension struct {
 	// Stream is the stream the extension writes to.
 	Stream awskinesis.IStream
 	// LayerArm64 and LayerX8664 are the layers (created or given).
+	// Functions in other stacks get copies of created ones (see Attach).
 	LayerArm64 awslambda.ILayerVersion
 	LayerX8664 awslambda.ILayerVersion
 	// Policy is the managed policy attached to functions' roles.
@@ -80,6 +82,13 @@ type TelemetryExtension struct {
 	env          map[string]string
 	streamByName bool
 	attached     map[string]bool // node paths of functions already attached
+
+	// zips holds the zip of each layer the construct created, by
+	// architecture; a given layer has none and is never copied.
+	zips map[string]string
+	// copies holds the layers created in other stacks, by stack path and
+	// architecture.
+	copies map[string]awslambda.ILayerVersion
 }
 
 // NewTelemetryExtension creates the layers and the policy that props do not
@@ -119,12 +128,16 @@ func NewTelemetryExtension(scope constructs.Construct, id *string, props *Teleme
 		env:          maps.Clone(props.Environment),
 		streamByName: props.StreamByName,
 		attached:     map[string]bool{},
+		zips:         map[string]string{},
+		copies:       map[string]awslambda.ILayerVersion{},
 	}
 	if e.LayerArm64 == nil {
 		e.LayerArm64 = newLayer(c, ArchArm64, zipArm64)
+		e.zips[ArchArm64] = zipArm64
 	}
 	if e.LayerX8664 == nil {
 		e.LayerX8664 = newLayer(c, ArchX8664, zipX8664)
+		e.zips[ArchX8664] = zipX8664
 	}
 	if e.Policy == nil {
 		e.Policy = NewProducerPolicy(c, jsii.String("ProducerPolicy"), props.Stream)
@@ -206,7 +219,12 @@ func (e *TelemetryExtension) Environment() map[string]string {
 // Attach adds the extension to fn: the layer for fn's architecture, the
 // KTE_ environment (KTE_STREAM = the stream's ARN or name, then the tuning in sorted
 // order; an existing variable of the same name is replaced) and the policy
-// on fn's role. Attaching a function again does nothing. It panics with an
+// on fn's role. A function in another stack than the construct gets, when
+// the construct created the layers, a copy of the layer in its own stack
+// (one per stack and architecture, retained like the original): a
+// reference to the original would be a CloudFormation export, which locks
+// the layer version, as CloudFormation refuses to change an export that
+// another stack imports. Attaching a function again does nothing. It panics with an
 // ErrInvalidProps error when fn cannot take the extension: a container image
 // function (layers are not supported; put the extension into the image), an
 // architecture other than arm64 or x86_64, or no role.
@@ -219,13 +237,8 @@ func (e *TelemetryExtension) Attach(fn awslambda.Function) {
 		panic(fmt.Errorf("%w: %s is a container image function, which cannot use layers: copy the extension into the image at /opt/extensions/%s instead",
 			ErrInvalidProps, path, ExtensionName))
 	}
-	var layer awslambda.ILayerVersion
-	switch arch := *fn.Architecture().Name(); arch {
-	case ArchArm64:
-		layer = e.LayerArm64
-	case ArchX8664:
-		layer = e.LayerX8664
-	default:
+	arch := *fn.Architecture().Name()
+	if arch != ArchArm64 && arch != ArchX8664 {
 		panic(fmt.Errorf("%w: %s has architecture %q: the extension is built for %s and %s only", ErrInvalidProps, path, arch, ArchArm64, ArchX8664))
 	}
 	role := fn.Role()
@@ -233,13 +246,43 @@ func (e *TelemetryExtension) Attach(fn awslambda.Function) {
 		panic(fmt.Errorf("%w: %s has no role to attach the extension's policy to", ErrInvalidProps, path))
 	}
 
-	fn.AddLayers(layer)
+	fn.AddLayers(e.layerFor(fn, arch))
 	env := e.Environment()
 	for _, k := range slices.Sorted(maps.Keys(env)) {
 		fn.AddEnvironment(jsii.String(k), jsii.String(env[k]), nil)
 	}
 	role.AddManagedPolicy(e.Policy)
 	e.attached[path] = true
+}
+
+// layerFor returns the layer for a function of architecture arch (ArchArm64
+// or ArchX8664) in fn's stack: the construct's own, or a copy of a created
+// one in fn's stack.
+func (e *TelemetryExtension) layerFor(fn awslambda.Function, arch string) awslambda.ILayerVersion {
+	layer := e.LayerArm64
+	if arch == ArchX8664 {
+		layer = e.LayerX8664
+	}
+	zipPath := e.zips[arch]
+	stack := awscdk.Stack_Of(fn)
+	stackPath := *stack.Node().Path()
+	if zipPath == "" || stackPath == *awscdk.Stack_Of(e.Construct).Node().Path() {
+		return layer
+	}
+	key := stackPath + "\x00" + arch
+	if c := e.copies[key]; c != nil {
+		return c
+	}
+	// One scope per extension in each stack, so that two extensions of one
+	// app can both copy their layers into the same stack.
+	id := jsii.String(*awscdk.Names_UniqueId(e.Construct) + "Layers")
+	scope, _ := stack.Node().TryFindChild(id).(constructs.Construct)
+	if scope == nil {
+		scope = constructs.NewConstruct(stack, id)
+	}
+	c := newLayer(scope, arch, zipPath)
+	e.copies[key] = c
+	return c
 }
 
 // ValidateEnvironment checks KTE_ tuning variables with the extension's own

@@ -124,25 +124,48 @@ func TestAttachTwiceIsNoop(t *testing.T) {
 	}
 }
 
-// TestAttachAcrossStacks: the stack's extension attached to a function in
-// another stack of the same app, through CloudFormation exports.
+// TestAttachAcrossStacks: the stack's extension attached to functions in
+// another stack of the same app. The stream and the policy come through
+// CloudFormation exports; the layer does not: an exported layer version
+// could never be replaced (CloudFormation refuses to change an export in
+// use), so the other stack gets its own copy, one per architecture.
 func TestAttachAcrossStacks(t *testing.T) {
 	arm64, x8664 := layerZips(t)
 	app := awscdk.NewApp(nil)
 	kte := NewTelemetryStack(app, jsii.String("Kte"), &TelemetryStackProps{LayerZipArm64: arm64, LayerZipX8664: x8664})
 	users := awscdk.NewStack(app, jsii.String("Users"), nil)
 	kte.Extension.Attach(nodeFunction(users, "Fn", awslambda.Architecture_ARM_64()))
+	kte.Extension.Attach(nodeFunction(users, "Second", awslambda.Architecture_ARM_64()))
+	kte.Extension.Attach(nodeFunction(users, "Intel", awslambda.Architecture_X86_64()))
 	tmpl := templateOf(t, users)
-	fn, role := functionProps(t, tmpl, "Fn")
-	for what, v := range map[string]any{"layer": fn["Layers"], "stream": fn["Environment"], "policy": props(t, role)["ManagedPolicyArns"]} {
-		if !strings.Contains(mustMarshal(v), `"Fn::ImportValue":"Kte:ExportsOutput`) {
-			t.Errorf("unexpected %s reference; got %s; want an import from stack Kte", what, mustMarshal(v))
+	for _, c := range []struct{ prefix, arch string }{{"Fn", ArchArm64}, {"Second", ArchArm64}, {"Intel", ArchX8664}} {
+		fn, role := functionProps(t, tmpl, c.prefix)
+		equalJSON(t, c.prefix+" layers", fn["Layers"], mustMarshal([]any{ref(layerID(t, tmpl, c.arch))}))
+		for what, v := range map[string]any{"stream": fn["Environment"], "policy": props(t, role)["ManagedPolicyArns"]} {
+			if !strings.Contains(mustMarshal(v), `"Fn::ImportValue":"Kte:ExportsOutput`) {
+				t.Errorf("unexpected %s reference of %s; got %s; want an import from stack Kte", what, c.prefix, mustMarshal(v))
+			}
 		}
 	}
-	// The exporting stack still synthesises (and exports what Users imports).
+	layers := resources(t, tmpl, "AWS::Lambda::LayerVersion")
+	if len(layers) != 2 {
+		t.Errorf("unexpected layers in Users; got %v; want one per architecture", keys(layers))
+	}
+	for id, l := range layers {
+		if l["DeletionPolicy"] != "Retain" {
+			t.Errorf("unexpected DeletionPolicy of %s; got %v; want Retain", id, l["DeletionPolicy"])
+		}
+	}
+	// The exporting stack still synthesises, and exports no layer.
 	kteTmpl := templateOf(t, kte.Stack)
-	if outputs := *kteTmpl.FindOutputs(jsii.String("*"), nil); len(outputs) < 5+3 {
-		t.Errorf("unexpected outputs of Kte; got %v; want the 5 outputs and 3 exports", keys(outputs))
+	outputs := *kteTmpl.FindOutputs(jsii.String("*"), nil)
+	if len(outputs) != 5+2 {
+		t.Errorf("unexpected outputs of Kte; got %v; want the 5 outputs and 2 exports (stream and policy)", keys(outputs))
+	}
+	for id, o := range outputs {
+		if strings.HasPrefix(id, "ExportsOutput") && strings.Contains(mustMarshal(o), "Layer") {
+			t.Errorf("unexpected export of a layer from Kte; got %s: %s", id, mustMarshal(o))
+		}
 	}
 }
 
