@@ -24,6 +24,12 @@ var ErrInvalidProps = errors.New("ktecdk: invalid props")
 // EnvStream is the variable Attach sets to the stream's ARN (or name).
 const EnvStream = "KTE_STREAM"
 
+// WarningRoleNotGranted is the id of the warning Attach adds to a function
+// whose role is imported as immutable (acknowledge it with
+// awscdk.Annotations_Of(fn).AcknowledgeWarning once the role's owner has
+// granted the statements it names).
+const WarningRoleNotGranted = "@kte/ktecdk:roleNotGranted"
+
 // TelemetryExtensionProps configures NewTelemetryExtension. Only Stream is
 // required.
 type TelemetryExtensionProps struct {
@@ -49,8 +55,10 @@ type TelemetryExtensionProps struct {
 	LayerZipX8664 string
 
 	// Policy is attached to the role of every function the extension is
-	// attached to. When nil, the construct creates the least-privilege
-	// policy (see NewProducerPolicy). A given policy is used as is.
+	// attached to, when that role is an iam.Role of this app. When nil, the
+	// construct creates the least-privilege policy (see NewProducerPolicy).
+	// A given policy is used as is. An imported role gets the same
+	// statements inline instead (see Attach).
 	Policy awsiam.IManagedPolicy
 
 	// Environment holds KTE_ tuning variables (see the configuration table;
@@ -82,6 +90,8 @@ type TelemetryExtension struct {
 	env          map[string]string
 	streamByName bool
 	attached     map[string]bool // node paths of functions already attached
+
+	granted map[string]bool // node paths of imported roles given the statements inline
 
 	// zips holds the zip of each layer the construct created, by
 	// architecture; a given layer has none and is never copied.
@@ -128,6 +138,7 @@ func NewTelemetryExtension(scope constructs.Construct, id *string, props *Teleme
 		env:          maps.Clone(props.Environment),
 		streamByName: props.StreamByName,
 		attached:     map[string]bool{},
+		granted:      map[string]bool{},
 		zips:         map[string]string{},
 		copies:       map[string]awslambda.ILayerVersion{},
 	}
@@ -179,26 +190,46 @@ func newLayer(scope constructs.Construct, arch, zipPath string) awslambda.LayerV
 // the stream's customer managed key when it has one (the permission AWS
 // documents for producers of such streams; the AWS managed key needs none).
 func NewProducerPolicy(scope constructs.Construct, id *string, stream awskinesis.IStream) awsiam.ManagedPolicy {
-	statements := []awsiam.PolicyStatement{
-		awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
-			Sid:       jsii.String("PutTelemetryRecords"),
-			Effect:    awsiam.Effect_ALLOW,
-			Actions:   jsii.Strings("kinesis:PutRecords"),
-			Resources: jsii.Strings(*stream.StreamArn()),
-		}),
-	}
-	if key := stream.EncryptionKey(); key != nil {
-		statements = append(statements, awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
-			Sid:       jsii.String("EncryptTelemetryRecords"),
-			Effect:    awsiam.Effect_ALLOW,
-			Actions:   jsii.Strings("kms:GenerateDataKey"),
-			Resources: jsii.Strings(*key.KeyArn()),
-		}))
+	var statements []awsiam.PolicyStatement
+	for _, g := range producerGrants(stream) {
+		statements = append(statements, g.statement(true))
 	}
 	return awsiam.NewManagedPolicy(scope, id, &awsiam.ManagedPolicyProps{
 		Description: jsii.String("KTE extension: write Lambda telemetry to one Kinesis stream"),
 		Statements:  &statements,
 	})
+}
+
+// grant is one statement of the producer policy. what names its resource
+// for messages, where the ARN may be a token.
+type grant struct {
+	sid, action, resource, what string
+}
+
+// producerGrants returns what a function's role needs for the extension to
+// write to stream.
+func producerGrants(stream awskinesis.IStream) []grant {
+	path := *stream.Node().Path()
+	grants := []grant{{"PutTelemetryRecords", "kinesis:PutRecords", *stream.StreamArn(), "stream " + path}}
+	if key := stream.EncryptionKey(); key != nil {
+		grants = append(grants, grant{"EncryptTelemetryRecords", "kms:GenerateDataKey", *key.KeyArn(), "the key of stream " + path})
+	}
+	return grants
+}
+
+// statement returns g as an IAM statement, with its Sid when withSid (Sids
+// must be unique in a policy: an inline policy shared with other grants
+// goes without).
+func (g grant) statement(withSid bool) awsiam.PolicyStatement {
+	p := &awsiam.PolicyStatementProps{
+		Effect:    awsiam.Effect_ALLOW,
+		Actions:   jsii.Strings(g.action),
+		Resources: jsii.Strings(g.resource),
+	}
+	if withSid {
+		p.Sid = jsii.String(g.sid)
+	}
+	return awsiam.NewPolicyStatement(p)
 }
 
 // Environment returns the variables Attach sets: KTE_STREAM and the tuning.
@@ -219,7 +250,10 @@ func (e *TelemetryExtension) Environment() map[string]string {
 // Attach adds the extension to fn: the layer for fn's architecture, the
 // KTE_ environment (KTE_STREAM = the stream's ARN or name, then the tuning in sorted
 // order; an existing variable of the same name is replaced) and the policy
-// on fn's role. A function in another stack than the construct gets, when
+// on fn's role. A role imported into the app (iam.Role_FromRoleArn and the
+// like) cannot take a managed policy, so a mutable one gets the policy's
+// statements as an inline policy, and an immutable one a warning
+// (@kte/ktecdk:roleNotGranted) on fn that says what its owner must add. A function in another stack than the construct gets, when
 // the construct created the layers, a copy of the layer in its own stack
 // (one per stack and architecture, retained like the original): a
 // reference to the original would be a CloudFormation export, which locks
@@ -251,8 +285,56 @@ func (e *TelemetryExtension) Attach(fn awslambda.Function) {
 	for _, k := range slices.Sorted(maps.Keys(env)) {
 		fn.AddEnvironment(jsii.String(k), jsii.String(env[k]), nil)
 	}
-	role.AddManagedPolicy(e.Policy)
+	e.grant(fn, role)
 	e.attached[path] = true
+}
+
+// grant gives fn's role what the extension needs: the policy when the role
+// is an iam.Role of this app, or the statements inline when it is imported.
+// For an imported role the CDK ignores a managed policy (with an imported
+// policy, or when the role is immutable) or attaches a created one from the
+// policy's stack, which only deploying that stack would apply.
+func (e *TelemetryExtension) grant(fn awslambda.Function, role awsiam.IRole) {
+	if r, ok := role.(awsiam.Role); ok {
+		r.AddManagedPolicy(e.Policy)
+		return
+	}
+	rolePath := *role.Node().Path()
+	if e.granted[rolePath] {
+		return
+	}
+	grants := producerGrants(e.Stream)
+	added := true
+	for _, g := range grants {
+		// An immutable role answers StatementAdded true without adding
+		// anything; only a mutable one puts the statement in a Policy.
+		res := role.AddToPrincipalPolicy(g.statement(false))
+		if _, ok := res.PolicyDependable.(awsiam.Policy); !ok {
+			added = false
+		}
+	}
+	if added {
+		e.granted[rolePath] = true
+		return
+	}
+	roleName := rolePath
+	if name := *role.RoleName(); !*awscdk.Token_IsUnresolved(name) {
+		roleName = name
+	}
+	if arn := *role.RoleArn(); !*awscdk.Token_IsUnresolved(arn) {
+		roleName = arn
+	}
+	var stmts []string
+	for _, g := range grants {
+		resource := g.resource
+		if *awscdk.Token_IsUnresolved(resource) {
+			resource = "<the ARN of " + g.what + ">"
+		}
+		stmts = append(stmts, fmt.Sprintf(`{"Effect": "Allow", "Action": %q, "Resource": %q}`, g.action, resource))
+	}
+	awscdk.Annotations_Of(fn).AddWarningV2(jsii.String(WarningRoleNotGranted), jsii.String(fmt.Sprintf(
+		"role %s of %s is imported as immutable, so the extension's permissions cannot be added to it and Kinesis will refuse its records: the role's owner must add %s",
+		roleName, *fn.Node().Path(), strings.Join(stmts, " and "))), nil)
 }
 
 // layerFor returns the layer for a function of architecture arch (ArchArm64

@@ -327,3 +327,62 @@ func TestAttachStreamByName(t *testing.T) {
 	stmt := props(t, policy)["PolicyDocument"].(map[string]any)["Statement"].([]any)[0].(map[string]any)
 	equalJSON(t, "policy resource", stmt["Resource"], mustMarshal(getAttArn(streamID)))
 }
+
+// TestAttachImportedRole: an imported role cannot take a managed policy
+// (the CDK ignores it, or attaches the policy from the policy's own stack);
+// a mutable one gets the statements inline, in the function's stack, and an
+// immutable one a warning that says what its owner must add.
+func TestAttachImportedRole(t *testing.T) {
+	const (
+		streamArn = "arn:aws:kinesis:eu-west-1:111122223333:stream/kte"
+		keyArn    = "arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+		policyArn = "arn:aws:iam::111122223333:policy/kte-producer"
+	)
+	arm64, x8664 := layerZips(t)
+	app := awscdk.NewApp(nil)
+	stack := awscdk.NewStack(app, jsii.String("Users"), nil)
+	ext := NewTelemetryExtension(stack, jsii.String("Kte"), &TelemetryExtensionProps{
+		Stream: awskinesis.Stream_FromStreamAttributes(stack, jsii.String("Stream"), &awskinesis.StreamAttributes{
+			StreamArn:     jsii.String(streamArn),
+			EncryptionKey: awskms.Key_FromKeyArn(stack, jsii.String("Key"), jsii.String(keyArn)),
+		}),
+		Policy:        awsiam.ManagedPolicy_FromManagedPolicyArn(stack, jsii.String("Policy"), jsii.String(policyArn)),
+		LayerZipArm64: arm64, LayerZipX8664: x8664,
+	})
+	withRole := func(id string, role awsiam.IRole) awslambda.Function {
+		return awslambda.NewFunction(stack, jsii.String(id), &awslambda.FunctionProps{
+			Runtime: awslambda.Runtime_NODEJS_22_X(),
+			Handler: jsii.String("index.handler"),
+			Code:    awslambda.Code_FromInline(jsii.String("exports.handler = async () => 'ok';")),
+			Role:    role,
+		})
+	}
+	shared := awsiam.Role_FromRoleArn(stack, jsii.String("Shared"), jsii.String("arn:aws:iam::111122223333:role/shared"), nil)
+	locked := awsiam.Role_FromRoleArn(stack, jsii.String("Locked"), jsii.String("arn:aws:iam::111122223333:role/locked"),
+		&awsiam.FromRoleArnOptions{Mutable: jsii.Bool(false)})
+	ext.Attach(withRole("First", shared))
+	ext.Attach(withRole("Second", shared))
+	ext.Attach(withRole("Immutable", locked))
+	tmpl := templateOf(t, stack)
+
+	_, policy := onlyResource(t, tmpl, "AWS::IAM::Policy")
+	equalJSON(t, "inline policy roles", props(t, policy)["Roles"], `["shared"]`)
+	equalJSON(t, "inline policy statements", props(t, policy)["PolicyDocument"].(map[string]any)["Statement"], `[
+		{"Effect": "Allow", "Action": "kinesis:PutRecords", "Resource": "`+streamArn+`"},
+		{"Effect": "Allow", "Action": "kms:GenerateDataKey", "Resource": "`+keyArn+`"}
+	]`)
+
+	warnings := assertions.Annotations_FromStack(stack).FindWarning(jsii.String("/Users/Immutable"), assertions.Match_StringLikeRegexp(jsii.String("roleNotGranted")))
+	if len(*warnings) != 1 {
+		t.Fatalf("unexpected warnings on Users/Immutable; got %s; want one @kte/ktecdk:roleNotGranted", mustMarshal(warnings))
+	}
+	msg := mustMarshal((*warnings)[0].Entry.Data)
+	for _, w := range []string{"arn:aws:iam::111122223333:role/locked", "kinesis:PutRecords", streamArn, "kms:GenerateDataKey", keyArn, "[ack: @kte/ktecdk:roleNotGranted]"} {
+		if !strings.Contains(msg, w) {
+			t.Errorf("unexpected warning; got %s; want it to contain %q", msg, w)
+		}
+	}
+	if other := assertions.Annotations_FromStack(stack).FindWarning(jsii.String("/Users/First"), assertions.Match_AnyValue()); len(*other) != 0 {
+		t.Errorf("unexpected warnings on Users/First; got %s; want none", mustMarshal(other))
+	}
+}
