@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
@@ -248,20 +249,32 @@ func (e *TelemetryExtension) Environment() map[string]string {
 }
 
 // Attach adds the extension to fn: the layer for fn's architecture, the
-// KTE_ environment (KTE_STREAM = the stream's ARN or name, then the tuning in sorted
-// order; an existing variable of the same name is replaced) and the policy
-// on fn's role. A role imported into the app (iam.Role_FromRoleArn and the
-// like) cannot take a managed policy, so a mutable one gets the policy's
-// statements as an inline policy, and an immutable one a warning
-// (@kte/ktecdk:roleNotGranted) on fn that says what its owner must add. A function in another stack than the construct gets, when
-// the construct created the layers, a copy of the layer in its own stack
-// (one per stack and architecture, retained like the original): a
-// reference to the original would be a CloudFormation export, which locks
-// the layer version, as CloudFormation refuses to change an export that
-// another stack imports. Attaching a function again does nothing. It panics with an
-// ErrInvalidProps error when fn cannot take the extension: a container image
-// function (layers are not supported; put the extension into the image), an
-// architecture other than arm64 or x86_64, or no role.
+// KTE_ environment (KTE_STREAM = the stream's ARN or name, then the tuning
+// in sorted order; an existing variable of the same name is replaced) and
+// the policy on fn's role. Attaching a function again does nothing.
+//
+// A role imported into the app (iam.Role_FromRoleArn and the like) cannot
+// take a managed policy: a mutable one gets the policy's statements as an
+// inline policy, and for an immutable one Attach adds a warning
+// (WarningRoleNotGranted) to fn that says what the role's owner must add.
+//
+// A function in another stack than the construct gets, when the construct
+// created the layers, a copy of the layer in its own stack (one per stack
+// and architecture, retained like the original): a reference to the
+// original would be a CloudFormation export, and CloudFormation refuses to
+// change an export that another stack imports, which would lock the layer
+// version.
+//
+// Attach also adds a validation to fn: at synthesis, fn's final environment
+// and memory size are checked with the extension's own config.Load, so that
+// a setting the extension would refuse at init (such as a KTE_RING_BYTES
+// over half of fn's MemorySize) fails synthesis instead of every
+// invocation.
+//
+// It panics with an ErrInvalidProps error when fn cannot take the
+// extension: a container image function (layers are not supported; put the
+// extension into the image), an architecture other than arm64 or x86_64, or
+// no role.
 func (e *TelemetryExtension) Attach(fn awslambda.Function) {
 	path := *fn.Node().Path()
 	if e.attached[path] {
@@ -286,6 +299,7 @@ func (e *TelemetryExtension) Attach(fn awslambda.Function) {
 		fn.AddEnvironment(jsii.String(k), jsii.String(env[k]), nil)
 	}
 	e.grant(fn, role)
+	fn.Node().AddValidation(&settingsCheck{fn: fn})
 	e.attached[path] = true
 }
 
@@ -379,14 +393,7 @@ func ValidateEnvironment(env map[string]string) error {
 		known[v.Name] = true
 	}
 	var errs []error
-	lookupEnv := map[string]string{
-		// Placeholders for what Attach and Lambda provide, so that Load
-		// judges only the tuning.
-		EnvStream:                  "kte-placeholder",
-		config.EnvRuntimeAPI:       "127.0.0.1:9001",
-		"AWS_REGION":               "us-east-1",
-		"AWS_LAMBDA_FUNCTION_NAME": "kte-placeholder",
-	}
+	lookupEnv := placeholders()
 	for _, k := range slices.Sorted(maps.Keys(env)) {
 		v := env[k]
 		switch {
@@ -402,17 +409,120 @@ func ValidateEnvironment(env map[string]string) error {
 			lookupEnv[k] = v
 		}
 	}
-	if _, err := config.Load(func(k string) (string, bool) { v, ok := lookupEnv[k]; return v, ok }); err != nil {
-		var joined interface{ Unwrap() []error }
-		if errors.As(err, &joined) {
-			for _, e := range joined.Unwrap() {
-				errs = append(errs, fmt.Errorf("%w: %w", ErrInvalidProps, e))
-			}
-		} else {
-			errs = append(errs, fmt.Errorf("%w: %w", ErrInvalidProps, err))
-		}
+	for _, err := range loadErrors(lookupEnv) {
+		errs = append(errs, fmt.Errorf("%w: %w", ErrInvalidProps, err))
 	}
 	return errors.Join(errs...)
+}
+
+// placeholders returns an environment with what Attach and Lambda provide
+// (the stream, the Runtime API, the region and the function's name), so that
+// config.Load judges only the other variables.
+func placeholders() map[string]string {
+	return map[string]string{
+		EnvStream:                  "kte-placeholder",
+		config.EnvRuntimeAPI:       "127.0.0.1:9001",
+		"AWS_REGION":               "us-east-1",
+		"AWS_LAMBDA_FUNCTION_NAME": "kte-placeholder",
+	}
+}
+
+// loadErrors returns what config.Load refuses in env, one error per
+// variable.
+func loadErrors(env map[string]string) []error {
+	_, err := config.Load(func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+	if err == nil {
+		return nil
+	}
+	var joined interface{ Unwrap() []error }
+	if errors.As(err, &joined) {
+		return joined.Unwrap()
+	}
+	return []error{err}
+}
+
+// lambdaDefaultMemoryMB is the memory of a function that sets none
+// (AWS::Lambda::Function MemorySize, CloudFormation reference, read 2026-11).
+const lambdaDefaultMemoryMB = 128
+
+// functionSettings returns the variables of fn's environment whose values
+// are literal strings, and its memory size in MB (0 when it is a token,
+// resolved only at deploy time). It resolves fn's CloudFormation properties,
+// so it belongs at synthesis (in a validation or an aspect): resolved
+// earlier, a cached lazy value among them could miss later changes. ok is
+// false when fn has no CfnFunction to read.
+func functionSettings(fn awslambda.Function) (env map[string]string, memoryMB int, ok bool) {
+	cfn, isCfn := fn.Node().DefaultChild().(awslambda.CfnFunction)
+	if !isCfn {
+		return nil, 0, false
+	}
+	// The CfnFunction's environment is a lazy value that jsii cannot hand
+	// to Go; the tree inspector's copy of the properties can be resolved.
+	ti := awscdk.NewTreeInspector()
+	cfn.Inspect(ti)
+	resolved, _ := awscdk.Stack_Of(fn).Resolve(ti).(map[string]any)
+	attrs, _ := resolved["attributes"].(map[string]any)
+	p, _ := attrs["aws:cdk:cloudformation:props"].(map[string]any)
+	env = map[string]string{}
+	envProp, _ := p["environment"].(map[string]any)
+	vars, _ := envProp["variables"].(map[string]any)
+	for k, v := range vars {
+		if s, isStr := v.(string); isStr {
+			env[k] = s
+		}
+	}
+	switch m := p["memorySize"].(type) {
+	case nil:
+		memoryMB = lambdaDefaultMemoryMB
+	case float64:
+		memoryMB = int(m)
+	}
+	return env, memoryMB, true
+}
+
+// settingsErrors returns what the extension would refuse at init, and so
+// fail every invocation, in a function's environment (from
+// functionSettings) with memoryMB of memory (0: unknown). Each error names
+// the variable, its value and what is accepted.
+func settingsErrors(env map[string]string, memoryMB int) []error {
+	lookup := placeholders()
+	for k, v := range env {
+		if _, isPlaceholder := lookup[k]; !isPlaceholder || k == EnvStream {
+			lookup[k] = v
+		}
+	}
+	if memoryMB > 0 {
+		lookup[config.EnvMemorySize] = strconv.Itoa(memoryMB)
+	}
+	memory := "a MemorySize known only at deploy time"
+	if memoryMB > 0 {
+		memory = fmt.Sprintf("MemorySize %d MB", memoryMB)
+	}
+	var errs []error
+	for _, err := range loadErrors(lookup) {
+		errs = append(errs, fmt.Errorf("%w: with %s, the extension would refuse at init, failing every invocation: %w", ErrInvalidProps, memory, err))
+	}
+	return errs
+}
+
+// settingsCheck is the validation Attach adds to a function: at synthesis,
+// when the function's environment and memory are final, it fails with what
+// the extension would refuse (see settingsErrors).
+type settingsCheck struct {
+	fn awslambda.Function
+}
+
+// Validate implements constructs.IValidation.
+func (c *settingsCheck) Validate() *[]*string {
+	env, memoryMB, ok := functionSettings(c.fn)
+	if !ok {
+		return &[]*string{}
+	}
+	msgs := []*string{}
+	for _, err := range settingsErrors(env, memoryMB) {
+		msgs = append(msgs, jsii.String(err.Error()))
+	}
+	return &msgs
 }
 
 // noCopy makes `go vet` (copylocks) report copies of the struct embedding it.

@@ -386,3 +386,68 @@ func TestAttachImportedRole(t *testing.T) {
 		t.Errorf("unexpected warnings on Users/First; got %s; want none", mustMarshal(other))
 	}
 }
+
+// TestAttachChecksMemory: the extension refuses at init a KTE_RING_BYTES
+// over half the function's memory, so every invocation would fail; synthesis
+// fails instead, naming the function, the value and the limit, whether the
+// ring comes from the extension's Environment or the function's own, and
+// whenever it was set.
+func TestAttachChecksMemory(t *testing.T) {
+	arm64, x8664 := layerZips(t)
+	f := func(extEnv map[string]string, fnProps awslambda.FunctionProps, after func(fn awslambda.Function), wants ...string) {
+		t.Helper()
+		app := awscdk.NewApp(nil)
+		stack := awscdk.NewStack(app, jsii.String("Users"), nil)
+		ext := NewTelemetryExtension(stack, jsii.String("Kte"), &TelemetryExtensionProps{
+			Stream:      awskinesis.NewStream(stack, jsii.String("Stream"), nil),
+			Environment: extEnv, LayerZipArm64: arm64, LayerZipX8664: x8664,
+		})
+		fnProps.Runtime = awslambda.Runtime_NODEJS_22_X()
+		fnProps.Handler = jsii.String("index.handler")
+		fnProps.Code = awslambda.Code_FromInline(jsii.String("exports.handler = async () => 'ok';"))
+		fn := awslambda.NewFunction(stack, jsii.String("Fn"), &fnProps)
+		ext.Attach(fn)
+		if after != nil {
+			after(fn)
+		}
+		synth := func() { assertions.Template_FromStack(stack, nil) }
+		if len(wants) == 0 {
+			if msg := panicText(synth); msg != "" {
+				t.Errorf("unexpected synthesis error; got %s; want none", msg)
+			}
+			return
+		}
+		wantPanic(t, "synthesis", synth, wants...)
+	}
+	ring := func(v string) map[string]string { return map[string]string{"KTE_RING_BYTES": v} }
+	env := func(kv ...string) *map[string]*string {
+		m := map[string]*string{}
+		for i := 0; i < len(kv); i += 2 {
+			m[kv[i]] = jsii.String(kv[i+1])
+		}
+		return &m
+	}
+
+	// Lambda's default memory, 128 MB: at most 64MiB.
+	f(ring("128MiB"), awslambda.FunctionProps{}, nil,
+		"[Users/Fn]", "MemorySize 128 MB", `KTE_RING_BYTES="128MiB": must be at most half the function's memory, 64MiB`)
+	f(ring("64MiB"), awslambda.FunctionProps{}, nil)
+	f(ring("256MiB"), awslambda.FunctionProps{MemorySize: jsii.Number(512)}, nil)
+	f(ring("512MiB"), awslambda.FunctionProps{MemorySize: jsii.Number(512)}, nil,
+		"[Users/Fn]", "MemorySize 512 MB", `KTE_RING_BYTES="512MiB"`, "256MiB")
+	// Set on the function itself, before or after Attach.
+	f(nil, awslambda.FunctionProps{MemorySize: jsii.Number(256), Environment: env("KTE_RING_BYTES", "256MiB")}, nil,
+		"[Users/Fn]", `KTE_RING_BYTES="256MiB"`, "128MiB")
+	f(nil, awslambda.FunctionProps{MemorySize: jsii.Number(256)}, func(fn awslambda.Function) {
+		fn.AddEnvironment(jsii.String("KTE_RING_BYTES"), jsii.String("256MiB"), nil)
+	}, "[Users/Fn]", `KTE_RING_BYTES="256MiB"`, "128MiB")
+	// Other variables of the function that the extension would refuse at
+	// init fail the same way.
+	f(nil, awslambda.FunctionProps{Environment: env("AWS_ENDPOINT_URL_KINESIS", "localhost:4567")}, nil,
+		"[Users/Fn]", `AWS_ENDPOINT_URL_KINESIS="localhost:4567"`)
+	// A memory size given at deploy time cannot be checked here.
+	f(ring("1GiB"), awslambda.FunctionProps{}, func(fn awslambda.Function) {
+		param := awscdk.NewCfnParameter(awscdk.Stack_Of(fn), jsii.String("Memory"), &awscdk.CfnParameterProps{Type: jsii.String("Number")})
+		fn.Node().DefaultChild().(awslambda.CfnFunction).SetMemorySize(param.ValueAsNumber())
+	})
+}
