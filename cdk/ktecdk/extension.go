@@ -280,18 +280,11 @@ func (e *TelemetryExtension) Attach(fn awslambda.Function) {
 	if e.attached[path] {
 		return
 	}
-	if *fn.Runtime().Name() == *awslambda.Runtime_FROM_IMAGE().Name() {
-		panic(fmt.Errorf("%w: %s is a container image function, which cannot use layers: copy the extension into the image at /opt/extensions/%s instead",
-			ErrInvalidProps, path, ExtensionName))
+	if errs := e.unattachable(fn); len(errs) > 0 {
+		panic(errors.Join(errs...))
 	}
 	arch := *fn.Architecture().Name()
-	if arch != ArchArm64 && arch != ArchX8664 {
-		panic(fmt.Errorf("%w: %s has architecture %q: the extension is built for %s and %s only", ErrInvalidProps, path, arch, ArchArm64, ArchX8664))
-	}
 	role := fn.Role()
-	if role == nil {
-		panic(fmt.Errorf("%w: %s has no role to attach the extension's policy to", ErrInvalidProps, path))
-	}
 
 	fn.AddLayers(e.layerFor(fn, arch))
 	env := e.Environment()
@@ -301,6 +294,25 @@ func (e *TelemetryExtension) Attach(fn awslambda.Function) {
 	e.grant(fn, role)
 	fn.Node().AddValidation(&settingsCheck{fn: fn})
 	e.attached[path] = true
+}
+
+// unattachable returns why the extension cannot be attached to fn at all,
+// each error wrapping ErrInvalidProps and naming fn.
+func (e *TelemetryExtension) unattachable(fn awslambda.Function) []error {
+	path := *fn.Node().Path()
+	if *fn.Runtime().Name() == *awslambda.Runtime_FROM_IMAGE().Name() {
+		// Nothing else matters.
+		return []error{fmt.Errorf("%w: %s is a container image function, which cannot use layers: copy the extension into the image at /opt/extensions/%s instead",
+			ErrInvalidProps, path, ExtensionName)}
+	}
+	var errs []error
+	if arch := *fn.Architecture().Name(); arch != ArchArm64 && arch != ArchX8664 {
+		errs = append(errs, fmt.Errorf("%w: %s has architecture %q: the extension is built for %s and %s only", ErrInvalidProps, path, arch, ArchArm64, ArchX8664))
+	}
+	if fn.Role() == nil {
+		errs = append(errs, fmt.Errorf("%w: %s has no role to attach the extension's policy to", ErrInvalidProps, path))
+	}
+	return errs
 }
 
 // grant gives fn's role what the extension needs: the policy when the role
