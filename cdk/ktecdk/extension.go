@@ -31,6 +31,13 @@ const EnvStream = "KTE_STREAM"
 // granted the statements it names).
 const WarningRoleNotGranted = "@kte/ktecdk:roleNotGranted"
 
+// WarningStreamByNameEnvironment is the id of the warning Attach adds, with
+// StreamByName, to a function whose region or account synthesis cannot
+// compare with the stream's (an environment-agnostic stack and a stream
+// imported by ARN): the extension looks the name up in the function's own
+// region and account.
+const WarningStreamByNameEnvironment = "@kte/ktecdk:streamByNameEnvironment"
+
 // TelemetryExtensionProps configures NewTelemetryExtension. Only Stream is
 // required.
 type TelemetryExtensionProps struct {
@@ -43,7 +50,9 @@ type TelemetryExtensionProps struct {
 	// region and account, through the regional endpoint
 	// (kinesis.<region>.amazonaws.com); with an ARN the SDK uses the
 	// account endpoint (<account>.data-kinesis.<region>.amazonaws.com),
-	// which matters for VPC endpoints and egress rules.
+	// which matters for VPC endpoints and egress rules. Attach refuses a
+	// function whose region or account differs from the stream's, and warns
+	// (WarningStreamByNameEnvironment) when synthesis cannot compare them.
 	StreamByName bool
 
 	// LayerArm64 and LayerX8664 are the extension's layers. When nil, the
@@ -286,6 +295,13 @@ func (e *TelemetryExtension) Attach(fn awslambda.Function) {
 	arch := *fn.Architecture().Name()
 	role := fn.Role()
 
+	if e.streamByName && e.streamEnvironment(fn) == envUnknown {
+		se, fe := e.Stream.Env(), fn.Env()
+		awscdk.Annotations_Of(fn).AddWarningV2(jsii.String(WarningStreamByNameEnvironment), jsii.String(fmt.Sprintf(
+			"StreamByName sets KTE_STREAM to the name of stream %s, which the extension of %s looks up in the function's own region and account; "+
+				"the stream is in %s, and the function in %s, so synthesis cannot tell whether they match: deploy the function there, or leave StreamByName off so that KTE_STREAM is the stream's ARN",
+			*e.Stream.Node().Path(), path, describeEnv(*se.Region, *se.Account), describeEnv(*fe.Region, *fe.Account))), nil)
+	}
 	fn.AddLayers(e.layerFor(fn, arch))
 	env := e.Environment()
 	for _, k := range slices.Sorted(maps.Keys(env)) {
@@ -312,7 +328,50 @@ func (e *TelemetryExtension) unattachable(fn awslambda.Function) []error {
 	if fn.Role() == nil {
 		errs = append(errs, fmt.Errorf("%w: %s has no role to attach the extension's policy to", ErrInvalidProps, path))
 	}
+	if e.streamByName && e.streamEnvironment(fn) == envDifferent {
+		se, fe := e.Stream.Env(), fn.Env()
+		errs = append(errs, fmt.Errorf("%w: %s: StreamByName sets KTE_STREAM to the stream's name, which the extension looks up in the function's own region and account, "+
+			"but stream %s is in %s, and the function in %s: leave StreamByName off, so that KTE_STREAM is the stream's ARN",
+			ErrInvalidProps, path, *e.Stream.Node().Path(), describeEnv(*se.Region, *se.Account), describeEnv(*fe.Region, *fe.Account)))
+	}
 	return errs
+}
+
+// describeEnv names a region and an account, either of which may be a
+// token.
+func describeEnv(region, account string) string {
+	known := func(s string) string {
+		if *awscdk.Token_IsUnresolved(s) {
+			return "known at deploy time"
+		}
+		return s
+	}
+	return "region " + known(region) + ", account " + known(account)
+}
+
+// How a function's region and account compare with the stream's.
+const (
+	envSame      = iota
+	envDifferent // one of them differs
+	envUnknown   // not both known at synthesis, and not the same token
+)
+
+// streamEnvironment compares the stream's region and account with fn's, as
+// far as synthesis knows them.
+func (e *TelemetryExtension) streamEnvironment(fn awslambda.Function) int {
+	se, fe := e.Stream.Env(), fn.Env()
+	result := envSame
+	for _, pair := range [][2]string{{*se.Region, *fe.Region}, {*se.Account, *fe.Account}} {
+		a, b := pair[0], pair[1]
+		switch {
+		case a == b:
+		case *awscdk.Token_IsUnresolved(a) || *awscdk.Token_IsUnresolved(b):
+			result = envUnknown
+		default:
+			return envDifferent
+		}
+	}
+	return result
 }
 
 // grant gives fn's role what the extension needs: the policy when the role

@@ -451,3 +451,66 @@ func TestAttachChecksMemory(t *testing.T) {
 		fn.Node().DefaultChild().(awslambda.CfnFunction).SetMemorySize(param.ValueAsNumber())
 	})
 }
+
+// TestAttachStreamByNameEnvironment: with StreamByName the extension looks
+// the stream's name up in the function's own region and account, so a
+// stream elsewhere is refused, and one that synthesis cannot place gets a
+// warning.
+func TestAttachStreamByNameEnvironment(t *testing.T) {
+	arm64, x8664 := layerZips(t)
+	const streamArn = "arn:aws:kinesis:eu-west-1:111122223333:stream/kte"
+	attach := func(env *awscdk.Environment, arn string) (awscdk.Stack, func()) {
+		app := awscdk.NewApp(nil)
+		stack := awscdk.NewStack(app, jsii.String("Users"), &awscdk.StackProps{Env: env})
+		var stream awskinesis.IStream
+		if arn == "" {
+			stream = awskinesis.NewStream(stack, jsii.String("Stream"), &awskinesis.StreamProps{StreamName: jsii.String("kte")})
+		} else {
+			stream = awskinesis.Stream_FromStreamArn(stack, jsii.String("Stream"), jsii.String(arn))
+		}
+		ext := NewTelemetryExtension(stack, jsii.String("Kte"), &TelemetryExtensionProps{
+			Stream: stream, StreamByName: true, LayerZipArm64: arm64, LayerZipX8664: x8664,
+		})
+		fn := nodeFunction(stack, "Fn", awslambda.Architecture_ARM_64())
+		return stack, func() { ext.Attach(fn) }
+	}
+	env := func(account, region string) *awscdk.Environment {
+		return &awscdk.Environment{Account: jsii.String(account), Region: jsii.String(region)}
+	}
+	warnings := func(stack awscdk.Stack) []string {
+		var msgs []string
+		for _, m := range *assertions.Annotations_FromStack(stack).FindWarning(jsii.String("/Users/Fn"), assertions.Match_AnyValue()) {
+			msgs = append(msgs, mustMarshal(m.Entry.Data))
+		}
+		return msgs
+	}
+
+	_, a := attach(env("111122223333", "us-east-1"), streamArn)
+	wantPanic(t, "other region", a, "Users/Fn", "StreamByName", "region eu-west-1", "region us-east-1")
+	_, a = attach(env("444455556666", "eu-west-1"), streamArn)
+	wantPanic(t, "other account", a, "Users/Fn", "StreamByName", "account 111122223333", "account 444455556666")
+
+	// Same region and account: the name.
+	stack, a := attach(env("111122223333", "eu-west-1"), streamArn)
+	a()
+	fn, _ := functionProps(t, templateOf(t, stack), "Fn")
+	equalJSON(t, "environment", fn["Environment"], `{"Variables": {"KTE_STREAM": "kte"}}`)
+	if w := warnings(stack); len(w) != 0 {
+		t.Errorf("unexpected warnings; got %v; want none", w)
+	}
+	// A stream of the function's own stack: the same environment, whatever it is.
+	stack, a = attach(nil, "")
+	a()
+	templateOf(t, stack)
+	if w := warnings(stack); len(w) != 0 {
+		t.Errorf("unexpected warnings; got %v; want none", w)
+	}
+	// An environment-agnostic stack: known only at deploy time.
+	stack, a = attach(nil, streamArn)
+	a()
+	templateOf(t, stack)
+	w := warnings(stack)
+	if len(w) != 1 || !strings.Contains(w[0], WarningStreamByNameEnvironment) || !strings.Contains(w[0], "region eu-west-1, account 111122223333") {
+		t.Errorf("unexpected warnings; got %v; want one %s naming the stream's region and account", w, WarningStreamByNameEnvironment)
+	}
+}
