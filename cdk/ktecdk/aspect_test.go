@@ -1,7 +1,6 @@
 package ktecdk
 
 import (
-	"strings"
 	"testing"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
@@ -83,23 +82,9 @@ func TestAttachAspectErrors(t *testing.T) {
 	tmpl := templateOf(t, stack)
 
 	annotations := assertions.Annotations_FromStack(stack)
-	for path, wants := range map[string][]string{
-		"/Users/Image":  {"Users/Image is a container image function", "/opt/extensions/" + ExtensionName},
-		"/Users/Custom": {`Users/Custom has architecture "riscv64"`},
-		"/Users/Small":  {"MemorySize 128 MB", `KTE_RING_BYTES="128MiB": must be at most half the function's memory, 64MiB`},
-	} {
-		errs := *annotations.FindError(jsii.String(path), assertions.Match_AnyValue())
-		if len(errs) != 1 {
-			t.Errorf("unexpected errors on %s; got %s; want one", path, mustMarshal(errs))
-			continue
-		}
-		msg := mustMarshal(errs[0].Entry.Data)
-		for _, w := range wants {
-			if !strings.Contains(msg, strings.Trim(mustMarshal(w), `"`)) {
-				t.Errorf("unexpected error on %s; got %s; want it to contain %q", path, msg, w)
-			}
-		}
-	}
+	checkMessage(t, annotations.FindError, "/Users/Image", "Users/Image is a container image function", "/opt/extensions/"+ExtensionName)
+	checkMessage(t, annotations.FindError, "/Users/Custom", `Users/Custom has architecture "riscv64"`)
+	checkMessage(t, annotations.FindError, "/Users/Small", "MemorySize 128 MB", `KTE_RING_BYTES="128MiB": must be at most half the function's memory, 64MiB`)
 	if errs := *annotations.FindError(jsii.String("/Users/Good"), assertions.Match_AnyValue()); len(errs) != 0 {
 		t.Errorf("unexpected errors on Users/Good; got %s; want none", mustMarshal(errs))
 	}

@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -243,4 +244,23 @@ func ref(id string) map[string]any { return map[string]any{"Ref": id} }
 
 func getAttArn(id string) map[string]any {
 	return map[string]any{"Fn::GetAtt": []any{id, "Arn"}}
+}
+
+// checkMessage fails unless find (an assertions.Annotations FindWarning or
+// FindError) gives exactly one message for the construct at path, and it
+// contains every one of wants. The message is matched by the CDK
+// (Match_StringLikeRegexp), not read here: SynthesisMessage.Entry is
+// deprecated, and so is its type, hence M.
+func checkMessage[M any](t *testing.T, find func(path *string, message any) *[]M, path string, wants ...string) {
+	t.Helper()
+	all := *find(jsii.String(path), assertions.Match_AnyValue())
+	if len(all) != 1 {
+		t.Errorf("unexpected messages on %s; got %s; want one", path, mustMarshal(all))
+		return
+	}
+	for _, w := range wants {
+		if len(*find(jsii.String(path), assertions.Match_StringLikeRegexp(jsii.String(regexp.QuoteMeta(w))))) != 1 {
+			t.Errorf("unexpected message on %s; got %s; want it to contain %q", path, mustMarshal(all), w)
+		}
+	}
 }
