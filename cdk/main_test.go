@@ -133,6 +133,6 @@ func TestSynthErrors(t *testing.T) {
 	f(map[string]any{ktecdk.CtxLayerZipArm64: missing, ktecdk.CtxLayerZipX8664: missing},
 		"layer zip for arm64 not found at "+missing+": run `make layer` first")
 	f(map[string]any{ktecdk.CtxShardCount: "-1", ktecdk.CtxLayerZipArm64: missing, ktecdk.CtxLayerZipX8664: missing},
-		"ShardCount -1", "layer zip for x86_64 not found")
-	f(map[string]any{ktecdk.CtxDemo: "sure"}, "context demo=sure")
+		`context shardCount="-1": must be 0 (on-demand) or a positive number of shards`)
+	f(map[string]any{ktecdk.CtxDemo: "sure"}, `context demo="sure"`)
 }

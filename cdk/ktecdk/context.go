@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -43,21 +44,40 @@ type AppConfig struct {
 	Demo bool
 }
 
+// contextKeys are the keys ConfigFromContext reads.
+var contextKeys = []string{
+	CtxStackName, CtxStreamName, CtxShardCount, CtxRetentionHours, CtxEncryptionKey, CtxStreamRemovalPolicy,
+	CtxLayerZipArm64, CtxLayerZipX8664, CtxDemo, CtxEnvironment,
+}
+
+// stackNameRE is what CloudFormation and the CDK accept as a stack name
+// (the app's stack id is its name): a letter, then letters, digits and
+// hyphens, 128 characters at most.
+var stackNameRE = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9-]{0,127}$`)
+
 // ConfigFromContext reads the app's context keys (Ctx*) from node, usually
 // app.Node(). Values may be strings (from -c) or JSON values (from
 // cdk.json). Keys it does not know are ignored, since the CDK keeps its own
-// settings in the same context. The error joins one error per bad key, each
-// wrapping ErrInvalidProps; the props themselves are checked later by
-// NewTelemetryStack.
+// settings in the same context, except one that differs from a key it reads
+// only in case (a typo that would otherwise go unnoticed). The error joins
+// one error per bad key, each wrapping ErrInvalidProps and naming the key,
+// the value given (as JSON) and what is accepted; the ranges are those
+// NewTelemetryStack checks, and the environment is checked with the
+// extension's own configuration.
 func ConfigFromContext(node constructs.Node) (AppConfig, error) {
 	cfg := AppConfig{StackName: DefaultStackName}
 	var errs []error
 	bad := func(key string, v any, want string) {
-		errs = append(errs, fmt.Errorf("%w: context %s=%v: must be %s", ErrInvalidProps, key, v, want))
+		errs = append(errs, fmt.Errorf("%w: context %s=%s: must be %s", ErrInvalidProps, key, contextValue(v), want))
 	}
 	get := func(key string) (any, bool) {
 		v := node.TryGetContext(jsii.String(key))
 		return v, v != nil
+	}
+	// raw is the value as given, for messages about a parsed value.
+	raw := func(key string) any {
+		v, _ := get(key)
+		return v
 	}
 	str := func(key string) (string, bool) {
 		v, ok := get(key)
@@ -91,19 +111,45 @@ func ConfigFromContext(node constructs.Node) (AppConfig, error) {
 		return 0, false
 	}
 
+	if all, ok := node.GetAllContext(nil).(map[string]any); ok {
+		for _, k := range slices.Sorted(maps.Keys(all)) {
+			for _, known := range contextKeys {
+				if k != known && strings.EqualFold(k, known) {
+					errs = append(errs, fmt.Errorf("%w: context %s=%s: not a key the app reads; did you mean %s?", ErrInvalidProps, k, contextValue(all[k]), known))
+				}
+			}
+		}
+	}
+
 	if s, ok := str(CtxStackName); ok {
-		cfg.StackName = s
+		if stackNameRE.MatchString(s) {
+			cfg.StackName = s
+		} else {
+			bad(CtxStackName, s, "1–128 characters of A-Z a-z 0-9 and -, starting with a letter")
+		}
 	}
 	if s, ok := str(CtxStreamName); ok {
-		cfg.Props.StreamName = s
+		if streamNameRE.MatchString(s) {
+			cfg.Props.StreamName = s
+		} else {
+			bad(CtxStreamName, s, "1–128 characters of a-z A-Z 0-9 _ . -")
+		}
 	}
-	if n, ok := integer(CtxShardCount, "0 (on-demand) or a number of shards"); ok {
-		cfg.Props.ShardCount = n
+	const shardsWant = "0 (on-demand) or a positive number of shards (provisioned)"
+	if n, ok := integer(CtxShardCount, shardsWant); ok {
+		if n >= 0 {
+			cfg.Props.ShardCount = n
+		} else {
+			bad(CtxShardCount, raw(CtxShardCount), shardsWant)
+		}
 	}
-	if n, ok := integer(CtxRetentionHours, "a number of hours between 24 and 8760"); ok {
-		cfg.Props.Retention = time.Duration(n) * time.Hour
-		if n == 0 {
-			bad(CtxRetentionHours, n, "a number of hours between 24 and 8760")
+	minHours, maxHours := int(MinRetention/time.Hour), int(MaxRetention/time.Hour)
+	retentionWant := fmt.Sprintf("a whole number of hours between %d and %d", minHours, maxHours)
+	if n, ok := integer(CtxRetentionHours, retentionWant); ok {
+		if n >= minHours && n <= maxHours {
+			cfg.Props.Retention = time.Duration(n) * time.Hour
+		} else {
+			bad(CtxRetentionHours, raw(CtxRetentionHours), retentionWant)
 		}
 	}
 	if s, ok := str(CtxEncryptionKey); ok {
@@ -111,7 +157,7 @@ func ConfigFromContext(node constructs.Node) (AppConfig, error) {
 		case s == "aws-managed":
 		case s == "create":
 			cfg.Props.CreateEncryptionKey = true
-		case strings.HasPrefix(s, "arn:"):
+		case kmsKeyArnRE.MatchString(s):
 			cfg.Props.EncryptionKeyArn = s
 		default:
 			bad(CtxEncryptionKey, s, `"aws-managed", "create" or a KMS key ARN (arn:aws:kms:<region>:<account>:key/<id>)`)
@@ -147,9 +193,24 @@ func ConfigFromContext(node constructs.Node) (AppConfig, error) {
 		if err != nil {
 			bad(CtxEnvironment, v, err.Error())
 		}
+		for _, err := range environmentErrors(env) {
+			errs = append(errs, fmt.Errorf("%w: context %s: %w", ErrInvalidProps, CtxEnvironment, err))
+		}
 		cfg.Props.Environment = env
 	}
 	return cfg, errors.Join(errs...)
+}
+
+// contextValue renders a context value as JSON (strings quoted, so that an
+// empty value or one with spaces shows), or with %v if it has no JSON form.
+func contextValue(v any) string {
+	var b strings.Builder
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return fmt.Sprint(v)
+	}
+	return strings.TrimSuffix(b.String(), "\n")
 }
 
 // environmentFromContext accepts a JSON object of strings, given as an

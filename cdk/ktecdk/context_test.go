@@ -64,15 +64,29 @@ func TestConfigFromContextErrors(t *testing.T) {
 			}
 		}
 	}
-	f(map[string]any{CtxShardCount: "two"}, "context shardCount=two: must be 0 (on-demand) or a number of shards")
-	f(map[string]any{CtxShardCount: 1.5}, "context shardCount=1.5")
-	f(map[string]any{CtxRetentionHours: "0"}, "context retentionHours=0: must be a number of hours between 24 and 8760")
-	f(map[string]any{CtxEncryptionKey: "mine"}, `context encryptionKey=mine: must be "aws-managed", "create" or a KMS key ARN`)
-	f(map[string]any{CtxStreamRemovalPolicy: "snapshot"}, `context streamRemovalPolicy=snapshot: must be "retain" or "destroy"`)
-	f(map[string]any{CtxDemo: "yes"}, "context demo=yes: must be true or false")
+	f(map[string]any{CtxShardCount: "two"}, `context shardCount="two": must be 0 (on-demand) or a positive number of shards`)
+	f(map[string]any{CtxShardCount: 1.5}, "context shardCount=1.5: must be 0")
+	f(map[string]any{CtxShardCount: "-1"}, `context shardCount="-1": must be 0 (on-demand) or a positive number of shards`)
+	f(map[string]any{CtxRetentionHours: "0"}, `context retentionHours="0": must be a whole number of hours between 24 and 8760`)
+	f(map[string]any{CtxRetentionHours: "23"}, `context retentionHours="23": must be a whole number of hours between 24 and 8760`)
+	f(map[string]any{CtxRetentionHours: 8761}, `context retentionHours=8761: must be a whole number of hours between 24 and 8760`)
+	f(map[string]any{CtxStreamName: "bad name"}, `context streamName="bad name": must be 1–128 characters of a-z A-Z 0-9 _ . -`)
+	f(map[string]any{CtxStreamName: ""}, `context streamName="": must be 1–128 characters`)
+	f(map[string]any{CtxStackName: "my stack"}, `context stackName="my stack": must be 1–128 characters of A-Z a-z 0-9 and -, starting with a letter`)
 	f(map[string]any{CtxStackName: 3}, "context stackName=3: must be a string")
-	f(map[string]any{CtxEnvironment: "KTE_FLUSH=end"}, "context environment=KTE_FLUSH=end: must be a JSON object of KTE_ variables")
-	f(map[string]any{CtxEnvironment: map[string]any{"KTE_BATCH_MAX_RECORDS": 500}}, "with string values")
+	f(map[string]any{CtxEncryptionKey: "mine"}, `context encryptionKey="mine": must be "aws-managed", "create" or a KMS key ARN`)
+	f(map[string]any{CtxEncryptionKey: "arn:aws:kms:eu-west-1:111122223333:alias/kte"},
+		`context encryptionKey="arn:aws:kms:eu-west-1:111122223333:alias/kte": must be "aws-managed", "create" or a KMS key ARN`)
+	f(map[string]any{CtxStreamRemovalPolicy: "snapshot"}, `context streamRemovalPolicy="snapshot": must be "retain" or "destroy"`)
+	f(map[string]any{CtxDemo: "yes"}, `context demo="yes": must be true or false`)
+	f(map[string]any{CtxEnvironment: "KTE_FLUSH=end"}, `context environment="KTE_FLUSH=end": must be a JSON object of KTE_ variables`)
+	f(map[string]any{CtxEnvironment: map[string]any{"KTE_BATCH_MAX_RECORDS": 500}}, `context environment={"KTE_BATCH_MAX_RECORDS":500}: must be`, "with string values")
+	// The variables themselves, with the extension's own ranges.
+	f(map[string]any{CtxEnvironment: `{"KTE_FLUSH":"never","KTE_NOPE":"1"}`},
+		`context environment: KTE_FLUSH="never": must be`, "context environment: KTE_NOPE is not a variable the extension reads")
+	// A key that differs from one the app reads only in case is a typo: it
+	// would otherwise be ignored, as the CDK's own keys are.
+	f(map[string]any{"shardcount": "4"}, `context shardcount="4": not a key the app reads; did you mean shardCount?`)
 	// Every bad key at once.
-	f(map[string]any{CtxShardCount: "x", CtxDemo: "maybe"}, "shardCount=x", "demo=maybe")
+	f(map[string]any{CtxShardCount: "x", CtxDemo: "maybe"}, `shardCount="x"`, `demo="maybe"`)
 }

@@ -459,6 +459,16 @@ func (e *TelemetryExtension) layerFor(fn awslambda.Function, arch string) awslam
 // skipped. The error joins one error per problem, each wrapping
 // ErrInvalidProps.
 func ValidateEnvironment(env map[string]string) error {
+	var errs []error
+	for _, err := range environmentErrors(env) {
+		errs = append(errs, fmt.Errorf("%w: %w", ErrInvalidProps, err))
+	}
+	return errors.Join(errs...)
+}
+
+// environmentErrors returns ValidateEnvironment's errors, one per problem,
+// without ErrInvalidProps.
+func environmentErrors(env map[string]string) []error {
 	known := make(map[string]bool, len(config.Vars))
 	for _, v := range config.Vars {
 		known[v.Name] = true
@@ -469,21 +479,18 @@ func ValidateEnvironment(env map[string]string) error {
 		v := env[k]
 		switch {
 		case k == EnvStream:
-			errs = append(errs, fmt.Errorf("%w: %s is set from TelemetryExtensionProps.Stream; do not set it in Environment", ErrInvalidProps, EnvStream))
+			errs = append(errs, fmt.Errorf("%s is set from TelemetryExtensionProps.Stream; do not set it in Environment", EnvStream))
 		case !strings.HasPrefix(k, "KTE_"):
-			errs = append(errs, fmt.Errorf("%w: Environment holds %s, which is not a KTE_ variable; set other variables on the function itself", ErrInvalidProps, k))
+			errs = append(errs, fmt.Errorf("the tuning environment holds %s, which is not a KTE_ variable; set other variables on the function itself", k))
 		case !known[k]:
-			errs = append(errs, fmt.Errorf("%w: %s is not a variable the extension reads (known: %s)", ErrInvalidProps, k, strings.Join(slices.Sorted(maps.Keys(known)), ", ")))
+			errs = append(errs, fmt.Errorf("%s is not a variable the extension reads (known: %s)", k, strings.Join(slices.Sorted(maps.Keys(known)), ", ")))
 		case *awscdk.Token_IsUnresolved(v):
 			// Resolved only at deploy time; the extension checks it at start.
 		default:
 			lookupEnv[k] = v
 		}
 	}
-	for _, err := range loadErrors(lookupEnv) {
-		errs = append(errs, fmt.Errorf("%w: %w", ErrInvalidProps, err))
-	}
-	return errors.Join(errs...)
+	return append(errs, loadErrors(lookupEnv)...)
 }
 
 // placeholders returns an environment with what Attach and Lambda provide
