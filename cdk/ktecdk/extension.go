@@ -177,10 +177,11 @@ func orDefault(s, def string) string {
 // CompatibleRuntimes: an external extension is a separate executable, so the
 // layer works with every runtime (and the CDK then accepts it on any
 // function). The version is retained when a new zip replaces it or the stack
-// is deleted: Lambda lets functions that use a deleted version keep running,
-// but refuses any configuration that names it, so a function attached by
-// hand from the layer's ARN could no longer be updated with its own layer
-// list.
+// is deleted: Lambda keeps a deleted version for the functions that already
+// use it, but it can no longer be added to a function (DeleteLayerVersion,
+// Lambda API reference, read 2026-11), so a function attached by hand from
+// the layer's ARN could not be given it again when its layer list is set
+// anew.
 func newLayer(scope constructs.Construct, arch, zipPath string) awslambda.LayerVersion {
 	id, a := "LayerArm64", awslambda.Architecture_ARM_64()
 	if arch == ArchX8664 {

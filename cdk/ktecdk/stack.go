@@ -8,7 +8,9 @@
 // Invalid props panic with an error wrapping ErrInvalidProps, as CDK
 // constructs in Go do (jsii reports construction errors as panics); the
 // errors are also available without a panic from Validate and
-// ValidateEnvironment.
+// ValidateEnvironment. What depends on a function's final settings (its
+// environment and memory) is checked at synthesis: a validation that
+// Attach adds to the function, or an error annotation from AttachAspect.
 package ktecdk
 
 import (

@@ -52,9 +52,9 @@ func TestStackDefaults(t *testing.T) {
 		if _, ok := p["Content"].(map[string]any)["S3Key"]; !ok {
 			t.Errorf("unexpected layer content of %s; got %v; want an S3 asset", id, p["Content"])
 		}
-		// A replaced or removed version stays, so that functions configured
-		// with it (by hand from the LayerArm64Arn output, or in other stacks)
-		// can still be updated with their layer list as it is.
+		// A replaced or removed version stays, so that functions given it by
+		// hand from the LayerArm64Arn output can be given it again (a
+		// deleted version can no longer be added to a function).
 		if l["DeletionPolicy"] != "Retain" || l["UpdateReplacePolicy"] != "Retain" {
 			t.Errorf("unexpected removal policy of layer %s; got DeletionPolicy %v, UpdateReplacePolicy %v; want Retain, Retain", id, l["DeletionPolicy"], l["UpdateReplacePolicy"])
 		}
