@@ -438,8 +438,10 @@ func (p *Packer) Flush(ctx context.Context) FlushResult {
 // backoffs' jitter (the other 16). A process restored from a snapshot
 // (Lambda SnapStart) calls it with new random bytes: what the packer drew
 // at start is in the snapshot, so the environments resumed from it would
-// share keys, write the same ids and retry in step. Safe from any
-// goroutine; the error is Keys.Redraw's, and the rest is redrawn anyway.
+// share keys, write the same ids and retry in step. Safe while the packer
+// runs; two Redraw calls at once may leave a mix of each one's draws (the
+// lifecycle makes one per restore). The error is Keys.Redraw's, and the
+// rest is redrawn anyway.
 func (p *Packer) Redraw(envKey string, b [24]byte) error {
 	p.undelID.Store(binary.LittleEndian.Uint64(b[:8]))
 	p.reseed.Store(&[2]uint64{binary.LittleEndian.Uint64(b[8:]), binary.LittleEndian.Uint64(b[16:])})
