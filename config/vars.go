@@ -40,7 +40,7 @@ var Vars = []VarDoc{
 	{
 		Name: "KTE_FLUSH_MAX_MS", Default: "2000", value: "2000",
 		Range:   "50–900000",
-		Meaning: "The longest a delivery at an INVOKE may take, in ms (never past the invoke deadline minus KTE_SHUTDOWN_MARGIN_MS). What is not delivered by then stays buffered for the next one, so a slow or unavailable stream adds at most this much to an invocation. SHUTDOWN uses its whole deadline.",
+		Meaning: "The longest a delivery at an INVOKE may take, in ms (never past the invoke deadline minus KTE_SHUTDOWN_MARGIN_MS). What is not delivered by then stays buffered for the next one, so a slow or unavailable stream adds at most this much to an invocation. SHUTDOWN delivers until its deadline minus KTE_SHUTDOWN_MARGIN_MS, less the time needed to write what is left to stderr (see Shutdown).",
 	},
 	{
 		Name: "KTE_PARTITION_KEY", Default: "environment", value: "environment",
