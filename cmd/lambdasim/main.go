@@ -38,7 +38,12 @@ func main() {
 	defer stop()
 	code, err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "lambdasim:", err)
+		// The simulator's own errors already name it.
+		msg := err.Error()
+		if !strings.HasPrefix(msg, "lambdasim: ") {
+			msg = "lambdasim: " + msg
+		}
+		fmt.Fprintln(os.Stderr, msg)
 	}
 	os.Exit(code)
 }
