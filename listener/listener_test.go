@@ -1146,7 +1146,8 @@ func TestConcurrentPostsPartsAndRedraws(t *testing.T) {
 	prefixes := [][]byte{listener.AppendPrefix(nil, ids[0]), listener.AppendPrefix(nil, ids[1])}
 
 	var stop atomic.Bool
-	var frames [][]byte // the reader's, handed over by readerDone
+	var flips atomic.Uint64 // identity changes made so far
+	var frames [][]byte     // the reader's, handed over by readerDone
 	readerDone := make(chan struct{})
 	go func() { // the single reader
 		defer close(readerDone)
@@ -1177,6 +1178,7 @@ func TestConcurrentPostsPartsAndRedraws(t *testing.T) {
 				t.Error(err)
 			}
 			s.l.RedrawIDs(i * 0x9e3779b97f4a7c15)
+			flips.Add(1)
 			runtime.Gosched()
 		}
 	}()
@@ -1185,7 +1187,16 @@ func TestConcurrentPostsPartsAndRedraws(t *testing.T) {
 		pw.Add(1)
 		go func() {
 			defer pw.Done()
+			seen := flips.Load()
 			for p := range posts {
+				// At least one change of identity between two POSTs of a
+				// poster, so that both identities are seen however the
+				// goroutines are scheduled; the changes still race with
+				// the POSTs of the others.
+				for wait := time.Now().Add(time.Second); flips.Load() == seen && time.Now().Before(wait); {
+					runtime.Gosched()
+				}
+				seen = flips.Load()
 				mark := func(i int) string { return fmt.Sprintf(`"mark":"g%d-p%d-%d"`, g, p, i) }
 				b := body(p%2 == 0,
 					`{"type":"function",`+mark(0)+`,"record":"small"}`,
