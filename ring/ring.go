@@ -721,11 +721,23 @@ type Stats struct {
 
 // Stats returns the counters. Safe from any goroutine.
 func (r *Ring) Stats() Stats {
+	// head and release are read apart, and both move meanwhile: with
+	// release read again unchanged after head, the pair is one moment's
+	// (release only grows). A caller descheduled between the two reads
+	// would otherwise report more in use than the ring holds. Under a
+	// stream of releases it gives up after a few tries, bounded by Size.
 	rel := r.release.Load()
 	head := r.head.Load()
+	for range 3 {
+		again := r.release.Load()
+		if again == rel {
+			break
+		}
+		rel, head = again, r.head.Load()
+	}
 	return Stats{
 		Size:          int(r.size),
-		InUse:         int(head - rel),
+		InUse:         int(min(head-rel, r.size)),
 		HighWater:     int(r.highWater.Load()),
 		FramesWritten: r.framesWritten.Load(),
 		BlocksWritten: r.blocksWritten.Load(),

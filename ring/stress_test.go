@@ -262,6 +262,23 @@ func TestStressAbandonAndMarks(t *testing.T) {
 		}
 		done := make(chan struct{})
 		go func() { wg.Wait(); close(done) }()
+		polled := make(chan int)
+		go func() { // Stats, as the metrics read it while the ring runs
+			n := 0
+			defer func() { polled <- n }()
+			for {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				if st := r.Stats(); st.InUse < 0 || st.InUse > st.Size {
+					t.Errorf("unexpected InUse %d in a ring of %d bytes (off-heap %v)", st.InUse, st.Size, offHeap)
+					return
+				}
+				n++
+			}
+		}()
 
 		var next [writers]uint64
 		want := make([]byte, size)
@@ -304,6 +321,7 @@ func TestStressAbandonAndMarks(t *testing.T) {
 				holding = false
 			}
 		}
+		t.Logf("off-heap %v: %d Stats calls while the ring ran", offHeap, <-polled)
 		if next != committed {
 			t.Fatalf("unexpected frames (off-heap %v); got %v per writer; want %v", offHeap, next, committed)
 		}
