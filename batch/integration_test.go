@@ -305,6 +305,12 @@ func kinesaliteClient(t *testing.T, cfg config.Config, endpoint string) PutRecor
 	return c
 }
 
+// kinesaliteSendTimeout is the call timeout of the tests that allow no
+// duplicate: kinesalite may take seconds to store a 5 MiB call on a busy
+// machine, and a call that times out may have been stored before it is sent
+// again (at least once, as on Kinesis: TestKinesaliteThroughFaultProxy).
+const kinesaliteSendTimeout = 25 * time.Second
+
 func eventCount(full, short int) int {
 	if testing.Short() {
 		return short
@@ -316,6 +322,7 @@ func TestKinesaliteExactlyOnce(t *testing.T) {
 	ks := kinesalite.StartT(t)
 	stream := ks.StreamT(t, "exactly-once", 4)
 	cfg := testConfig(500, 5*MiB, MiB, "")
+	cfg.SendTimeout = kinesaliteSendTimeout
 	cfg.PartitionKey = config.PartitionKey{Mode: config.PartitionKeyRandom}
 	// Addressed by ARN: requests carry the name too, which kinesalite needs.
 	cfg.StreamName, cfg.StreamARN, cfg.Region = stream, "arn:aws:kinesis:us-east-1:000000000000:stream/"+stream, "us-east-1"
@@ -445,6 +452,7 @@ func TestKinesaliteWrappedPartsOneShard(t *testing.T) {
 	ks := kinesalite.StartT(t)
 	stream := ks.StreamT(t, "wrapped-parts", 4)
 	cfg := testConfig(500, 5*MiB, 64*KiB, "")
+	cfg.SendTimeout = kinesaliteSendTimeout
 	cfg.PartitionKey = config.PartitionKey{Mode: config.PartitionKeyRandom}
 	cfg.StreamName, cfg.Region = stream, "us-east-1"
 	r := newRing(t, 16*MiB)
