@@ -69,7 +69,8 @@ const (
 	// writeOutRate is the rate, in bytes per second, at which the final
 	// flush expects what is left in the ring to go to stderr as
 	// KTE_UNDELIVERED lines (GiveUp); writeOutShare is the most of the
-	// time left at the flush's start that it leaves for that, and
+	// time left at the flush's start that it leaves for that while the
+	// stream delivers, and
 	// writeOutPoll how often it checks. See finalFlush.
 	writeOutRate  = 32 << 20
 	writeOutShare = 0.5
@@ -615,17 +616,20 @@ func (x *extension) shutdown(deadline time.Time, reason string) {
 // bytes still in the ring need the time left to be written to stderr
 // (GiveUp) at writeOutRate, so that every event is delivered or written out
 // and the summary follows, even when the stream is down and the ring large.
-// The time it leaves is at most writeOutShare of the time left when it
-// starts; it is checked every writeOutPoll, so as the flush delivers, less
-// is left for the write-out. A ring too large to be written out in that
-// share loses the rest to Lambda's SIGKILL.
+// It is checked every writeOutPoll, so as the flush delivers, less is left
+// for the write-out. While the stream delivers, the time left for the
+// write-out is at most writeOutShare of the time left when the flush
+// starts: a ring too large to be written out in that share may then lose
+// the rest to Lambda's SIGKILL, if the flush delivers too little of it.
+// While calls deliver nothing (Packer.Stalled: an outage, a stream
+// throttling everything), the write-out gets all the time it needs.
 func (x *extension) finalFlush(parent context.Context, end time.Time) batch.FlushResult {
 	start := time.Now()
 	earliest := start.Add(time.Duration(float64(end.Sub(start)) * (1 - writeOutShare)))
 	ctx, cancel := context.WithCancel(parent)
 	defer cancel()
 	stop := func() time.Time {
-		if t := end.Add(-writeOutTime(x.ring.Stats().InUse)); t.After(earliest) {
+		if t := end.Add(-writeOutTime(x.ring.Stats().InUse)); t.After(earliest) || x.packer.Stalled() {
 			return t
 		}
 		return earliest

@@ -187,21 +187,37 @@ func TestLifecycleShutdownDeadlineTooFar(t *testing.T) {
 // deadline: at 64 MiB/s (the test's stderr), writing takes 375 ms, more
 // than KTE_SHUTDOWN_MARGIN_MS. The test checks when the writing began,
 // which depends on the flush's end only, not on how fast the CPU writes.
+//
+// With a stream that refuses every call (throttling) and 48 MiB buffered,
+// writing at 32 MiB/s needs 1.5 s, more than half of the time left: the
+// flush, whose calls deliver nothing, must leave all of it, not only half.
 func TestLifecycleShutdownLeavesTimeToWriteOut(t *testing.T) {
+	t.Run("hanging", func(t *testing.T) {
+		hangingKinesis(t)
+		// The first call hangs until the flush gives up: it ends when the
+		// lifecycle says, not after a failure.
+		shutdownWriteOut(t, map[string]string{"KTE_SEND_TIMEOUT_MS": "5000", "KTE_RING_BYTES": "32MiB"}, 30, 64<<20)
+	})
+	t.Run("refusing", func(t *testing.T) {
+		throttlingKinesis(t)
+		shutdownWriteOut(t, map[string]string{"KTE_RING_BYTES": "64MiB"}, 60, 40<<20)
+	})
+}
+
+// shutdownWriteOut posts posts POSTs of 100 events of 8 KiB, sends SHUTDOWN
+// with a 2 s deadline and checks that every event was written to stderr,
+// starting early enough to be written at rate bytes per second (the
+// test's stderr) before the deadline minus the margin.
+func shutdownWriteOut(t *testing.T, env map[string]string, posts, rate int) {
 	const (
-		posts, perPost = 30, 100
-		events         = posts * perPost
-		rate           = 64 << 20 // bytes per second
-		deadline       = 2 * time.Second
-		margin         = 200 * time.Millisecond // KTE_SHUTDOWN_MARGIN_MS
+		perPost  = 100
+		deadline = 2 * time.Second
+		margin   = 200 * time.Millisecond // KTE_SHUTDOWN_MARGIN_MS
 	)
-	hangingKinesis(t)
+	events := posts * perPost
 	rt := newFakeRuntime(t)
 	w := &slowWriter{rate: rate, mark: []byte("KTE_UNDELIVERED ")}
-	// The first call hangs until the flush gives up: it ends when the
-	// lifecycle says, not after a failure.
-	h := startExtensionTo(t, rt, map[string]string{"KTE_SEND_TIMEOUT_MS": "5000", "KTE_RING_BYTES": "32MiB"}, earlysub.Result{},
-		func(out io.Writer) io.Writer { w.w = out; return w })
+	h := startExtensionTo(t, rt, env, earlysub.Result{}, func(out io.Writer) io.Writer { w.w = out; return w })
 	rt.waitNext(1)
 	pad := strings.Repeat("x", 8<<10)
 	size := 0
@@ -231,7 +247,7 @@ func TestLifecycleShutdownLeavesTimeToWriteOut(t *testing.T) {
 		t.Fatalf("unexpected undelivered events; got %d lines; want %d and the summary", n, events)
 	}
 	began := w.marked.Sub(start)
-	latest := deadline - margin - time.Duration(float64(size)/rate*float64(time.Second))
+	latest := deadline - margin - time.Duration(float64(size)/float64(rate)*float64(time.Second))
 	t.Logf("SHUTDOWN to the first KTE_UNDELIVERED line %v, to the exit %v", began, took)
 	if began > latest {
 		t.Fatalf("unexpected start of the KTE_UNDELIVERED lines; got %v after SHUTDOWN; want by %v, to write %d bytes at %d MiB/s before the deadline",

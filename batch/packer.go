@@ -260,6 +260,9 @@ type Packer struct {
 	flushMu  sync.Mutex    // serializes Flush calls
 
 	stats counters
+	// stalled is Stalled's answer, written by the packer goroutine after
+	// each call.
+	stalled atomic.Bool
 }
 
 // New returns a packer reading r and sending to the stream of cfg. It

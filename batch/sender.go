@@ -74,9 +74,17 @@ func (p *Packer) send(ctx context.Context) {
 	default:
 		p.callDone(out, now)
 	}
+	p.stalled.Store(p.callFails > 0 || p.failCalls > 0)
 	p.closeRequest()
 	p.release()
 }
+
+// Stalled reports whether the last PutRecords call that Kinesis answered,
+// or that got no answer within its time, delivered nothing, and no call
+// has delivered since: the stream is unreachable, throttling everything,
+// failing or refusing. A call cut short by a flush before its time ran out
+// says nothing and changes nothing. Safe from any goroutine.
+func (p *Packer) Stalled() bool { return p.stalled.Load() }
 
 // startCall prepares the context of one call: the per-attempt timeout, cut
 // to the flush deadline when that is sooner. It registers the cancel

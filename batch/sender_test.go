@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 
 	"github.com/kte-dev/kinesis-telemetry-extension/config"
@@ -1068,4 +1069,78 @@ func TestRetriedCountsRecordsSentAgain(t *testing.T) {
 	if st := p.Stats(); st.Retried != 2*n {
 		t.Fatalf("unexpected retried after GiveUp; got %d; want %d", st.Retried, 2*n)
 	}
+}
+
+// TestStalled: Stalled is set by a call that delivers nothing, whatever the
+// way (refused as a whole, every record failed, no answer in time), and
+// cleared by the next call that delivers, even in part.
+func TestStalled(t *testing.T) {
+	const n, size = 10, 100
+	var mu sync.Mutex
+	var answer func(in *kinesis.PutRecordsInput) (*kinesis.PutRecordsOutput, error)
+	c := &memClient{respond: func(_ int, in *kinesis.PutRecordsInput) (*kinesis.PutRecordsOutput, error) {
+		mu.Lock()
+		a := answer
+		mu.Unlock()
+		return a(in)
+	}}
+	r := newRing(t, MiB)
+	cfg := testConfig(500, 5*MiB, MiB, "k")
+	cfg.SendTimeout = 50 * time.Millisecond
+	p := newPacker(t, r, cfg, Options{Client: c, BackoffBase: time.Millisecond, BackoffMax: 2 * time.Millisecond})
+	runPacker(t, p)
+	if p.Stalled() {
+		t.Fatal("unexpected Stalled before any call")
+	}
+	seq := 0
+	f := func(what string, a func(in *kinesis.PutRecordsInput) (*kinesis.PutRecordsOutput, error), want bool) {
+		t.Helper()
+		mu.Lock()
+		answer = a
+		mu.Unlock()
+		writeEvents(t, r, seq, n, size)
+		seq += n
+		ctx, cancel := context.WithTimeout(context.Background(), 150*time.Millisecond)
+		p.Flush(ctx)
+		cancel()
+		if got := p.Stalled(); got != want {
+			t.Fatalf("%s: unexpected Stalled; got %v; want %v (stats %+v)", what, got, want, p.Stats())
+		}
+	}
+	ok := func(in *kinesis.PutRecordsInput) (*kinesis.PutRecordsOutput, error) {
+		return okOutput(len(in.Records)), nil
+	}
+	throttled := func(*kinesis.PutRecordsInput) (*kinesis.PutRecordsOutput, error) {
+		return nil, errAPI("ProvisionedThroughputExceededException", 400)
+	}
+	allFailed := func(in *kinesis.PutRecordsInput) (*kinesis.PutRecordsOutput, error) {
+		out := okOutput(len(in.Records))
+		for i := range out.Records {
+			out.Records[i].ErrorCode = aws.String("InternalFailure")
+		}
+		failed := int32(len(in.Records))
+		out.FailedRecordCount = &failed
+		return out, nil
+	}
+	halfFailed := func(in *kinesis.PutRecordsInput) (*kinesis.PutRecordsOutput, error) {
+		out := okOutput(len(in.Records))
+		for i := range len(out.Records) / 2 {
+			out.Records[i].ErrorCode = aws.String("ProvisionedThroughputExceededException")
+		}
+		return out, nil
+	}
+	hang := func(*kinesis.PutRecordsInput) (*kinesis.PutRecordsOutput, error) {
+		time.Sleep(100 * time.Millisecond) // past KTE_SEND_TIMEOUT_MS: the client gives up
+		return nil, context.DeadlineExceeded
+	}
+	f("delivered", ok, false)
+	f("call throttled", throttled, true)
+	f("delivered in part", halfFailed, false)
+	f("every record failed", allFailed, true)
+	f("delivered", ok, false)
+	f("no answer in time", hang, true)
+	f("delivered", ok, false)
+	f("refused", func(*kinesis.PutRecordsInput) (*kinesis.PutRecordsOutput, error) {
+		return nil, errAPI("AccessDeniedException", 400)
+	}, true)
 }
