@@ -144,7 +144,7 @@ var metricDefs = []metrics.Def{
 	{Name: "DroppedOversize", Unit: metrics.Count},                             // KTE_UNDELIVERED: larger than any record
 	{Name: "DroppedByLambda", Unit: metrics.Count},                             // platform.logsDropped droppedRecords
 	{Name: "DroppedByLambdaBytes", Unit: metrics.Bytes},                        // platform.logsDropped droppedBytes
-	{Name: "Quarantined", Unit: metrics.Count},                                 // POSTs whose body is stored wrapped (malformed, overflow); counted also when answered 503
+	{Name: "Quarantined", Unit: metrics.Count},                                 // POSTs whose body is stored wrapped (malformed, overflow), once stored
 	{Name: "OversizeSplit", Unit: metrics.Count},                               // events stored wrapped in parts
 	{Name: "RefusedFull", Unit: metrics.Count},                                 // POSTs answered 503 (ring full; Lambda retries)
 	{Name: "RefusedTooLarge", Unit: metrics.Count},                             // POSTs answered 413

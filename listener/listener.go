@@ -519,12 +519,17 @@ func (l *Listener) store(body []byte, s *scratch) int {
 	events, err := SplitArray(body, s.events[:0])
 	s.events = events[:0]
 	if err != nil {
-		l.malformed.Add(1)
-		if ok, n := l.logMalformed.allow(l.now(), l.opts.LogEvery); ok {
-			l.log.Warn("telemetry body is not a JSON array of objects: quarantined",
-				"reason", err.Error(), "bytes", len(body), "suppressed", n)
+		// Counted and logged once stored: a body answered 503 comes back
+		// with Lambda's retry, and would be counted at every attempt.
+		status := l.wrapBody(body, s, QuarantineMalformed, err.Error())
+		if status == fasthttp.StatusOK {
+			l.malformed.Add(1)
+			if ok, n := l.logMalformed.allow(l.now(), l.opts.LogEvery); ok {
+				l.log.Warn("telemetry body is not a JSON array of objects: quarantined",
+					"reason", err.Error(), "bytes", len(body), "suppressed", n)
+			}
 		}
-		return l.wrapBody(body, s, QuarantineMalformed, err.Error())
+		return status
 	}
 	if len(events) == 0 {
 		l.accepted.Add(1)
@@ -554,9 +559,12 @@ func (l *Listener) store(body []byte, s *scratch) int {
 	}
 	w, status := l.reserve(n, total)
 	if status == statusTooLargeForRing {
-		l.overflow.Add(1)
 		status = l.wrapBody(body, s, QuarantineOverflow, reasonOverflow)
-		if status == fasthttp.StatusOK && rare {
+		if status != fasthttp.StatusOK {
+			return status // not stored: counted when Lambda's retry is
+		}
+		l.overflow.Add(1)
+		if rare {
 			l.rareEvents(body, events, s) // the events are valid, only stored whole
 		}
 		return status
@@ -750,8 +758,8 @@ type Stats struct {
 	Frames      uint64 // ring frames committed (events, parts, quarantine records)
 	BodyBytes   uint64 // body bytes of POSTs answered 200
 	FrameBytes  uint64 // payload bytes committed to the ring
-	Malformed   uint64 // POSTs whose body is not a JSON array of objects (quarantined unless 503)
-	Overflow    uint64 // POSTs whose events do not fit one ring block (quarantined unless 503)
+	Malformed   uint64 // POSTs whose body is not a JSON array of objects, stored wrapped (counted once stored, not at a 503)
+	Overflow    uint64 // POSTs whose events do not fit one ring block, stored wrapped (counted once stored, not at a 503)
 	Oversize    uint64 // events larger than MaxFrameBytes, stored in parts
 	RefusedFull uint64 // POSTs answered 503: no ring room within FullWait
 	TooLarge    uint64 // requests answered 413: body over MaxBodyBytes

@@ -561,6 +561,51 @@ func TestOverflowQuarantined(t *testing.T) {
 	}
 }
 
+// TestWrappedBodiesCountedWhenStored: a body stored wrapped (malformed, or
+// valid but too many events for one ring block) that is answered 503 for
+// want of ring room is posted again by Lambda. Malformed and Overflow count
+// it once, when it is stored, not at each 503.
+func TestWrappedBodiesCountedWhenStored(t *testing.T) {
+	o := smallFrameOptions(true)
+	o.MaxBodyBytes = 32 << 10
+	o.FullWait = 5 * time.Millisecond
+	size := 1 << 14
+	for 2*listener.MaxQuarantineBlock(o.MaxBodyBytes, o.MaxFrameBytes, listener.DefaultMaxPrefixBytes) > size {
+		size *= 2
+	}
+	r := newRing(t, size)
+	s := startInmem(t, r, o)
+	f := func(b []byte, kind string, count func(listener.Stats) uint64) {
+		t.Helper()
+		filler := fillRing(t, r)
+		for range 3 {
+			if code := s.post(t, b); code != fasthttp.StatusServiceUnavailable {
+				t.Fatalf("unexpected status for a %s body with a full ring; got %d; want 503", kind, code)
+			}
+		}
+		refused := count(s.l.Stats())
+		r.Release(filler)
+		if code := s.post(t, b); code != fasthttp.StatusOK {
+			t.Fatalf("unexpected status for a %s body once the ring has room; got %d; want 200", kind, code)
+		}
+		w, payload := reassemble(t, ringtest.Drain(r), o.MaxFrameBytes)
+		if w.KTE.Quarantine != kind || !bytes.Equal(payload, b) {
+			t.Fatalf("unexpected wrapped record for a %s body: %+v", kind, w.KTE)
+		}
+		if stored := count(s.l.Stats()); refused != 0 || stored != 1 {
+			t.Fatalf("unexpected %s count after three 503s and a 200; got %d then %d; want 0 then 1", kind, refused, stored)
+		}
+	}
+	// Both bodies are larger than the room fillRing leaves.
+	f([]byte(`[{"type":"function","record":"`+strings.Repeat("x", 4096)), listener.QuarantineMalformed,
+		func(st listener.Stats) uint64 { return st.Malformed })
+	f([]byte("["+strings.Repeat("{},", 10000)+"{}]"), listener.QuarantineOverflow,
+		func(st listener.Stats) uint64 { return st.Overflow })
+	if st := s.l.Stats(); st.Posts != 8 || st.RefusedFull != 6 || st.Accepted != 2 || st.Malformed != 1 || st.Overflow != 1 {
+		t.Fatalf("unexpected stats: %+v", st)
+	}
+}
+
 func TestMethodAndPath(t *testing.T) {
 	s := startInmem(t, newRing(t, 2<<20), listener.Options{})
 	f := func(method, path string, want int) {
