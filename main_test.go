@@ -554,8 +554,10 @@ func TestLifecycleOutageWritesUndeliveredToStderr(t *testing.T) {
 }
 
 // TestSummaryBalancesWrappedRecords: with payloads stored wrapped (a
-// malformed body: one record; an event over the record limit: parts), the
-// summary says how many records the events became, and those add up:
+// malformed body: one record; an event over the record limit: parts; a body
+// of more events than one ring block holds: parts), the summary counts the
+// events received, those of the overflowing body included, says how many
+// records they became, and those add up:
 // records = sent + dropped_shutdown + dropped_oversize.
 func TestSummaryBalancesWrappedRecords(t *testing.T) {
 	hangingKinesis(t) // nothing is delivered: everything is dropped at shutdown
@@ -568,6 +570,21 @@ func TestSummaryBalancesWrappedRecords(t *testing.T) {
 	big := `[{"time":"2026-01-01T00:00:03.140Z","type":"function","record":"` + strings.Repeat("x", 1_200_000) + `"}]`
 	if got := h.post(big); got != 200 {
 		t.Fatalf("unexpected status for an oversize event; got %d", got)
+	}
+	// 50,000 small events (1.8 MB): enriched and framed, more than the
+	// 8 MiB ring, so the body is stored whole as an overflow.
+	const overflowEvents = 50_000
+	var many strings.Builder
+	many.WriteString("[")
+	for i := range overflowEvents {
+		if i > 0 {
+			many.WriteString(",")
+		}
+		fmt.Fprintf(&many, `{"type":"function","record":"%d"}`, i)
+	}
+	many.WriteString("]")
+	if got := h.post(many.String()); got != 200 {
+		t.Fatalf("unexpected status for an overflowing body; got %d", got)
 	}
 	rt.shutdown("spindown", time.Second)
 	if code := h.exitCode(); code != 0 {
@@ -594,9 +611,11 @@ func TestSummaryBalancesWrappedRecords(t *testing.T) {
 		return 0
 	}
 	records := field("records")
-	if field("received") != 1 || records != 3 || field("quarantined") != 1 || field("oversize_split") != 1 ||
+	// Records: the malformed body's one, the oversize event's two parts and
+	// the overflowing body's three.
+	if field("received") != 1+overflowEvents || records != 6 || field("quarantined") != 2 || field("oversize_split") != 1 ||
 		field("sent")+field("dropped_shutdown")+field("dropped_oversize") != records {
-		t.Fatalf("unexpected summary (want received=1 records=3, records = sent + drops): %s", line)
+		t.Fatalf("unexpected summary (want received=%d records=6, records = sent + drops): %s", 1+overflowEvents, line)
 	}
 	// One line per record, or, for a record too long for one line, its
 	// first part.

@@ -86,10 +86,14 @@ const summaryPrefix = "KTE_SUMMARY"
 
 // printSummary writes the counters as one greppable line to stderr:
 // KTE_SUMMARY reason=... received=... records=... sent=... retried=...
-// dropped_<reason>=... received counts Lambda's events; records what they
-// were stored as (an event, or one record per part of a wrapped payload),
-// the unit of sent and dropped_shutdown/oversize: once nothing is left
-// buffered, records = sent + dropped_shutdown + dropped_oversize.
+// dropped_<reason>=... received counts events: the elements of the JSON
+// arrays the listener stored (listener.Stats.Events), an overflowing
+// body's included (stored whole, wrapped), a malformed body's none (it is
+// not an array of events). records counts the Kinesis records they were
+// stored as (listener.Stats.Frames, ring frames): one per event, or one per
+// part of a wrapped payload. Records are the unit of sent and of
+// dropped_shutdown and dropped_oversize: once nothing is left buffered,
+// records = sent + dropped_shutdown + dropped_oversize.
 func (x *extension) printSummary(reason string, res batch.FlushResult, undelivered int) {
 	fmt.Fprintln(x.env.stderr, x.summaryLine(reason, res, undelivered))
 }
@@ -129,7 +133,7 @@ func summaryReason(shutdownReason string) string {
 // emitted as the count of the interval since the previous line; gauges as
 // described. The names are the README's metrics table.
 var metricDefs = []metrics.Def{
-	{Name: "EventsReceived", Unit: metrics.Count},                              // events committed to the ring
+	{Name: "EventsReceived", Unit: metrics.Count},                              // events stored, as the summary's received (an overflowing body's each)
 	{Name: "EventsSent", Unit: metrics.Count},                                  // events accepted by Kinesis
 	{Name: "BytesSent", Unit: metrics.Bytes},                                   // data + partition key bytes accepted
 	{Name: "PutRecordsCalls", Unit: metrics.Count},                             // PutRecords calls made

@@ -564,6 +564,9 @@ func (l *Listener) store(body []byte, s *scratch) int {
 			return status // not stored: counted when Lambda's retry is
 		}
 		l.overflow.Add(1)
+		// Its events are valid and Lambda's to count, only stored whole:
+		// received counts them, as it would had they fitted.
+		l.events.Add(uint64(len(events)))
 		if rare {
 			l.rareEvents(body, events, s) // the events are valid, only stored whole
 		}
@@ -751,11 +754,20 @@ func (r *limiter) allow(now int64, every time.Duration) (bool, uint64) {
 }
 
 // Stats is a snapshot of the listener's counters.
+//
+// Events and Frames are the two units of the accounting. An event is one
+// element of a POST's JSON array, as the splitter found it; Events counts
+// those of the POSTs stored, whether an event is stored as one frame, in
+// parts (an oversize event counts once) or inside an overflow body's wrapped
+// records. A malformed body is not an array of events and adds none. A
+// frame is what the ring holds and the packer sends as one Kinesis record:
+// one per event, or one per part of a wrapped payload (a malformed or
+// overflow body, an oversize event); Frames counts those committed.
 type Stats struct {
 	Posts       uint64 // POSTs on the telemetry path that reached the handler
 	Accepted    uint64 // of those, answered 200
-	Events      uint64 // events committed to the ring (an oversize event counts once)
-	Frames      uint64 // ring frames committed (events, parts, quarantine records)
+	Events      uint64 // events of the POSTs answered 200, as the splitter found them (see above)
+	Frames      uint64 // ring frames committed, each one Kinesis record (see above)
 	BodyBytes   uint64 // body bytes of POSTs answered 200
 	FrameBytes  uint64 // payload bytes committed to the ring
 	Malformed   uint64 // POSTs whose body is not a JSON array of objects, stored wrapped (counted once stored, not at a 503)

@@ -548,13 +548,16 @@ func TestOverflowQuarantined(t *testing.T) {
 	if code := s.post(t, b); code != fasthttp.StatusOK {
 		t.Fatalf("unexpected status; got %d; want 200", code)
 	}
-	w, payload := reassemble(t, ringtest.Drain(s.r), o.MaxFrameBytes)
+	frames := ringtest.Drain(s.r)
+	w, payload := reassemble(t, frames, o.MaxFrameBytes)
 	if w.KTE.Quarantine != listener.QuarantineOverflow || !bytes.Equal(payload, b) {
 		t.Fatalf("unexpected overflow record: %+v", w.KTE)
 	}
+	// Its events count as received, as they would had they fitted; the
+	// records are the wrapped ones.
 	st := s.l.Stats()
-	if st.Overflow != 1 || st.Accepted != 1 {
-		t.Fatalf("unexpected stats: %+v", st)
+	if st.Overflow != 1 || st.Accepted != 1 || st.Events != 10002 || st.Frames != uint64(len(frames)) {
+		t.Fatalf("unexpected stats (want Events 10002, the body's events, and Frames %d): %+v", len(frames), st)
 	}
 	if len(ids) != 1 || ids[0] != "r1" || st.LogsDroppedEvents != 1 || st.LogsDroppedRecords != 5 || st.LogsDroppedBytes != 9 {
 		t.Fatalf("unexpected runtimeDone ids %q and logsDropped counters %+v for an overflowing POST", ids, st)
