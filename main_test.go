@@ -693,6 +693,82 @@ func TestSummaryBalancesOnEveryExit(t *testing.T) {
 	f("/event/next fails, no Kinesis client", -1, nextFails, 1, "runtime_api_error", 0)
 }
 
+// TestSummaryAndMetricsIdentities: the units of the summary line and the
+// metrics. received (EventsReceived) counts events; records, sent
+// (EventsSent) and the drops count records, so with wrapped payloads the
+// two differ, and
+//
+//	records = sent + dropped_shutdown + dropped_oversize
+//	EventsDropped = DroppedShutdown + DroppedOversize + DroppedByLambda
+//	              = dropped_shutdown + dropped_oversize + dropped_by_lambda
+//
+// summed over the run's EMF lines, with one KTE_UNDELIVERED record per
+// record dropped at shutdown.
+func TestSummaryAndMetricsIdentities(t *testing.T) {
+	stallingKinesis(t, 1) // the first call is stored, the others never answered
+	rt := newFakeRuntime(t)
+	h := startExtension(t, rt, map[string]string{"KTE_METRICS": "on", "KTE_BATCH_MAX_RECORDS": "10",
+		"KTE_SEND_TIMEOUT_MS": "1000", "KTE_FLUSH_MAX_MS": "1500", "KTE_BUFFER_MAX_BYTES": "1MiB"})
+	rt.waitNext(1)
+	logsDropped := `{"time":"2026-01-01T00:00:03.191Z","type":"platform.logsDropped","record":{"droppedBytes":4096,"droppedRecords":7,"reason":"Consumer seems to have fallen behind"}}`
+	big := `{"time":"2026-01-01T00:00:03.140Z","type":"function","record":"` + strings.Repeat("x", 1_200_000) + `"}`
+	f := func(b string) {
+		t.Helper()
+		if got := h.post(b); got != 200 {
+			t.Fatalf("unexpected status; got %d; want 200", got)
+		}
+	}
+	f(`this is not json`)                  // no event, one record
+	f(telemetryBody("req-0", 0, 30))       // 30 events, 30 records
+	f("[" + logsDropped + "," + big + "]") // 2 events, 3 records: the big one in two parts
+	rt.invoke("req-1", 3*time.Second)
+	rt.waitNext(2)
+	rt.shutdown("spindown", time.Second)
+	if code := h.exitCode(); code != 0 {
+		t.Fatalf("unexpected exit code %d; stderr:\n%s", code, h.stderr.String())
+	}
+	line := summaryOf(t, h.stderr.String())
+	field := func(k string) int { return summaryField(t, line, k) }
+	received, records, sent := field("received"), field("records"), field("sent")
+	shutdown, oversize, byLambda := field("dropped_shutdown"), field("dropped_oversize"), field("dropped_by_lambda")
+	if received != 32 || records != 34 || sent != 10 || byLambda != 7 || records != sent+shutdown+oversize {
+		t.Fatalf("unexpected summary (want received=32 records=34 sent=10 dropped_by_lambda=7, records = sent + drops): %s", line)
+	}
+	undelivered := 0
+	for l := range strings.Lines(h.stderr.String()) {
+		if rest, ok := strings.CutPrefix(l, "KTE_UNDELIVERED reason=shutdown_deadline "); ok &&
+			(strings.HasPrefix(rest, "{") || strings.Contains(rest, " part=1/")) {
+			undelivered++
+		}
+	}
+	if undelivered != shutdown {
+		t.Fatalf("unexpected KTE_UNDELIVERED records; got %d; want %d (dropped_shutdown)", undelivered, shutdown)
+	}
+	sum := map[string]float64{}
+	for l := range strings.Lines(h.stdout.String()) {
+		doc, err := emftest.Parse([]byte(l))
+		if err != nil {
+			t.Fatalf("invalid EMF line: %v\n%s", err, l)
+		}
+		for k, v := range doc.Values {
+			sum[k] += v
+		}
+	}
+	want := map[string]float64{
+		"EventsReceived": float64(received), "EventsSent": float64(sent), "DroppedShutdown": float64(shutdown),
+		"DroppedOversize": float64(oversize), "DroppedByLambda": float64(byLambda),
+		"EventsDropped": float64(shutdown + oversize + byLambda),
+	}
+	for k, v := range want {
+		if sum[k] != v {
+			t.Fatalf("unexpected %s over the run; got %v; want %v (summary: %s)", k, sum[k], v, line)
+		}
+	}
+	if sum["EventsDropped"] != sum["DroppedShutdown"]+sum["DroppedOversize"]+sum["DroppedByLambda"] {
+		t.Fatalf("unexpected EventsDropped %v; want DroppedShutdown + DroppedOversize + DroppedByLambda: %v", sum["EventsDropped"], sum)
+	}
+}
+
 // stallingKinesis points the SDK at a fake Kinesis endpoint that stores
 // the records of the first accept PutRecords calls (every call when accept
 // is negative) and holds every later call until the client gives up.

@@ -131,22 +131,34 @@ func summaryReason(shutdownReason string) string {
 // timer while the environment may be frozen; on Lambda Managed Instances,
 // which never freeze, from a one-minute ticker instead). Counters are
 // emitted as the count of the interval since the previous line; gauges as
-// described. The names are the README's metrics table.
+// described. The names are those of the README's Metrics section.
+//
+// Two units are counted, as in the summary line: events (elements of the
+// JSON arrays the listener stored: EventsReceived) and records (Kinesis
+// records, the ring's frames: one per event, or one per part of a wrapped
+// payload). Whatever their names, EventsSent, EventsRetried, EventsDropped
+// and EventsBuffered count records; they equal events only while nothing
+// was wrapped. EventsDropped = DroppedShutdown + DroppedOversize +
+// DroppedByLambda: the first two are records KTE gave up on (the summary's
+// dropped_shutdown and dropped_oversize), the third the records Lambda
+// reports it dropped before delivering them (platform.logsDropped's
+// droppedRecords: Lambda's telemetry records, each one event KTE never
+// received; the summary's dropped_by_lambda).
 var metricDefs = []metrics.Def{
 	{Name: "EventsReceived", Unit: metrics.Count},                              // events stored, as the summary's received (an overflowing body's each)
-	{Name: "EventsSent", Unit: metrics.Count},                                  // events accepted by Kinesis
+	{Name: "EventsSent", Unit: metrics.Count},                                  // records accepted by Kinesis (the summary's sent)
 	{Name: "BytesSent", Unit: metrics.Bytes},                                   // data + partition key bytes accepted
 	{Name: "PutRecordsCalls", Unit: metrics.Count},                             // PutRecords calls made
-	{Name: "EventsRetried", Unit: metrics.Count},                               // events sent again
+	{Name: "EventsRetried", Unit: metrics.Count},                               // records sent again (the summary's retried)
 	{Name: "RecordsThrottled", Unit: metrics.Count},                            // records refused for throughput: failed entries, and those of throttled calls
 	{Name: "RecordsFailed", Unit: metrics.Count},                               // entries failed with InternalFailure
 	{Name: "CallsThrottled", Unit: metrics.Count},                              // whole calls refused by throttling
 	{Name: "CallsFailed", Unit: metrics.Count},                                 // calls failed with 5xx, no answer, or cut by a flush deadline
 	{Name: "CallsRejected", Unit: metrics.Count},                               // calls refused as not retryable (access, stream, KMS)
-	{Name: "EventsDropped", Unit: metrics.Count},                               // sum of the three Dropped* below
-	{Name: "DroppedShutdown", Unit: metrics.Count},                             // KTE_UNDELIVERED reason=shutdown_deadline
-	{Name: "DroppedOversize", Unit: metrics.Count},                             // KTE_UNDELIVERED: larger than any record
-	{Name: "DroppedByLambda", Unit: metrics.Count},                             // platform.logsDropped droppedRecords
+	{Name: "EventsDropped", Unit: metrics.Count},                               // records: the sum of the three Dropped* below
+	{Name: "DroppedShutdown", Unit: metrics.Count},                             // records written as KTE_UNDELIVERED reason=shutdown_deadline
+	{Name: "DroppedOversize", Unit: metrics.Count},                             // records written as KTE_UNDELIVERED reason=oversize: larger than any record
+	{Name: "DroppedByLambda", Unit: metrics.Count},                             // platform.logsDropped droppedRecords: Lambda's records (events) never delivered
 	{Name: "DroppedByLambdaBytes", Unit: metrics.Bytes},                        // platform.logsDropped droppedBytes
 	{Name: "Quarantined", Unit: metrics.Count},                                 // POSTs whose body is stored wrapped (malformed, overflow), once stored
 	{Name: "OversizeSplit", Unit: metrics.Count},                               // events stored wrapped in parts
@@ -157,7 +169,7 @@ var metricDefs = []metrics.Def{
 	{Name: "EndWaitExpired", Unit: metrics.Count},                              // end/auto: runtimeDone did not come in time
 	{Name: "FlushLatencyAvg", Unit: metrics.Milliseconds, Kind: metrics.Gauge}, // mean flush time in the interval
 	{Name: "FlushLatencyMax", Unit: metrics.Milliseconds, Kind: metrics.Gauge}, // longest flush in the interval
-	{Name: "EventsBuffered", Unit: metrics.Count, Kind: metrics.Gauge},         // frames in the ring now, not settled
+	{Name: "EventsBuffered", Unit: metrics.Count, Kind: metrics.Gauge},         // records (frames) in the ring now, not settled
 	{Name: "RingHighWaterBytes", Unit: metrics.Bytes, Kind: metrics.Gauge},     // most ring bytes in use since start
 	{Name: "RingHighWaterPercent", Unit: metrics.Percent, Kind: metrics.Gauge}, // the same, in % of the ring
 }
