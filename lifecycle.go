@@ -594,8 +594,10 @@ func (x *extension) adviseFlush() {
 	}
 }
 
-// shutdown drains late telemetry, flushes within the deadline, reports
-// what could not be delivered, and prints the summary.
+// shutdown ends the extension, as the package doc's steps for the end say:
+// it waits for late telemetry, stops the listener, flushes within the
+// deadline, writes what could not be delivered to stderr, then the last
+// metrics line and the summary. The caller exits.
 func (x *extension) shutdown(deadline time.Time, reason string) {
 	end := deadline.Add(-x.cfg.ShutdownMargin)
 	x.packer.Resume()

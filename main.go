@@ -25,9 +25,28 @@
 //     first event after the restore (extension.redrawAfterRestore); on
 //     INVOKE deliver what is buffered as KTE_FLUSH says (package flush),
 //     within KTE_FLUSH_MAX_MS and the deadline, and call /event/next again
-//     only when nothing is in flight; on SHUTDOWN (or SIGTERM outside Lambda) drain late telemetry,
-//     flush within the deadline, report what could not be delivered on
-//     stderr, print the summary and exit 0.
+//     only when nothing is in flight; end at SHUTDOWN, at SIGTERM or SIGINT
+//     outside Lambda (with a 2 s deadline), or when /event/next fails
+//     (likewise).
+//
+// The end, as steps (extension.shutdown; the README's Shutdown section):
+//
+//  1. keep listening until no telemetry has arrived for
+//     KTE_BUFFER_TIMEOUT_MS + 30 ms, no POST is in hand and no delivery
+//     refused with 503 awaits Lambda's retry, for at most half of the time
+//     left (extension.waitQuiet): Lambda delivers the last platform.report
+//     after SHUTDOWN;
+//  2. stop the listener (extension.stopListener);
+//  3. deliver what is buffered until the deadline minus
+//     KTE_SHUTDOWN_MARGIN_MS, less the time writing what is left to stderr
+//     would take at 32 MiB/s, at most half of the time left
+//     (extension.finalFlush);
+//  4. write what is left to stderr as KTE_UNDELIVERED
+//     reason=shutdown_deadline lines (batch.Packer.GiveUp), the last
+//     metrics line to stdout (unless KTE_METRICS=false) and the KTE_SUMMARY
+//     line to stderr;
+//  5. exit 0; when /event/next failed, report the error to /exit/error
+//     first and exit 1.
 package main
 
 import (
