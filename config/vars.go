@@ -70,7 +70,7 @@ var Vars = []VarDoc{
 	{
 		Name: "KTE_BUFFER_TIMEOUT_MS", Default: "100", value: "100",
 		Range:   "25–30000",
-		Meaning: "Telemetry API buffering: longest time Lambda holds events before delivering them, in ms.",
+		Meaning: "Telemetry API buffering: longest time Lambda holds events before delivering them, in ms. At SHUTDOWN the extension keeps listening until no delivery has come for this long + 30 ms, for at most half of the time left: with a long timeout, events Lambda still holds may never be delivered before the environment ends, and no KTE counter shows them (it never saw them).",
 	},
 	{
 		Name: "KTE_BATCH_MAX_RECORDS", Default: "500", value: "500",
