@@ -135,4 +135,8 @@ func TestSynthErrors(t *testing.T) {
 	f(map[string]any{ktecdk.CtxShardCount: "-1", ktecdk.CtxLayerZipArm64: missing, ktecdk.CtxLayerZipX8664: missing},
 		`context shardCount="-1": must be 0 (on-demand) or a positive number of shards`)
 	f(map[string]any{ktecdk.CtxDemo: "sure"}, `context demo="sure"`)
+	// `-c layerZipArm64=` names the key, rather than falling back to the
+	// default zip (which may be a stale build).
+	f(map[string]any{ktecdk.CtxLayerZipArm64: "", ktecdk.CtxLayerZipX8664: missing},
+		`context layerZipArm64="": must be a path to the arm64 layer zip`)
 }

@@ -17,7 +17,8 @@ import (
 )
 
 // Context keys the app reads (`-c key=value` on the CDK CLI, or "context" in
-// cdk.json). Every key is optional.
+// cdk.json). Every key is optional, but none takes an empty value: `-c key=`
+// is refused, not read as the default.
 const (
 	CtxStackName      = "stackName"      // stack id; default DefaultStackName
 	CtxStreamName     = "streamName"     // physical stream name; default generated
@@ -60,10 +61,10 @@ var stackNameRE = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9-]{0,127}$`)
 // cdk.json). Keys it does not know are ignored, since the CDK keeps its own
 // settings in the same context, except one that differs from a key it reads
 // only in case (a typo that would otherwise go unnoticed). The error joins
-// one error per bad key, each wrapping ErrInvalidProps and naming the key,
-// the value given (as JSON) and what is accepted; the ranges are those
-// NewTelemetryStack checks, and the environment is checked with the
-// extension's own configuration.
+// one error per bad key (an empty string is bad for every key), each
+// wrapping ErrInvalidProps and naming the key, the value given (as JSON) and
+// what is accepted; the ranges are those NewTelemetryStack checks, and the
+// environment is checked with the extension's own configuration.
 func ConfigFromContext(node constructs.Node) (AppConfig, error) {
 	cfg := AppConfig{StackName: DefaultStackName}
 	var errs []error
@@ -173,12 +174,18 @@ func ConfigFromContext(node constructs.Node) (AppConfig, error) {
 			bad(CtxStreamRemovalPolicy, s, `"retain" or "destroy"`)
 		}
 	}
-	if s, ok := str(CtxLayerZipArm64); ok {
-		cfg.Props.LayerZipArm64 = s
+	// An empty path is refused, not taken as the default: `-c key=` with
+	// the value left out is a mistake, and the props would read it as the
+	// default zip, which may be a stale build.
+	layerZip := func(key, arch, def string) string {
+		s, ok := str(key)
+		if ok && s == "" {
+			bad(key, s, fmt.Sprintf("a path to the %s layer zip, e.g. %s as built by `make layer` (leave the key out for that default)", arch, def))
+		}
+		return s
 	}
-	if s, ok := str(CtxLayerZipX8664); ok {
-		cfg.Props.LayerZipX8664 = s
-	}
+	cfg.Props.LayerZipArm64 = layerZip(CtxLayerZipArm64, ArchArm64, DefaultLayerZipArm64)
+	cfg.Props.LayerZipX8664 = layerZip(CtxLayerZipX8664, ArchX8664, DefaultLayerZipX8664)
 	if v, ok := get(CtxDemo); ok {
 		switch v {
 		case true, "true":
