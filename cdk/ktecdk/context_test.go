@@ -71,13 +71,23 @@ func TestConfigFromContextErrors(t *testing.T) {
 	f(map[string]any{CtxRetentionHours: "23"}, `context retentionHours="23": must be a whole number of hours between 24 and 8760`)
 	f(map[string]any{CtxRetentionHours: 8761}, `context retentionHours=8761: must be a whole number of hours between 24 and 8760`)
 	f(map[string]any{CtxStreamName: "bad name"}, `context streamName="bad name": must be 1–128 characters of a-z A-Z 0-9 _ . -`)
-	// An empty layer zip path (`-c layerZipArm64=`) is refused, not taken
-	// as the default zip.
+	// An empty value (`-c key=`) is refused for every key, never taken as
+	// the default.
 	f(map[string]any{CtxLayerZipArm64: ""},
 		`context layerZipArm64="": must be a path to the arm64 layer zip, e.g. ../build/kinesis-telemetry-extension-arm64.zip as built by `+"`make layer`")
 	f(map[string]any{CtxLayerZipX8664: ""},
 		`context layerZipX8664="": must be a path to the x86_64 layer zip, e.g. ../build/kinesis-telemetry-extension-amd64.zip as built by `+"`make layer`")
 	f(map[string]any{CtxStreamName: ""}, `context streamName="": must be 1–128 characters`)
+	f(map[string]any{CtxStackName: ""}, `context stackName="": must be 1–128 characters`)
+	f(map[string]any{CtxShardCount: ""}, `context shardCount="": must be 0 (on-demand) or a positive number of shards`)
+	f(map[string]any{CtxRetentionHours: ""}, `context retentionHours="": must be a whole number of hours`)
+	f(map[string]any{CtxEncryptionKey: ""}, `context encryptionKey="": must be "aws-managed", "create" or a KMS key ARN`)
+	f(map[string]any{CtxStreamRemovalPolicy: ""}, `context streamRemovalPolicy="": must be "retain" or "destroy"`)
+	f(map[string]any{CtxDemo: ""}, `context demo="": must be true or false`)
+	f(map[string]any{CtxEnvironment: ""}, `context environment="": must be a JSON object of KTE_ variables`)
+	for _, k := range contextKeys { // and any key added later
+		f(map[string]any{k: ""}, "context "+k+`="": must be`)
+	}
 	f(map[string]any{CtxStackName: "my stack"}, `context stackName="my stack": must be 1–128 characters of A-Z a-z 0-9 and -, starting with a letter`)
 	f(map[string]any{CtxStackName: 3}, "context stackName=3: must be a string")
 	f(map[string]any{CtxEncryptionKey: "mine"}, `context encryptionKey="mine": must be "aws-managed", "create" or a KMS key ARN`)
