@@ -43,7 +43,9 @@ const WarningStreamByNameEnvironment = "@kte/ktecdk:streamByNameEnvironment"
 type TelemetryExtensionProps struct {
 	// Stream receives the telemetry. Functions get its ARN as KTE_STREAM. Its
 	// EncryptionKey, when set (a customer managed key), is added to the
-	// policy the construct creates. Required.
+	// policy the construct creates. Required. A stream of another account is
+	// imported by ARN (the extension takes the region from the ARN), and its
+	// owner must grant the functions' roles as well (see NewProducerPolicy).
 	Stream awskinesis.IStream
 	// StreamByName sets KTE_STREAM to the stream's name instead of its ARN.
 	// The extension then addresses the stream by name in the function's own
@@ -200,6 +202,12 @@ func newLayer(scope constructs.Construct, arch, zipPath string) awslambda.LayerV
 // (the only Kinesis call the extension makes), plus kms:GenerateDataKey on
 // the stream's customer managed key when it has one (the permission AWS
 // documents for producers of such streams; the AWS managed key needs none).
+//
+// The policy is an IAM policy in the account of scope's stack. For a stream
+// in another account it is needed but not enough: the stream's
+// resource-based policy must allow the function's role kinesis:PutRecords,
+// and a customer managed key's policy must allow it kms:GenerateDataKey. The
+// construct cannot add either, as both live in the stream's account.
 func NewProducerPolicy(scope constructs.Construct, id *string, stream awskinesis.IStream) awsiam.ManagedPolicy {
 	var statements []awsiam.PolicyStatement
 	for _, g := range producerGrants(stream) {
