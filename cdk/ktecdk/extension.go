@@ -38,6 +38,14 @@ const WarningRoleNotGranted = "@kte/ktecdk:roleNotGranted"
 // region and account.
 const WarningStreamByNameEnvironment = "@kte/ktecdk:streamByNameEnvironment"
 
+// WarningLayerExported is the id of the warning Attach adds to a function
+// given a layer (TelemetryExtensionProps.LayerArm64 or LayerX8664) that is
+// defined in another stack of the app: CloudFormation exports the layer
+// version's ARN from that stack and refuses to change an export that
+// another stack imports, so a new version of the layer cannot be deployed
+// while the function's stack uses it.
+const WarningLayerExported = "@kte/ktecdk:layerExported"
+
 // TelemetryExtensionProps configures NewTelemetryExtension. Only Stream is
 // required.
 type TelemetryExtensionProps struct {
@@ -61,6 +69,8 @@ type TelemetryExtensionProps struct {
 	// construct creates a LayerVersion from LayerZipArm64 or LayerZipX8664
 	// (default DefaultLayerZipArm64, DefaultLayerZipX8664), and Attach gives
 	// a function in another stack a copy of it in that stack (see Attach).
+	// A given layer defined in another stack than a function's is exported
+	// to it, and Attach warns (WarningLayerExported).
 	LayerArm64    awslambda.ILayerVersion
 	LayerX8664    awslambda.ILayerVersion
 	LayerZipArm64 string
@@ -442,7 +452,19 @@ func (e *TelemetryExtension) layerFor(fn awslambda.Function, arch string) awslam
 	zipPath := e.zips[arch]
 	stack := awscdk.Stack_Of(fn)
 	stackPath := *stack.Node().Path()
-	if zipPath == "" || stackPath == *awscdk.Stack_Of(e.Construct).Node().Path() {
+	if zipPath == "" {
+		// A given layer: referring to one defined in another stack (its ARN
+		// a token, not text) makes CloudFormation export it.
+		if *awscdk.Token_IsUnresolved(layer.LayerVersionArn()) && *awscdk.Stack_Of(layer).Node().Path() != stackPath {
+			awscdk.Annotations_Of(fn).AddWarningV2(jsii.String(WarningLayerExported), jsii.String(fmt.Sprintf(
+				"layer %s of stack %s is given to %s of stack %s, so CloudFormation exports its ARN; it refuses to change an export that another stack imports, "+
+					"so a new version of that layer cannot be deployed while %s uses it: define the layer in %s, import it by its ARN as text "+
+					"(LayerVersion_FromLayerVersionArn), or leave the layer unset so that the construct creates it and copies it into each stack",
+				*layer.Node().Path(), *awscdk.Stack_Of(layer).Node().Path(), *fn.Node().Path(), stackPath, stackPath, stackPath)), nil)
+		}
+		return layer
+	}
+	if stackPath == *awscdk.Stack_Of(e.Construct).Node().Path() {
 		return layer
 	}
 	key := stackPath + "\x00" + arch

@@ -169,6 +169,40 @@ func TestAttachAcrossStacks(t *testing.T) {
 	}
 }
 
+// TestAttachGivenLayerOtherStack: a given layer defined in another stack
+// than the function's is exported from it, which locks its version; Attach
+// warns. A layer imported by its ARN as text, or defined in the function's
+// own stack, makes no export and no warning.
+func TestAttachGivenLayerOtherStack(t *testing.T) {
+	arm64, _ := layerZips(t)
+	const streamArn = "arn:aws:kinesis:eu-west-1:111122223333:stream/kte"
+	const layerArn = "arn:aws:lambda:eu-west-1:111122223333:layer:kte-arm64:3"
+	app := awscdk.NewApp(nil)
+	layers := awscdk.NewStack(app, jsii.String("Layers"), nil)
+	users := awscdk.NewStack(app, jsii.String("Users"), nil)
+	newExt := func(id string, scope constructs.Construct, layer awslambda.ILayerVersion) *TelemetryExtension {
+		return NewTelemetryExtension(scope, jsii.String(id), &TelemetryExtensionProps{
+			Stream:     awskinesis.Stream_FromStreamArn(scope, jsii.String(id+"Stream"), jsii.String(streamArn)),
+			LayerArm64: layer,
+			LayerX8664: awslambda.LayerVersion_FromLayerVersionArn(scope, jsii.String(id+"X86"), jsii.String(layerArn)),
+		})
+	}
+	defined := awslambda.NewLayerVersion(layers, jsii.String("Kte"), &awslambda.LayerVersionProps{Code: awslambda.Code_FromAsset(jsii.String(arm64), nil)})
+	newExt("Exported", users, defined).Attach(nodeFunction(users, "Fn", awslambda.Architecture_ARM_64()))
+	newExt("ByArn", users, awslambda.LayerVersion_FromLayerVersionArn(layers, jsii.String("Imported"), jsii.String(layerArn))).
+		Attach(nodeFunction(users, "FnByArn", awslambda.Architecture_ARM_64()))
+	newExt("Own", users, awslambda.NewLayerVersion(users, jsii.String("OwnLayer"), &awslambda.LayerVersionProps{Code: awslambda.Code_FromAsset(jsii.String(arm64), nil)})).
+		Attach(nodeFunction(users, "FnOwn", awslambda.Architecture_ARM_64()))
+	templateOf(t, users)
+	find := assertions.Annotations_FromStack(users).FindWarning
+	checkMessage(t, find, "/Users/Fn", "layer Layers/Kte of stack Layers", "Users/Fn of stack Users", "LayerVersion_FromLayerVersionArn", "[ack: "+WarningLayerExported+"]")
+	for _, path := range []string{"/Users/FnByArn", "/Users/FnOwn"} {
+		if w := *find(jsii.String(path), assertions.Match_AnyValue()); len(w) != 0 {
+			t.Errorf("unexpected warnings on %s; got %s; want none", path, mustMarshal(w))
+		}
+	}
+}
+
 // TestAttachImported: everything given, nothing created; the policy is then
 // the caller's, and the stream's key does not change it.
 func TestAttachImported(t *testing.T) {
