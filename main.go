@@ -39,8 +39,9 @@
 //  2. stop the listener (extension.stopListener);
 //  3. deliver what is buffered until the deadline minus
 //     KTE_SHUTDOWN_MARGIN_MS, less the time writing what is left to stderr
-//     would take at 32 MiB/s, at most half of the time left
-//     (extension.finalFlush);
+//     would take at 32 MiB/s: all of it while the last calls delivered
+//     nothing (batch.Packer.Stalled), at most half of the time left while
+//     the stream delivers (extension.finalFlush);
 //  4. write what is left to stderr as KTE_UNDELIVERED
 //     reason=shutdown_deadline lines (batch.Packer.GiveUp), the last
 //     metrics line to stdout (unless KTE_METRICS=false) and the KTE_SUMMARY
