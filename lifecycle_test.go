@@ -189,7 +189,7 @@ func TestLifecycleShutdownDeadlineTooFar(t *testing.T) {
 // which depends on the flush's end only, not on how fast the CPU writes.
 //
 // With a stream that refuses every call (throttling) and 48 MiB buffered,
-// writing at 32 MiB/s needs 1.5 s, more than half of the time left: the
+// writing at 16 MiB/s needs 3 s, more than all of the time left: the
 // flush, whose calls deliver nothing, must leave all of it, not only half.
 func TestLifecycleShutdownLeavesTimeToWriteOut(t *testing.T) {
 	t.Run("hanging", func(t *testing.T) {

@@ -39,7 +39,7 @@
 //  2. stop the listener (extension.stopListener);
 //  3. deliver what is buffered until the deadline minus
 //     KTE_SHUTDOWN_MARGIN_MS, less the time writing what is left to stderr
-//     would take at 32 MiB/s: all of it while the last calls delivered
+//     would take at 16 MiB/s: all of it while the last calls delivered
 //     nothing (batch.Packer.Stalled), at most half of the time left while
 //     the stream delivers (extension.finalFlush);
 //  4. write what is left to stderr as KTE_UNDELIVERED
