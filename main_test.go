@@ -591,25 +591,8 @@ func TestSummaryBalancesWrappedRecords(t *testing.T) {
 		t.Fatalf("unexpected exit code %d", code)
 	}
 	out := h.stderr.String()
-	var line string
-	for l := range strings.Lines(out) {
-		if strings.HasPrefix(l, "KTE_SUMMARY ") {
-			line = l
-		}
-	}
-	field := func(k string) int {
-		for f := range strings.FieldsSeq(line) {
-			if v, ok := strings.CutPrefix(f, k+"="); ok {
-				n, err := strconv.Atoi(v)
-				if err != nil {
-					t.Fatalf("summary field %s=%q: %v", k, v, err)
-				}
-				return n
-			}
-		}
-		t.Fatalf("summary without %s: %q", k, line)
-		return 0
-	}
+	line := summaryOf(t, out)
+	field := func(k string) int { return summaryField(t, line, k) }
 	records := field("records")
 	// Records: the malformed body's one, the oversize event's two parts and
 	// the overflowing body's three.

@@ -248,18 +248,30 @@ func putRecords(r *http.Request) ([][]byte, error) {
 	return data, nil
 }
 
-func (w *callWatch) serveFront(rw http.ResponseWriter, r *http.Request) {
+// enter starts watching a PutRecords call and returns its records; other
+// requests, and a call whose records cannot be read, are answered here (ok
+// false). done ends the watch: the caller defers it when ok.
+func (w *callWatch) enter(rw http.ResponseWriter, r *http.Request, next http.Handler) (records [][]byte, done func(), ok bool) {
 	if r.Header.Get("X-Amz-Target") != "Kinesis_20131202.PutRecords" {
-		w.proxy.ServeHTTP(rw, r)
-		return
+		next.ServeHTTP(rw, r)
+		return nil, nil, false
 	}
 	w.pending.Add(1)
-	defer w.pending.Done()
 	records, err := putRecords(r)
 	if err != nil {
 		http.Error(rw, err.Error(), http.StatusBadRequest)
+		w.pending.Done()
+		return nil, nil, false
+	}
+	return records, w.pending.Done, true
+}
+
+func (w *callWatch) serveFront(rw http.ResponseWriter, r *http.Request) {
+	records, done, ok := w.enter(rw, r, w.proxy)
+	if !ok {
 		return
 	}
+	defer done()
 	c := &watchedCall{records: records, conn: r.Context().Value(connKey{}).(*watchedConn)}
 	w.mu.Lock()
 	if prev := c.conn.last; prev != nil {
@@ -277,17 +289,11 @@ func (w *callWatch) serveFront(rw http.ResponseWriter, r *http.Request) {
 }
 
 func (w *callWatch) serveBack(rw http.ResponseWriter, r *http.Request) {
-	if r.Header.Get("X-Amz-Target") != "Kinesis_20131202.PutRecords" {
-		w.rp.ServeHTTP(rw, r)
+	records, done, ok := w.enter(rw, r, w.rp)
+	if !ok {
 		return
 	}
-	w.pending.Add(1)
-	defer w.pending.Done()
-	records, err := putRecords(r)
-	if err != nil {
-		http.Error(rw, err.Error(), http.StatusBadRequest)
-		return
-	}
+	defer done()
 	id, err := strconv.Atoi(r.Header.Get(callHeader))
 	w.mu.Lock()
 	if err != nil || id < 0 || id >= len(w.calls) {

@@ -6,17 +6,12 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/assertions"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsecr"
-	"github.com/aws/aws-cdk-go/awscdk/v2/awskinesis"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslambda"
 	"github.com/aws/jsii-runtime-go"
 )
 
 func TestAttachAspect(t *testing.T) {
-	arm64, x8664 := layerZips(t)
-	app := awscdk.NewApp(nil)
-	stack := awscdk.NewStack(app, jsii.String("Users"), nil)
-	stream := awskinesis.NewStream(stack, jsii.String("Stream"), nil)
-	ext := NewTelemetryExtension(stack, jsii.String("Kte"), &TelemetryExtensionProps{Stream: stream, LayerZipArm64: arm64, LayerZipX8664: x8664})
+	app, stack, ext := usersExtension(t)
 
 	nodeFunction(stack, "Arm", awslambda.Architecture_ARM_64())
 	providedFunction(t, stack, "Intel", awslambda.Architecture_X86_64())
@@ -56,11 +51,7 @@ func TestAttachAspect(t *testing.T) {
 // synthesis error on that function (cdk synth and cdk deploy stop), not
 // skipped in silence nor a crash of the visit; the others are attached.
 func TestAttachAspectErrors(t *testing.T) {
-	arm64, x8664 := layerZips(t)
-	app := awscdk.NewApp(nil)
-	stack := awscdk.NewStack(app, jsii.String("Users"), nil)
-	stream := awskinesis.NewStream(stack, jsii.String("Stream"), nil)
-	ext := NewTelemetryExtension(stack, jsii.String("Kte"), &TelemetryExtensionProps{Stream: stream, LayerZipArm64: arm64, LayerZipX8664: x8664})
+	_, stack, ext := usersExtension(t)
 
 	repo := awsecr.Repository_FromRepositoryName(stack, jsii.String("Repo"), jsii.String("app"))
 	awslambda.NewDockerImageFunction(stack, jsii.String("Image"), &awslambda.DockerImageFunctionProps{

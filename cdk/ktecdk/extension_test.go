@@ -18,6 +18,17 @@ import (
 	"github.com/aws/jsii-runtime-go"
 )
 
+// usersExtension returns an app with a stack Users holding a stream and
+// the extension for it, built from the test's layer zips.
+func usersExtension(t *testing.T) (awscdk.App, awscdk.Stack, *TelemetryExtension) {
+	t.Helper()
+	arm64, x8664 := layerZips(t)
+	app := awscdk.NewApp(nil)
+	stack := awscdk.NewStack(app, jsii.String("Users"), nil)
+	stream := awskinesis.NewStream(stack, jsii.String("Stream"), nil)
+	return app, stack, NewTelemetryExtension(stack, jsii.String("Kte"), &TelemetryExtensionProps{Stream: stream, LayerZipArm64: arm64, LayerZipX8664: x8664})
+}
+
 // nodeFunction creates a Node.js function with inline code: any runtime
 // will do, since the extension does not depend on it.
 func nodeFunction(scope constructs.Construct, id string, arch awslambda.Architecture) awslambda.Function {
@@ -104,11 +115,7 @@ func TestAttachPerArchitecture(t *testing.T) {
 }
 
 func TestAttachTwiceIsNoop(t *testing.T) {
-	arm64, x8664 := layerZips(t)
-	app := awscdk.NewApp(nil)
-	stack := awscdk.NewStack(app, jsii.String("Users"), nil)
-	stream := awskinesis.NewStream(stack, jsii.String("Stream"), nil)
-	ext := NewTelemetryExtension(stack, jsii.String("Kte"), &TelemetryExtensionProps{Stream: stream, LayerZipArm64: arm64, LayerZipX8664: x8664})
+	_, stack, ext := usersExtension(t)
 	fn := nodeFunction(stack, "Fn", awslambda.Architecture_ARM_64())
 	ext.Attach(fn)
 	ext.Attach(fn)
@@ -261,11 +268,7 @@ func TestProducerPolicyImportedStreamWithKey(t *testing.T) {
 }
 
 func TestAttachRejects(t *testing.T) {
-	arm64, x8664 := layerZips(t)
-	app := awscdk.NewApp(nil)
-	stack := awscdk.NewStack(app, jsii.String("Users"), nil)
-	stream := awskinesis.NewStream(stack, jsii.String("Stream"), nil)
-	ext := NewTelemetryExtension(stack, jsii.String("Kte"), &TelemetryExtensionProps{Stream: stream, LayerZipArm64: arm64, LayerZipX8664: x8664})
+	_, stack, ext := usersExtension(t)
 
 	repo := awsecr.Repository_FromRepositoryName(stack, jsii.String("Repo"), jsii.String("app"))
 	image := awslambda.NewDockerImageFunction(stack, jsii.String("Image"), &awslambda.DockerImageFunctionProps{
