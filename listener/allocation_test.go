@@ -66,6 +66,35 @@ func TestAllocsHandlerEnriched(t *testing.T) {
 	f("empty array", []byte(" [ ] "), 0)
 }
 
+// TestAllocsHandlerMalformed: a body that is not a JSON array of objects is
+// stored whole, wrapped, with the splitter's error as kte.reason, and costs
+// no allocation either: bad input is not a way to make the listener
+// allocate. (The warning it logs is rate-limited: AllocsPerRun's warm-up
+// run logs it, the measured ones do not.)
+func TestAllocsHandlerMalformed(t *testing.T) {
+	r := newRing(t, 8<<20)
+	l, err := listener.New(r, listener.Options{Enrich: true, Identity: testIdentity})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range []string{
+		`[{"type":"function","record":"cut`,
+		`{"type":"function"}`,
+		`[{"type":"function"}, 42]`,
+		`[{"type":"function","record":tru}]`,
+		`[{"type":"function"}] trailing`,
+		"",
+	} {
+		before := l.Stats()
+		if n := handleAllocs(l, r, []byte(b)); n != 0 {
+			t.Fatalf("unexpected allocations for malformed body %q; got %v; want 0", b, n)
+		}
+		if got := l.Stats().Malformed - before.Malformed; got != 101 {
+			t.Fatalf("unexpected malformed count for %q; got %d; want 101", b, got)
+		}
+	}
+}
+
 // TestAllocsHandlerOversizeParts: an event larger than a frame is stored
 // in parts (wrapped, plain or base64) with no allocation per event either
 // (DESIGN invariant 4), enriched or not.

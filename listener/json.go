@@ -99,7 +99,7 @@ func member(obj []byte, key string) []byte {
 	var found []byte
 	i = skipWS(obj, i+1)
 	for i < len(obj) && obj[i] == '"' {
-		end, esc, err := scanString(obj, i)
+		end, esc, err := s.scanString(obj, i)
 		if err != nil {
 			return nil
 		}

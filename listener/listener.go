@@ -208,7 +208,9 @@ type scratch struct {
 	groups []group
 	parts  []part
 	hdr    []byte
-	id     []byte // decoded requestId
+	id     []byte      // decoded requestId
+	syntax SyntaxError // why a body is malformed (SplitArrayTo)
+	reason []byte      // its text, for kte.reason
 }
 
 // New returns a Listener writing into r. It checks the options against the
@@ -516,17 +518,18 @@ func (l *Listener) handleError(ctx *fasthttp.RequestCtx, err error) {
 
 // store writes body's events into the ring and returns the HTTP status.
 func (l *Listener) store(body []byte, s *scratch) int {
-	events, err := SplitArray(body, s.events[:0])
+	events, err := SplitArrayTo(body, s.events[:0], &s.syntax)
 	s.events = events[:0]
 	if err != nil {
 		// Counted and logged once stored: a body answered 503 comes back
 		// with Lambda's retry, and would be counted at every attempt.
-		status := l.wrapBody(body, s, QuarantineMalformed, err.Error())
+		s.reason, _ = s.syntax.AppendText(s.reason[:0])
+		status := l.wrapBody(body, s, QuarantineMalformed, s.reason)
 		if status == fasthttp.StatusOK {
 			l.malformed.Add(1)
 			if ok, n := l.logMalformed.allow(l.now(), l.opts.LogEvery); ok {
 				l.log.Warn("telemetry body is not a JSON array of objects: quarantined",
-					"reason", err.Error(), "bytes", len(body), "suppressed", n)
+					"reason", string(s.reason), "bytes", len(body), "suppressed", n)
 			}
 		}
 		return status
@@ -642,7 +645,7 @@ func (l *Listener) reserve(n, total int) (ring.Reservation, int) {
 }
 
 // wrapBody stores the whole body as wrapped records of the given kind.
-func (l *Listener) wrapBody(body []byte, s *scratch, kind, reason string) int {
+func (l *Listener) wrapBody(body []byte, s *scratch, kind string, reason []byte) int {
 	var pre []byte
 	if p := l.prefix.Load(); p != nil {
 		pre = *p

@@ -26,14 +26,35 @@ type SyntaxError struct {
 }
 
 func (e *SyntaxError) Error() string {
-	return e.Err.Error() + " at byte " + strconv.Itoa(e.Offset) + ": " + e.Msg
+	b, _ := e.AppendText(nil)
+	return string(b)
+}
+
+// AppendText appends Error's text to b. With room in b it does not
+// allocate. The error is always nil.
+func (e *SyntaxError) AppendText(b []byte) ([]byte, error) {
+	b = append(b, e.Err.Error()...)
+	b = append(b, " at byte "...)
+	b = strconv.AppendInt(b, int64(e.Offset), 10)
+	b = append(b, ": "...)
+	return append(b, e.Msg...), nil
 }
 
 // Unwrap returns Err.
 func (e *SyntaxError) Unwrap() error { return e.Err }
 
-func malformed(off int, msg string) error {
-	return &SyntaxError{Err: ErrMalformed, Offset: off, Msg: msg}
+// errSplit is what the scanner returns for a syntax error, which it keeps
+// in scanner.fail: finding one then allocates nothing (SplitArray hands out
+// a copy, SplitArrayTo writes it where its caller says).
+var errSplit = errors.New("listener: syntax error")
+
+// malformed notes ErrMalformed at off, and returns errSplit.
+func (s *scanner) malformed(off int, msg string) error { return s.failed(ErrMalformed, off, msg) }
+
+// failed notes the syntax error err at off, and returns errSplit.
+func (s *scanner) failed(err error, off int, msg string) error {
+	s.fail = SyntaxError{Err: err, Offset: off, Msg: msg}
+	return errSplit
 }
 
 // maxDepth is the deepest nesting SplitArray accepts, counting the top-level
@@ -176,18 +197,40 @@ func typeOf(raw []byte, escaped bool) Type {
 // length (its capacity may have grown).
 //
 // SplitArray builds no tree and does not allocate, except to grow dst and
-// for the error. The returned offsets refer to body; it is safe to call from
+// for the error (SplitArrayTo not even for that). The returned offsets refer to body; it is safe to call from
 // concurrent goroutines.
 func SplitArray(body []byte, dst []Event) ([]Event, error) {
+	s := scanner{b: body}
+	events, err := s.split(dst)
+	if err != nil {
+		e := s.fail
+		return events, &e
+	}
+	return events, nil
+}
+
+// SplitArrayTo is SplitArray that writes a syntax error to *se and returns
+// se as the error, so that a malformed body costs no allocation either.
+func SplitArrayTo(body []byte, dst []Event, se *SyntaxError) ([]Event, error) {
+	s := scanner{b: body}
+	events, err := s.split(dst)
+	if err != nil {
+		*se = s.fail
+		return events, se
+	}
+	return events, nil
+}
+
+// split is SplitArray's work; it returns errSplit with the error in s.fail.
+func (s *scanner) split(dst []Event) ([]Event, error) {
 	n0 := len(dst)
-	var s scanner
-	s.b = body
+	body := s.b
 	i := skipWS(body, 0)
 	if i == len(body) {
-		return dst, malformed(i, "empty body")
+		return dst, s.malformed(i, "empty body")
 	}
 	if body[i] != '[' {
-		return dst, &SyntaxError{Err: ErrNotArray, Offset: i, Msg: "the body must start with '['"}
+		return dst, s.failed(ErrNotArray, i, "the body must start with '['")
 	}
 	i = skipWS(body, i+1)
 	if i < len(body) && body[i] == ']' {
@@ -195,10 +238,10 @@ func SplitArray(body []byte, dst []Event) ([]Event, error) {
 	} else {
 		for {
 			if i == len(body) {
-				return dst[:n0], malformed(i, "unexpected end of body")
+				return dst[:n0], s.malformed(i, "unexpected end of body")
 			}
 			if body[i] != '{' {
-				return dst[:n0], &SyntaxError{Err: ErrNotObject, Offset: i, Msg: "each element must start with '{'"}
+				return dst[:n0], s.failed(ErrNotObject, i, "each element must start with '{'")
 			}
 			var ev Event
 			var err error
@@ -209,20 +252,20 @@ func SplitArray(body []byte, dst []Event) ([]Event, error) {
 			dst = append(dst, ev)
 			i = skipWS(body, i)
 			if i == len(body) {
-				return dst[:n0], malformed(i, "unexpected end of body")
+				return dst[:n0], s.malformed(i, "unexpected end of body")
 			}
 			if body[i] == ']' {
 				i++
 				break
 			}
 			if body[i] != ',' {
-				return dst[:n0], malformed(i, "expected ',' or ']' after an element")
+				return dst[:n0], s.malformed(i, "expected ',' or ']' after an element")
 			}
 			i = skipWS(body, i+1)
 		}
 	}
 	if i = skipWS(body, i); i != len(body) {
-		return dst[:n0], malformed(i, "data after the array")
+		return dst[:n0], s.malformed(i, "data after the array")
 	}
 	return dst, nil
 }
@@ -232,6 +275,7 @@ func SplitArray(body []byte, dst []Event) ([]Event, error) {
 // is an object (1) or an array (0).
 type scanner struct {
 	b       []byte
+	fail    SyntaxError // the syntax error found, when a method returned errSplit
 	objects [maxDepth/64 + 1]uint64
 }
 
@@ -261,19 +305,19 @@ func (s *scanner) event(i int) (Event, int, error) {
 	}
 	for {
 		if i == len(b) {
-			return ev, i, malformed(i, "unexpected end of body")
+			return ev, i, s.malformed(i, "unexpected end of body")
 		}
 		if b[i] != '"' {
-			return ev, i, malformed(i, "expected a string key")
+			return ev, i, s.malformed(i, "expected a string key")
 		}
 		ks := i + 1
-		end, kesc, err := scanString(b, i)
+		end, kesc, err := s.scanString(b, i)
 		if err != nil {
 			return ev, end, err
 		}
 		key := b[ks : end-1]
 		if i = skipWS(b, end); i == len(b) || b[i] != ':' {
-			return ev, i, malformed(i, "expected ':' after a key")
+			return ev, i, s.malformed(i, "expected ':' after a key")
 		}
 		i = skipWS(b, i+1)
 		vs := i
@@ -281,7 +325,7 @@ func (s *scanner) event(i int) (Event, int, error) {
 		case keyIs(key, kesc, "type"):
 			if i < len(b) && b[i] == '"' {
 				var vesc bool
-				if i, vesc, err = scanString(b, i); err != nil {
+				if i, vesc, err = s.scanString(b, i); err != nil {
 					return ev, i, err
 				}
 				ev.TypeStart, ev.TypeEnd = vs+1, i-1
@@ -304,7 +348,7 @@ func (s *scanner) event(i int) (Event, int, error) {
 		}
 		i = skipWS(b, i)
 		if i == len(b) {
-			return ev, i, malformed(i, "unexpected end of body")
+			return ev, i, s.malformed(i, "unexpected end of body")
 		}
 		switch b[i] {
 		case ',':
@@ -313,7 +357,7 @@ func (s *scanner) event(i int) (Event, int, error) {
 			ev.End = i + 1
 			return ev, i + 1, nil
 		default:
-			return ev, i, malformed(i, "expected ',' or '}' in an object")
+			return ev, i, s.malformed(i, "expected ',' or '}' in an object")
 		}
 	}
 }
@@ -343,13 +387,13 @@ func (s *scanner) value(i, base int) (int, error) {
 		// A value starts at b[i] (after whitespace).
 		i = skipWS(b, i)
 		if i == len(b) {
-			return i, malformed(i, "unexpected end of body")
+			return i, s.malformed(i, "unexpected end of body")
 		}
 		var err error
 		switch c := b[i]; c {
 		case '{':
 			if depth++; depth > maxDepth {
-				return i, malformed(i, "nesting too deep")
+				return i, s.malformed(i, "nesting too deep")
 			}
 			s.push(depth, true)
 			i = skipWS(b, i+1)
@@ -364,7 +408,7 @@ func (s *scanner) value(i, base int) (int, error) {
 			continue // the member's value
 		case '[':
 			if depth++; depth > maxDepth {
-				return i, malformed(i, "nesting too deep")
+				return i, s.malformed(i, "nesting too deep")
 			}
 			s.push(depth, false)
 			i = skipWS(b, i+1)
@@ -375,26 +419,26 @@ func (s *scanner) value(i, base int) (int, error) {
 			}
 			continue // the first element
 		case '"':
-			if i, _, err = scanString(b, i); err != nil {
+			if i, _, err = s.scanString(b, i); err != nil {
 				return i, err
 			}
 		case 't':
-			if i, err = literal(b, i, "true"); err != nil {
+			if i, err = s.literal(b, i, "true"); err != nil {
 				return i, err
 			}
 		case 'f':
-			if i, err = literal(b, i, "false"); err != nil {
+			if i, err = s.literal(b, i, "false"); err != nil {
 				return i, err
 			}
 		case 'n':
-			if i, err = literal(b, i, "null"); err != nil {
+			if i, err = s.literal(b, i, "null"); err != nil {
 				return i, err
 			}
 		default:
 			if c != '-' && (c < '0' || c > '9') {
-				return i, malformed(i, "invalid character where a value was expected")
+				return i, s.malformed(i, "invalid character where a value was expected")
 			}
-			if i, err = scanNumber(b, i); err != nil {
+			if i, err = s.scanNumber(b, i); err != nil {
 				return i, err
 			}
 		}
@@ -406,7 +450,7 @@ func (s *scanner) value(i, base int) (int, error) {
 			}
 			i = skipWS(b, i)
 			if i == len(b) {
-				return i, malformed(i, "unexpected end of body")
+				return i, s.malformed(i, "unexpected end of body")
 			}
 			c := b[i]
 			if s.isObject(depth) {
@@ -420,7 +464,7 @@ func (s *scanner) value(i, base int) (int, error) {
 					i++
 					depth--
 				default:
-					return i, malformed(i, "expected ',' or '}' in an object")
+					return i, s.malformed(i, "expected ',' or '}' in an object")
 				}
 			} else {
 				switch c {
@@ -431,7 +475,7 @@ func (s *scanner) value(i, base int) (int, error) {
 					i++
 					depth--
 				default:
-					return i, malformed(i, "expected ',' or ']' in an array")
+					return i, s.malformed(i, "expected ',' or ']' in an array")
 				}
 			}
 		}
@@ -442,17 +486,17 @@ func (s *scanner) value(i, base int) (int, error) {
 func (s *scanner) key(i int) (int, error) {
 	b := s.b
 	if i == len(b) {
-		return i, malformed(i, "unexpected end of body")
+		return i, s.malformed(i, "unexpected end of body")
 	}
 	if b[i] != '"' {
-		return i, malformed(i, "expected a string key")
+		return i, s.malformed(i, "expected a string key")
 	}
-	i, _, err := scanString(b, i)
+	i, _, err := s.scanString(b, i)
 	if err != nil {
 		return i, err
 	}
 	if i = skipWS(b, i); i == len(b) || b[i] != ':' {
-		return i, malformed(i, "expected ':' after a key")
+		return i, s.malformed(i, "expected ':' after a key")
 	}
 	return i + 1, nil
 }
@@ -468,16 +512,16 @@ func skipWS(b []byte, i int) int {
 	return i
 }
 
-func literal(b []byte, i int, lit string) (int, error) {
+func (s *scanner) literal(b []byte, i int, lit string) (int, error) {
 	if len(b)-i < len(lit) || string(b[i:i+len(lit)]) != lit {
-		return i, malformed(i, "invalid literal")
+		return i, s.malformed(i, "invalid literal")
 	}
 	return i + len(lit), nil
 }
 
 // scanNumber scans a JSON number at b[i]: -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?
 // What follows it is checked by the caller.
-func scanNumber(b []byte, i int) (int, error) {
+func (s *scanner) scanNumber(b []byte, i int) (int, error) {
 	start := i
 	if b[i] == '-' {
 		i++
@@ -488,12 +532,12 @@ func scanNumber(b []byte, i int) (int, error) {
 	case i < len(b) && b[i] >= '1' && b[i] <= '9':
 		i = digits(b, i+1)
 	default:
-		return i, malformed(start, "invalid number")
+		return i, s.malformed(start, "invalid number")
 	}
 	if i < len(b) && b[i] == '.' {
 		j := digits(b, i+1)
 		if j == i+1 {
-			return j, malformed(start, "invalid number")
+			return j, s.malformed(start, "invalid number")
 		}
 		i = j
 	}
@@ -504,7 +548,7 @@ func scanNumber(b []byte, i int) (int, error) {
 		}
 		j := digits(b, i)
 		if j == i {
-			return j, malformed(start, "invalid number")
+			return j, s.malformed(start, "invalid number")
 		}
 		i = j
 	}
@@ -539,7 +583,7 @@ func special(x uint64) uint64 {
 // scanString scans the JSON string at b[i] == '"'. It returns the index just
 // past the closing quote and whether the string holds escapes. Bytes 0x80 and
 // above pass unchecked, as in encoding/json.
-func scanString(b []byte, i int) (int, bool, error) {
+func (s *scanner) scanString(b []byte, i int) (int, bool, error) {
 	start := i
 	i++
 	escaped := false
@@ -553,7 +597,7 @@ func scanString(b []byte, i int) (int, bool, error) {
 			i += 8
 		}
 		if i >= len(b) {
-			return i, escaped, malformed(start, "unterminated string")
+			return i, escaped, s.malformed(start, "unterminated string")
 		}
 		switch c := b[i]; {
 		case c == '"':
@@ -561,26 +605,26 @@ func scanString(b []byte, i int) (int, bool, error) {
 		case c == '\\':
 			escaped = true
 			if i+1 == len(b) {
-				return i + 1, escaped, malformed(start, "unterminated string")
+				return i + 1, escaped, s.malformed(start, "unterminated string")
 			}
 			switch b[i+1] {
 			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
 				i += 2
 			case 'u':
 				if len(b)-i < 6 {
-					return len(b), escaped, malformed(start, "unterminated string")
+					return len(b), escaped, s.malformed(start, "unterminated string")
 				}
 				for _, h := range b[i+2 : i+6] {
 					if hexVal(h) < 0 {
-						return i, escaped, malformed(i, "invalid \\u escape")
+						return i, escaped, s.malformed(i, "invalid \\u escape")
 					}
 				}
 				i += 6
 			default:
-				return i, escaped, malformed(i, "invalid escape")
+				return i, escaped, s.malformed(i, "invalid escape")
 			}
 		case c < 0x20:
-			return i, escaped, malformed(i, "control character in string")
+			return i, escaped, s.malformed(i, "control character in string")
 		default:
 			i++
 		}

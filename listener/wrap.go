@@ -1,9 +1,9 @@
 package listener
 
 import (
+	"bytes"
 	"encoding/base64"
 	"strconv"
-	"strings"
 	"unicode/utf8"
 
 	"github.com/kte-dev/kinesis-telemetry-extension/ring"
@@ -45,9 +45,14 @@ const (
 	QuarantineOverflow  = "overflow"
 )
 
+// The reasons given for wrapped payloads other than malformed bodies (whose
+// reason is the splitter's error). Read only.
+var (
+	reasonOversize = []byte("event larger than the record size limit")
+	reasonOverflow = []byte("events do not fit one ring block")
+)
+
 const (
-	reasonOversize = "event larger than the record size limit"
-	reasonOverflow = "events do not fit one ring block"
 	// maxReasonBytes bounds kte.reason (before escaping).
 	maxReasonBytes = 256
 	// maxTypeBytes bounds kte.type for a type the listener does not know
@@ -62,7 +67,7 @@ const (
 // group is one payload to wrap: payload = body[start:end].
 type group struct {
 	kind       string
-	reason     string
+	reason     []byte // kte.reason: one of the reason variables, or the scratch's reason
 	typ        Type
 	typRaw     []byte // the event's raw "type" string content (points into the body), if kte.type may show it
 	id         uint64
@@ -91,8 +96,9 @@ func appendHeader(dst, pre []byte, g *group, p *part) []byte {
 	}
 	dst = append(dst, `"kte":{"quarantine":"`...)
 	dst = append(dst, g.kind...)
-	dst = append(dst, `","reason":`...)
-	dst = jsonesc.AppendString(dst, g.reason)
+	dst = append(dst, `","reason":"`...)
+	dst = jsonesc.AppendEscaped(dst, g.reason)
+	dst = append(dst, '"')
 	if name := g.typ.String(); name != "" {
 		dst = append(dst, `,"type":"`...)
 		dst = append(dst, name...)
@@ -128,7 +134,7 @@ func appendHeader(dst, pre []byte, g *group, p *part) []byte {
 func maxHeaderLen(maxPrefix int) int {
 	g := group{
 		kind:   QuarantineMalformed, // the longest kind
-		reason: strings.Repeat("\x01", maxReasonBytes),
+		reason: bytes.Repeat([]byte{1}, maxReasonBytes),
 		typ:    TypeOther,
 		typRaw: make([]byte, maxTypeBytes), // longer than every known name
 		end:    1 << 62,
@@ -156,7 +162,7 @@ func MaxQuarantineBlock(maxBody, maxFrame, maxPrefix int) int {
 }
 
 // newGroup adds a payload to wrap and returns its index.
-func (l *Listener) newGroup(s *scratch, kind, reason string, typ Type, typRaw, body []byte, start, end int) int {
+func (l *Listener) newGroup(s *scratch, kind string, reason []byte, typ Type, typRaw, body []byte, start, end int) int {
 	if len(reason) > maxReasonBytes {
 		cut := maxReasonBytes
 		for cut > 0 && !utf8.RuneStart(reason[cut]) {
