@@ -602,6 +602,9 @@ func TestFlushEndAdvisesShortBufferTimeout(t *testing.T) {
 // while Lambda's keep-alive connection to the listener is open: the
 // extension delivers, reports and exits before the deadline (stopping the
 // listener does not wait for fasthttp's 100 ms check of open connections).
+// Every event is delivered or on stderr: with -race on a busy machine the
+// 40 ms the flush gets can pass before the Kinesis client is built or its
+// call answered, and the events then go to stderr, as they should.
 func TestShutdownNearDeadlineExitsInTime(t *testing.T) {
 	k := fakeKinesisEnv(t)
 	rt := newFakeRuntime(t)
@@ -616,12 +619,24 @@ func TestShutdownNearDeadlineExitsInTime(t *testing.T) {
 		t.Fatalf("unexpected exit code %d; stderr:\n%s", code, h.stderr.String())
 	}
 	// Lambda kills the process at the deadline; allow the time from the
-	// exit to this check on a loaded machine (the old code was ~50 ms late).
-	if late := time.Since(deadline); late > 10*time.Millisecond {
+	// exit to this check on a loaded machine (the old code was ~50 ms late;
+	// -race under two CPU hogs once took 11 ms).
+	if late := time.Since(deadline); late > 20*time.Millisecond {
 		t.Fatalf("exited %v after the SHUTDOWN deadline; stderr:\n%s", late, h.stderr.String())
 	}
-	if n := k.Count(); n != 5 {
-		t.Fatalf("unexpected records in Kinesis; got %d; want 5", n)
+	// Nothing lost: what the summary counts as sent is in Kinesis, the rest
+	// on stderr. A call cut short at the deadline may have been stored
+	// all the same, so Kinesis may hold more than sent= (at least once).
+	out := h.stderr.String()
+	line := summaryOf(t, out)
+	sent, dropped := summaryField(t, line, "sent"), summaryField(t, line, "dropped_shutdown")
+	stored, undelivered := k.Count(), strings.Count(out, "KTE_UNDELIVERED reason=shutdown_deadline {")
+	if sent+dropped != 5 || undelivered != dropped || stored < sent || stored > 5 {
+		t.Fatalf("unexpected delivery; got sent=%d dropped_shutdown=%d, %d records in Kinesis and %d on stderr; want 5 sent or dropped, each dropped on stderr, each sent in Kinesis; stderr:\n%s",
+			sent, dropped, stored, undelivered, out)
+	}
+	if sent != 5 {
+		t.Logf("%d of 5 events delivered before the deadline (%d stored), the rest on stderr", sent, stored)
 	}
 }
 
