@@ -197,13 +197,13 @@ func typeOf(raw []byte, escaped bool) Type {
 // length (its capacity may have grown).
 //
 // SplitArray builds no tree and does not allocate, except to grow dst and
-// for the error (SplitArrayTo not even for that). The returned offsets refer to body; it is safe to call from
-// concurrent goroutines.
+// for the error (SplitArrayTo not even for that). The returned offsets
+// refer to body; it is safe to call from concurrent goroutines.
 func SplitArray(body []byte, dst []Event) ([]Event, error) {
-	s := scanner{b: body}
-	events, err := s.split(dst)
+	var se SyntaxError
+	events, err := SplitArrayTo(body, dst, &se)
 	if err != nil {
-		e := s.fail
+		e := se // only the error's copy escapes
 		return events, &e
 	}
 	return events, nil

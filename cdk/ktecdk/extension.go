@@ -455,12 +455,12 @@ func (e *TelemetryExtension) layerFor(fn awslambda.Function, arch string) awslam
 	if zipPath == "" {
 		// A given layer: referring to one defined in another stack (its ARN
 		// a token, not text) makes CloudFormation export it.
-		if *awscdk.Token_IsUnresolved(layer.LayerVersionArn()) && *awscdk.Stack_Of(layer).Node().Path() != stackPath {
+		if layerStack := *awscdk.Stack_Of(layer).Node().Path(); layerStack != stackPath && *awscdk.Token_IsUnresolved(layer.LayerVersionArn()) {
 			awscdk.Annotations_Of(fn).AddWarningV2(jsii.String(WarningLayerExported), jsii.String(fmt.Sprintf(
 				"layer %s of stack %s is given to %s of stack %s, so CloudFormation exports its ARN; it refuses to change an export that another stack imports, "+
 					"so a new version of that layer cannot be deployed while %s uses it: define the layer in %s, import it by its ARN as text "+
 					"(LayerVersion_FromLayerVersionArn), or leave the layer unset so that the construct creates it and copies it into each stack",
-				*layer.Node().Path(), *awscdk.Stack_Of(layer).Node().Path(), *fn.Node().Path(), stackPath, stackPath, stackPath)), nil)
+				*layer.Node().Path(), layerStack, *fn.Node().Path(), stackPath, stackPath, stackPath)), nil)
 		}
 		return layer
 	}
