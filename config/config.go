@@ -9,7 +9,6 @@ package config
 
 import (
 	"errors"
-	"fmt"
 	"log/slog"
 	"math/bits"
 	"net"
@@ -319,10 +318,10 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 		// Blame the variable the user set; if only the batch limit was set,
 		// the record limit is still at its default.
 		if raw, set := l.raw("KTE_RECORD_MAX_BYTES"); set {
-			l.fail("KTE_RECORD_MAX_BYTES", raw, fmt.Sprintf("≤ KTE_BATCH_MAX_BYTES=%s", FormatBytes(int64(batchBytes))))
+			l.fail("KTE_RECORD_MAX_BYTES", raw, "≤ KTE_BATCH_MAX_BYTES="+FormatBytes(int64(batchBytes)))
 		} else {
 			raw, _ = l.raw("KTE_BATCH_MAX_BYTES")
-			l.fail("KTE_BATCH_MAX_BYTES", raw, fmt.Sprintf("≥ KTE_RECORD_MAX_BYTES=%s (its default; lower KTE_RECORD_MAX_BYTES too)", FormatBytes(int64(recBytes))))
+			l.fail("KTE_BATCH_MAX_BYTES", raw, "≥ KTE_RECORD_MAX_BYTES="+FormatBytes(int64(recBytes))+" (its default; lower KTE_RECORD_MAX_BYTES too)")
 		}
 	}
 
@@ -517,7 +516,7 @@ func (l *loader) intIn(name string, lo, hi int) (int, bool) {
 	v, _ := l.raw(name)
 	n, ok := parseUint(v)
 	if !ok || n < lo || n > hi {
-		l.fail(name, v, fmt.Sprintf("an integer between %d and %d", lo, hi))
+		l.fail(name, v, "an integer between "+strconv.Itoa(lo)+" and "+strconv.Itoa(hi))
 		return 0, false
 	}
 	return n, true
@@ -532,7 +531,7 @@ func (l *loader) sizeIn(name string, lo, hi int) (int, bool) {
 	v, _ := l.raw(name)
 	n, err := ParseBytes(v)
 	if err != nil || n < int64(lo) || n > int64(hi) {
-		want := fmt.Sprintf("a size between %s and %s", FormatBytes(int64(lo)), FormatBytes(int64(hi)))
+		want := "a size between " + FormatBytes(int64(lo)) + " and " + FormatBytes(int64(hi))
 		want += sizeHint(err)
 		l.fail(name, v, want)
 		return 0, false
@@ -742,12 +741,11 @@ func (l *loader) ring(name string, depsOK bool, bufBytes, bufItems int, enrich b
 	}
 	n, err := ParseBytes(v)
 	if err != nil || n < int64(minimum) || n&(n-1) != 0 || n > MaxRingBytes {
-		l.fail(name, v, fmt.Sprintf(
-			"a power of two between %s and %s; the minimum is 2 × the largest delivery reservation, %d B for KTE_BUFFER_MAX_BYTES=%s, KTE_BUFFER_MAX_ITEMS=%d, KTE_ENRICH=%t and KTE_RECORD_MAX_BYTES=%s (a body of up to 2 × %s + %s stored as events with %d B of framing each, or as base64 in wrapped records when it cannot be split)%s",
-			FormatBytes(int64(minimum)), FormatBytes(MaxRingBytes),
-			res, FormatBytes(int64(bufBytes)), bufItems, enrich, FormatBytes(int64(recordMax)),
-			FormatBytes(int64(bufBytes)), FormatBytes(PostSlackBytes), perEventBytes(enrich),
-			sizeHint(err)))
+		l.fail(name, v, "a power of two between "+FormatBytes(int64(minimum))+" and "+FormatBytes(MaxRingBytes)+
+			"; the minimum is 2 × the largest delivery reservation, "+strconv.Itoa(res)+" B for KTE_BUFFER_MAX_BYTES="+FormatBytes(int64(bufBytes))+
+			", KTE_BUFFER_MAX_ITEMS="+strconv.Itoa(bufItems)+", KTE_ENRICH="+strconv.FormatBool(enrich)+" and KTE_RECORD_MAX_BYTES="+FormatBytes(int64(recordMax))+
+			" (a body of up to 2 × "+FormatBytes(int64(bufBytes))+" + "+FormatBytes(PostSlackBytes)+" stored as events with "+strconv.Itoa(perEventBytes(enrich))+
+			" B of framing each, or as base64 in wrapped records when it cannot be split)"+sizeHint(err))
 		return 0
 	}
 	return int(n)
@@ -768,10 +766,9 @@ func (l *loader) ringFitsMemory(name string, ring int) {
 	if !set || ring == 0 || !ok || mb == 0 || ring <= mb*MiB/2 {
 		return
 	}
-	l.fail(name, v, fmt.Sprintf("at most half the function's memory, %s with %s=%d "+
-		"(the ring fills while Kinesis is unavailable; one the function's memory cannot hold ends in the environment running out of memory "+
-		"instead of the extension answering 503): lower %s or raise the function's memory",
-		FormatBytes(int64(mb*MiB/2)), EnvMemorySize, mb, name))
+	l.fail(name, v, "at most half the function's memory, "+FormatBytes(int64(mb*MiB/2))+" with "+EnvMemorySize+"="+strconv.Itoa(mb)+
+		" (the ring fills while Kinesis is unavailable; one the function's memory cannot hold ends in the environment running out of memory "+
+		"instead of the extension answering 503): lower "+name+" or raise the function's memory")
 }
 
 func perEventBytes(enrich bool) int {
@@ -813,9 +810,8 @@ func (l *loader) identity(c *Config) {
 			{"AWS_LAMBDA_FUNCTION_VERSION", c.FunctionVersion, enrichVersionMaxBytes},
 		} {
 			if n, _ := jsonesc.EscapedLen([]byte(v.value)); n > v.max {
-				l.fail(v.name, v.value, fmt.Sprintf("at most %d bytes once JSON-escaped while KTE_ENRICH is on "+
-					"(it goes into the \"lambda\" object written in front of every event, at most %d bytes), or set KTE_ENRICH=false",
-					v.max, EnrichPrefixMaxBytes))
+				l.fail(v.name, v.value, "at most "+strconv.Itoa(v.max)+" bytes once JSON-escaped while KTE_ENRICH is on "+
+					"(it goes into the \"lambda\" object written in front of every event, at most "+strconv.Itoa(EnrichPrefixMaxBytes)+" bytes), or set KTE_ENRICH=false")
 			}
 		}
 	}
@@ -846,8 +842,8 @@ func (l *loader) flushNeedsRuntimeDone(c *Config) {
 	}
 	v, _ := l.raw("KTE_FLUSH")
 	types, _ := l.raw("KTE_TYPES")
-	l.fail("KTE_FLUSH", v, fmt.Sprintf("invoke or periodic:<duration> while KTE_TYPES=%s leaves out platform "+
-		"(end and auto wait for platform.runtimeDone: add platform to KTE_TYPES to use them)", types))
+	l.fail("KTE_FLUSH", v, "invoke or periodic:<duration> while KTE_TYPES="+types+" leaves out platform "+
+		"(end and auto wait for platform.runtimeDone: add platform to KTE_TYPES to use them)")
 }
 
 // clientSettings checks the variables of the AWS SDK's own configuration
