@@ -369,7 +369,11 @@ func gogcSets(v string) bool {
 type gcSentinel struct{ _ [32]byte }
 
 func (x *extension) subscribe(ctx context.Context) error {
-	sub := earlysub.Subscription(x.cfg, x.lis.Addr())
+	port := x.cfg.ListenPort
+	if a, ok := x.lis.Addr().(*net.TCPAddr); ok {
+		port = a.Port
+	}
+	sub := earlysub.Subscription(x.cfg, port)
 	_, err := x.api.Subscribe(ctx, sub)
 	if errors.Is(err, extapi.ErrTelemetryNotSupported) {
 		x.log.Warn("kte: the Telemetry API is not supported here (a local emulator?); running without telemetry", "detail", err)

@@ -55,6 +55,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -141,17 +142,18 @@ func run(ctx context.Context, e env) int {
 	// the telemetry socket is bound meanwhile, in its own goroutine:
 	// resolving sandbox.localdomain and binding take 0.2-0.35 ms of a cold
 	// start, the longest part of what comes before the subscription. When
-	// earlysub bound it for the configured port, it is served as it is.
+	// earlysub bound it for the configured port, the listener serves it
+	// (net.FileListener takes a duplicate; the file is closed below).
 	var cfgErr error
 	var bound chan boundSocket
 	x.cfg, cfgErr = config.Load(e.lookup)
-	early := e.early.Listener
+	early := e.early.Socket
 	if cfgErr == nil {
 		x.log = slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: x.cfg.LogLevel}))
 		bound = make(chan boundSocket, 1)
 		if early != nil && e.early.Port == x.cfg.ListenPort {
-			bound <- boundSocket{early, nil} // bound during package initialisation
-			early = nil
+			ln, err := net.FileListener(early) // bound during package initialisation
+			bound <- boundSocket{ln, err}
 		} else {
 			go func() {
 				ln, err := socket.Listen("", x.cfg.ListenPort, x.log)
@@ -160,7 +162,9 @@ func run(ctx context.Context, e env) int {
 		}
 	}
 	if early != nil {
-		_ = early.Close() // bound for another port, or the configuration is invalid
+		// Taken by the listener (a duplicate), bound for another port, or
+		// the configuration is invalid.
+		_ = early.Close()
 	}
 	// The events are those the early registration sent (SHUTDOWN only
 	// under Managed Instances, as config's LMI says): one decision.

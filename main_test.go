@@ -12,6 +12,7 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"os"
 	"runtime"
 	"strconv"
 	"strings"
@@ -28,6 +29,7 @@ import (
 	"github.com/kte-dev/kinesis-telemetry-extension/flush/flushtest"
 	"github.com/kte-dev/kinesis-telemetry-extension/internal/earlysub"
 	"github.com/kte-dev/kinesis-telemetry-extension/internal/kinesalite"
+	"github.com/kte-dev/kinesis-telemetry-extension/internal/lambdahosts"
 	"github.com/kte-dev/kinesis-telemetry-extension/internal/testsupport"
 	"github.com/kte-dev/kinesis-telemetry-extension/lambdasim"
 	"github.com/kte-dev/kinesis-telemetry-extension/metrics/emftest"
@@ -55,6 +57,12 @@ type fakeRuntime struct {
 	nextCalls    int
 	nextTimes    []time.Time // when each /event/next call arrived
 	nextCalled   chan int
+}
+
+// TestMain runs the tests with Lambda's /etc/hosts (package lambdahosts),
+// for those that run the built binary.
+func TestMain(m *testing.M) {
+	os.Exit(lambdahosts.RunTests("kte", m.Run))
 }
 
 func newFakeRuntime(t *testing.T) *fakeRuntime {
@@ -876,7 +884,8 @@ func TestSummaryThrottledCountsRecords(t *testing.T) {
 // earlysub) for the configured port is the one served; one bound for
 // another port, or with an invalid configuration, is closed.
 func TestEarlySocket(t *testing.T) {
-	bind := func() (net.Listener, int) {
+	// bind binds a socket as earlysub does and hands it on as a file.
+	bind := func() (*os.File, int) {
 		t.Helper()
 		port, err := lambdasim.FreePort()
 		if err != nil {
@@ -886,7 +895,12 @@ func TestEarlySocket(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		return ln, port
+		defer ln.Close()
+		f, err := ln.(*net.TCPListener).File()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return f, port
 	}
 	free := func(port int) bool {
 		ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
@@ -899,7 +913,7 @@ func TestEarlySocket(t *testing.T) {
 	// Served: the lifecycle's own bind would fail on the port it holds.
 	rt := newFakeRuntime(t)
 	ln, port := bind()
-	h := startExtensionWith(t, rt, map[string]string{"KTE_LISTEN_PORT": strconv.Itoa(port)}, earlysub.Result{Listener: ln, Port: port})
+	h := startExtensionWith(t, rt, map[string]string{"KTE_LISTEN_PORT": strconv.Itoa(port)}, earlysub.Result{Socket: ln, Port: port})
 	h.port = port
 	rt.waitNext(1)
 	if code := h.post(telemetryBody("req-0", 0, 3)); code != 200 {
@@ -911,7 +925,7 @@ func TestEarlySocket(t *testing.T) {
 	// Another port: closed, the configured one bound.
 	rt = newFakeRuntime(t)
 	other, otherPort := bind()
-	h = startExtensionWith(t, rt, nil, earlysub.Result{Listener: other, Port: otherPort})
+	h = startExtensionWith(t, rt, nil, earlysub.Result{Socket: other, Port: otherPort})
 	rt.waitNext(1)
 	if !free(otherPort) {
 		t.Fatalf("unexpected: port %d is still bound", otherPort)
@@ -926,7 +940,7 @@ func TestEarlySocket(t *testing.T) {
 	rt = newFakeRuntime(t)
 	ln, port = bind()
 	h = startExtensionWith(t, rt, map[string]string{"KTE_LISTEN_PORT": strconv.Itoa(port), "KTE_BUFFER_TIMEOUT_MS": "10"},
-		earlysub.Result{Listener: ln, Port: port})
+		earlysub.Result{Socket: ln, Port: port})
 	if code := h.exitCode(); code != 1 {
 		t.Fatalf("unexpected exit code %d", code)
 	}

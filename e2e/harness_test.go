@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/kte-dev/kinesis-telemetry-extension/internal/kinesalite"
+	"github.com/kte-dev/kinesis-telemetry-extension/internal/lambdahosts"
 	"github.com/kte-dev/kinesis-telemetry-extension/internal/testsupport"
 	"github.com/kte-dev/kinesis-telemetry-extension/lambdasim"
 )
@@ -20,8 +21,15 @@ const extName = "kinesis-telemetry-extension"
 // extBin is the extension, built once by TestMain with the Makefile's flags.
 var extBin string
 
+// TestMain runs the tests with Lambda's /etc/hosts (package lambdahosts),
+// with the extension built once.
 func TestMain(m *testing.M) {
-	os.Exit(testsupport.Main(m, "kte-e2e-", func(ctx context.Context, dir string) error {
+	os.Exit(lambdahosts.RunTests("e2e", func() int { return runTests(m) }))
+}
+
+// runTests builds the extension and runs the tests.
+func runTests(m *testing.M) int {
+	return testsupport.Main(m, "kte-e2e-", func(ctx context.Context, dir string) error {
 		workDir = dir
 		// KTE_E2E_EXTENSION runs the tests against another build (for
 		// example a candidate fix); its file name must be the extension's
@@ -32,7 +40,7 @@ func TestMain(m *testing.M) {
 		var err error
 		extBin, err = lambdasim.Build(ctx, ".", dir, extName)
 		return err
-	}))
+	})
 }
 
 // workDir holds what TestMain built; tests may add binaries there.

@@ -27,7 +27,6 @@ import (
 	"math/rand/v2"
 	"net"
 	"os"
-	"os/exec"
 	"regexp"
 	"strconv"
 	"strings"
@@ -37,6 +36,7 @@ import (
 	"github.com/kte-dev/kinesis-telemetry-extension/bench/internal/harness"
 	"github.com/kte-dev/kinesis-telemetry-extension/bench/internal/results"
 	"github.com/kte-dev/kinesis-telemetry-extension/config"
+	"github.com/kte-dev/kinesis-telemetry-extension/internal/lambdahosts"
 	"github.com/kte-dev/kinesis-telemetry-extension/lambdasim"
 )
 
@@ -59,8 +59,8 @@ func main() {
 	})
 	hosts := flag.Bool("lambda-hosts", true, "map sandbox.localdomain in /etc/hosts, as Lambda does, in a private mount namespace (needs unshare and root or user namespaces)")
 	flag.Parse()
-	if *hosts && os.Getenv(hostsMarker) == "" {
-		code, err := runWithLambdaHosts()
+	if *hosts && !lambdahosts.Mapped() {
+		code, err := lambdahosts.Rerun()
 		if err == nil {
 			os.Exit(code)
 		}
@@ -70,78 +70,6 @@ func main() {
 		fmt.Fprintln(os.Stderr, "coldstart:", err)
 		os.Exit(1)
 	}
-}
-
-// hostsMarker tells the re-executed harness that it runs with the
-// Lambda-like /etc/hosts.
-const hostsMarker = "KTE_COLDSTART_LAMBDA_HOSTS"
-
-// runWithLambdaHosts runs this harness again, with the same arguments, in a
-// private mount namespace whose /etc/hosts also maps sandbox.localdomain
-// and sandbox to 127.0.0.1, as Lambda's does. Without it the listener's
-// lookup of sandbox.localdomain goes to this machine's DNS server (about
-// 1 ms for the answer that the name does not exist), a cost that no
-// extension has in Lambda. It returns the exit code of that run, or an
-// error when the namespace cannot be set up (before anything was measured).
-func runWithLambdaHosts() (int, error) {
-	if _, err := exec.LookPath("unshare"); err != nil {
-		return 0, err
-	}
-	self, err := os.Executable()
-	if err != nil {
-		return 0, err
-	}
-	orig, err := os.ReadFile("/etc/hosts")
-	if err != nil {
-		return 0, err
-	}
-	f, err := os.CreateTemp("", "kte-coldstart-hosts-")
-	if err != nil {
-		return 0, err
-	}
-	defer os.Remove(f.Name())
-	_, err = fmt.Fprintf(f, "%s\n127.0.0.1 sandbox.localdomain sandbox\n", orig)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return 0, err
-	}
-	args := []string{"--mount", "--propagation", "private"}
-	if os.Geteuid() != 0 {
-		args = append(args, "--map-root-user")
-	}
-	// The shell mounts, says so on fd 3, then becomes the harness; a
-	// failure before the mount is told apart from the harness's own.
-	args = append(args, "sh", "-c", `mount --bind "$1" /etc/hosts && echo ok >&3 && shift && exec "$@"`, "sh", f.Name(), self)
-	cmd := exec.Command("unshare", append(args, os.Args[1:]...)...)
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
-	cmd.Env = append(os.Environ(), hostsMarker+"=1")
-	pr, pw, err := os.Pipe()
-	if err != nil {
-		return 0, err
-	}
-	cmd.ExtraFiles = []*os.File{pw}
-	if err := cmd.Start(); err != nil {
-		pw.Close()
-		pr.Close()
-		return 0, err
-	}
-	pw.Close()
-	mounted, _ := io.ReadAll(pr)
-	pr.Close()
-	err = cmd.Wait()
-	if string(mounted) != "ok\n" {
-		return 0, fmt.Errorf("unshare and mount: %v", err)
-	}
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		return ee.ExitCode(), nil
-	}
-	if err != nil {
-		return 1, err
-	}
-	return 0, nil
 }
 
 // sample is one run's figures.
@@ -193,7 +121,7 @@ func run(n int, outPath string, also []string, w io.Writer) error {
 		}
 	}
 
-	res := results.ColdStart{Machine: machine, Runs: n, DNSLookupMs: dnsLookup(20), LambdaHosts: os.Getenv(hostsMarker) != ""}
+	res := results.ColdStart{Machine: machine, Runs: n, DNSLookupMs: dnsLookup(20), LambdaHosts: lambdahosts.Mapped()}
 	cfg, err := config.Load(lookup(harness.KTEEnv(fake, 4243, "AWS_LAMBDA_RUNTIME_API=127.0.0.1:9001", "AWS_REGION=us-east-1")))
 	if err != nil {
 		return err

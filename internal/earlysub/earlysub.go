@@ -5,10 +5,7 @@
 // subscription on the registration's connection, on the second core while
 // the AWS SDK, fasthttp and goccy/go-json initialise on the first; main then
 // takes the answer and the socket and goes on while the subscription's
-// answer is on its way (extapi.Client.Subscribe waits for it). Measured
-// with go run ./bench/coldstart -also (100 rounds, paired): the first
-// /event/next 0.72 ms earlier (96.5% interval 0.47 to 0.95); 0.24 ms of it
-// (-0.06 to +0.43) from not waiting for the subscription's answer in Take.
+// answer is on its way (extapi.Client.Subscribe waits for it).
 //
 // When the subscription is answered 200, the goroutine then writes the first
 // /event/next on the same connection and waits for its answer
@@ -26,23 +23,19 @@
 // configured port, and extapi.Client.Subscribe uses the answer only for the
 // same request (extapi.WithSubscription), which, from the same environment,
 // it is. When any step cannot be done here (an answer that is not 200, a
-// configuration error, a socket that cannot be bound, no answer within a
-// second), it stops, and main does that step and the rest the usual way. A
+// configuration error, Host not named by /etc/hosts, a socket that cannot
+// be bound, no answer within a second), it stops, and main does that step and the rest the usual way. A
 // socket bound before the listener serves is safe: the Telemetry API's
 // connections wait in its backlog meanwhile.
 //
-// It initialises after net, log/slog and package config, which it needs:
-// late in package initialisation (Go initialises the ready package with the
-// lowest import path first, and most of the dependencies' packages sort
-// before net), with about a tenth of it left (GODEBUG=inittrace=1). Most of
-// what it waits for is the subscription's round trip, which overlaps the
-// rest of initialisation and main's start.
+// It needs neither net nor log/slog: it binds the socket itself, with
+// syscall, where /etc/hosts names Host, as Lambda's does
+// (hostFiles.lookup), and hands it on as a file; elsewhere it stops before
+// binding, and main binds through net. It initialises after package config,
+// which it needs.
 package earlysub
 
 import (
-	"io"
-	"log/slog"
-	"net"
 	"os"
 	"strconv"
 	"time"
@@ -51,12 +44,13 @@ import (
 	"github.com/kte-dev/kinesis-telemetry-extension/extapi/wire"
 	"github.com/kte-dev/kinesis-telemetry-extension/internal/earlyreg"
 	"github.com/kte-dev/kinesis-telemetry-extension/internal/earlyreg/atstart"
-	"github.com/kte-dev/kinesis-telemetry-extension/listener/socket"
 )
 
 // Host is the destination host the Telemetry API requires; it delivers to
-// this environment's loopback whatever it resolves to.
-const Host = socket.DefaultHost
+// this environment's loopback whatever it resolves to. It is
+// socket.DefaultHost, which this package cannot import (package socket
+// needs net).
+const Host = "sandbox.localdomain"
 
 // Path is the listener's only path. It is "/" because the AWS emulator's
 // managed-instances mode keeps only the port of the destination URI and
@@ -64,12 +58,8 @@ const Host = socket.DefaultHost
 const Path = "/"
 
 // Subscription is the subscription the configuration asks for, to the
-// listener at addr (its TCP port, else the configured one).
-func Subscription(cfg config.Config, addr net.Addr) wire.Subscription {
-	port := cfg.ListenPort
-	if a, ok := addr.(*net.TCPAddr); ok {
-		port = a.Port
-	}
+// listener bound on port (which differs from cfg.ListenPort when that is 0).
+func Subscription(cfg config.Config, port int) wire.Subscription {
 	return wire.Subscription{
 		SchemaVersion: cfg.SchemaVersion,
 		Types:         cfg.Types,
@@ -87,10 +77,11 @@ type Result struct {
 	// was written. While a subscription is on its way (Body is not nil),
 	// its connection is in use until Answer returns.
 	Registration *earlyreg.Registration
-	// Listener is the telemetry socket, bound for port Port
-	// (KTE_LISTEN_PORT); nil when none was bound.
-	Listener net.Listener
-	Port     int
+	// Socket is the telemetry socket, bound and listening for port Port
+	// (KTE_LISTEN_PORT), for net.FileListener; nil when none was bound.
+	// Whoever takes it closes it.
+	Socket *os.File
+	Port   int
 	// Body is the subscription's request body, nil when none was sent.
 	Body []byte
 	sub  *pending
@@ -180,7 +171,7 @@ func init() {
 	if reg := atstart.Take(); reg != nil {
 		results = make(chan Result, 1)
 		go func() {
-			r, subscribe := start(reg, os.LookupEnv, os.Stderr)
+			r, subscribe := start(reg, os.LookupEnv, systemFiles)
 			results <- r
 			subscribe()
 		}()
@@ -202,10 +193,10 @@ func Take() Result {
 }
 
 // start reads reg's answer and, if it is a registration, loads the
-// configuration from lookup and binds the socket (the listener's fallback
-// to the loopback address is logged on stderr). It returns what it did and
-// what sends the subscription, to be called once the Result is handed on.
-func start(reg *earlyreg.Registration, lookup func(string) (string, bool), stderr io.Writer) (Result, func()) {
+// configuration from lookup and binds the socket where files say Host is
+// (hostFiles.lookup). It returns what it did and what sends the
+// subscription, to be called once the Result is handed on.
+func start(reg *earlyreg.Registration, lookup func(string) (string, bool), files hostFiles) (Result, func()) {
 	r := Result{Registration: reg}
 	nothing := func() {}
 	status, id, ok := reg.ReadAnswer()
@@ -216,13 +207,16 @@ func start(reg *earlyreg.Registration, lookup func(string) (string, bool), stder
 	if err != nil {
 		return r, nothing
 	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
-	ln, err := socket.Listen("", cfg.ListenPort, log)
+	ip, ok := files.lookup(Host)
+	if !ok {
+		return r, nothing
+	}
+	sock, port, err := bind(ip, cfg.ListenPort)
 	if err != nil {
 		return r, nothing
 	}
-	r.Listener, r.Port = ln, cfg.ListenPort
-	r.Body = wire.AppendSubscribeBody(nil, Subscription(cfg, ln.Addr()))
+	r.Socket, r.Port = sock, cfg.ListenPort
+	r.Body = wire.AppendSubscribeBody(nil, Subscription(cfg, port))
 	sub := &pending{done: make(chan struct{}), next: nextPending{done: make(chan struct{})}}
 	r.sub = sub
 	req := appendRequest(nil, reg.Host, id, r.Body)

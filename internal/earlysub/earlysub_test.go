@@ -6,6 +6,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -88,19 +90,59 @@ func lookup(env map[string]string) func(string) (string, bool) {
 	return func(k string) (string, bool) { v, ok := env[k]; return v, ok }
 }
 
-// initialise writes the registration as atstart does and runs what init runs.
-func initialise(t *testing.T, env map[string]string) (Result, *bytes.Buffer) {
+// lambdaHosts are host files as Lambda's: /etc/hosts maps Host to the
+// loopback address, and nsswitch.conf reads files first.
+func lambdaHosts(t *testing.T) hostFiles {
+	t.Helper()
+	return writeHostFiles(t, "127.0.0.1 localhost\n127.0.0.1 "+Host+" sandbox\n", "hosts: files dns\n")
+}
+
+// writeHostFiles writes hosts and, unless it is "-", nsswitch.
+func writeHostFiles(t *testing.T, hosts, nsswitch string) hostFiles {
+	t.Helper()
+	dir := t.TempDir()
+	f := hostFiles{hosts: filepath.Join(dir, "hosts"), nsswitch: filepath.Join(dir, "nsswitch.conf")}
+	if err := os.WriteFile(f.hosts, []byte(hosts), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if nsswitch != "-" {
+		if err := os.WriteFile(f.nsswitch, []byte(nsswitch), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return f
+}
+
+// listening returns the port sock listens on, taking it as main does.
+func listening(t *testing.T, sock *os.File) int {
+	t.Helper()
+	ln, err := net.FileListener(sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// initialise writes the registration as atstart does and runs what init
+// runs, in an environment with Lambda's host files.
+func initialise(t *testing.T, env map[string]string) Result {
+	t.Helper()
+	return initialiseWith(t, env, lambdaHosts(t))
+}
+
+// initialiseWith is initialise with the host files given.
+func initialiseWith(t *testing.T, env map[string]string, files hostFiles) Result {
 	t.Helper()
 	reg := earlyreg.Send(lookup(env), "/opt/extensions/kte")
 	if reg == nil {
 		t.Fatal("unexpected: no registration written")
 	}
-	var log bytes.Buffer
-	r, subscribe := start(reg, lookup(env), &log)
+	r, subscribe := start(reg, lookup(env), files)
 	go subscribe()
 	t.Cleanup(func() {
-		if r.Listener != nil {
-			r.Listener.Close()
+		if r.Socket != nil {
+			r.Socket.Close()
 		}
 		if reg.Conn != nil {
 			reg.Conn.Close()
@@ -109,7 +151,7 @@ func initialise(t *testing.T, env map[string]string) (Result, *bytes.Buffer) {
 	if r.Registration != reg {
 		t.Fatal("unexpected: the registration is not handed on")
 	}
-	return r, &log
+	return r
 }
 
 func freePort(t *testing.T) int {
@@ -129,18 +171,18 @@ func TestSubscribes(t *testing.T) {
 		api := newRuntimeAPI(t, 200, status)
 		port := freePort(t)
 		env := api.env(strconv.Itoa(port))
-		r, _ := initialise(t, env)
+		r := initialise(t, env)
 		if !r.Registration.Complete || !bytes.Contains(r.Registration.Answer, []byte(`{"functionName":"f"}`)) {
 			t.Fatalf("unexpected registration answer %q", r.Registration.Answer)
 		}
-		if r.Listener == nil || r.Port != port || r.Listener.Addr().(*net.TCPAddr).Port != port {
-			t.Fatalf("unexpected listener %v for port %d", r.Listener, r.Port)
+		if r.Socket == nil || r.Port != port || listening(t, r.Socket) != port {
+			t.Fatalf("unexpected socket %v for port %d", r.Socket, r.Port)
 		}
 		cfg, err := config.Load(lookup(env))
 		if err != nil {
 			t.Fatal(err)
 		}
-		want := wire.AppendSubscribeBody(nil, Subscription(cfg, &net.TCPAddr{Port: port}))
+		want := wire.AppendSubscribeBody(nil, Subscription(cfg, port))
 		if !bytes.Equal(r.Body, want) {
 			t.Fatalf("unexpected body %s; want %s", r.Body, want)
 		}
@@ -199,22 +241,26 @@ func TestStops(t *testing.T) {
 	}
 	defer busy.Close()
 	busyPort := strconv.Itoa(busy.Addr().(*net.TCPAddr).Port)
+	lambda := lambdaHosts(t)
 	for _, c := range []struct {
 		name     string
 		register int
 		port     string
+		files    hostFiles
 	}{
-		{"registration refused", 403, strconv.Itoa(freePort(t))},
-		{"invalid configuration", 200, "http"},
-		{"port in use", 200, busyPort},
+		{"registration refused", 403, strconv.Itoa(freePort(t)), lambda},
+		{"invalid configuration", 200, "http", lambda},
+		{"port in use", 200, busyPort, lambda},
+		{"host not in /etc/hosts", 200, strconv.Itoa(freePort(t)), writeHostFiles(t, "127.0.0.1 localhost\n", "-")},
+		{"DNS first", 200, strconv.Itoa(freePort(t)), writeHostFiles(t, "127.0.0.1 "+Host+"\n", "hosts: dns files\n")},
 	} {
 		api := newRuntimeAPI(t, c.register, 200)
-		r, _ := initialise(t, api.env(c.port))
+		r := initialiseWith(t, api.env(c.port), c.files)
 		if !r.Registration.Complete {
 			t.Fatalf("%s: unexpected: the registration's answer was not read", c.name)
 		}
 		a, _ := r.Answer()
-		if _, sent := r.NextSent(); r.Listener != nil || r.Body != nil || a != nil || sent || r.NextDone() != nil {
+		if _, sent := r.NextSent(); r.Socket != nil || r.Body != nil || a != nil || sent || r.NextDone() != nil {
 			t.Fatalf("%s: unexpected result %+v", c.name, r)
 		}
 		if subs, nexts := api.counts(); subs != 0 || nexts != 0 {
@@ -226,7 +272,7 @@ func TestStops(t *testing.T) {
 // TestTakeWithoutRegistration: in a process without a Runtime API (this
 // test's), init did nothing and Take returns a zero Result.
 func TestTakeWithoutRegistration(t *testing.T) {
-	if r := Take(); r.Registration != nil || r.Listener != nil || r.Body != nil {
+	if r := Take(); r.Registration != nil || r.Socket != nil || r.Body != nil {
 		t.Fatalf("unexpected %+v", r)
 	}
 }
