@@ -3,7 +3,6 @@ package config
 import (
 	"errors"
 	"strconv"
-	"strings"
 )
 
 // Binary size units accepted by ParseBytes.
@@ -46,13 +45,13 @@ func ParseBytes(s string) (int64, error) {
 	}
 	var mul int64
 	switch {
-	case unit == "" || strings.EqualFold(unit, "B"):
+	case unit == "" || equalFold(unit, "B"):
 		mul = 1
-	case strings.EqualFold(unit, "KiB"):
+	case equalFold(unit, "KiB"):
 		mul = KiB
-	case strings.EqualFold(unit, "MiB"):
+	case equalFold(unit, "MiB"):
 		mul = MiB
-	case strings.EqualFold(unit, "GiB"):
+	case equalFold(unit, "GiB"):
 		mul = GiB
 	case isAmbiguousUnit(unit):
 		return 0, ErrAmbiguousUnit
@@ -70,7 +69,7 @@ func ParseBytes(s string) (int64, error) {
 }
 
 func isAmbiguousUnit(u string) bool {
-	switch strings.ToLower(u) {
+	switch toLower(u) {
 	case "k", "kb", "m", "mb", "g", "gb", "ki", "mi", "gi":
 		return true
 	}

@@ -14,7 +14,6 @@ import (
 	"net"
 	"net/url"
 	"strconv"
-	"strings"
 	"time"
 	"unicode/utf16"
 	"unicode/utf8"
@@ -218,7 +217,7 @@ type Lambda struct {
 // the client's region, not the ARN's, so the sender's client should use this.
 func (c Config) StreamRegion() string {
 	if c.StreamARN != "" {
-		return strings.SplitN(c.StreamARN, ":", 5)[3]
+		return splitN(c.StreamARN, ":", 5)[3]
 	}
 	return c.Region
 }
@@ -423,14 +422,14 @@ func validStreamName(s string) bool {
 // parseStreamARN checks arn:<partition>:kinesis:<region>:<account>:stream/<name>
 // and returns the name.
 func parseStreamARN(s string) (string, bool) {
-	parts := strings.SplitN(s, ":", 6)
+	parts := splitN(s, ":", 6)
 	if len(parts) != 6 || parts[0] != "arn" || parts[2] != "kinesis" {
 		return "", false
 	}
 	if !validPartition(parts[1]) || !validRegion(parts[3]) || !validAccount(parts[4]) {
 		return "", false
 	}
-	name, ok := strings.CutPrefix(parts[5], "stream/")
+	name, ok := cutPrefix(parts[5], "stream/")
 	if !ok || !validStreamName(name) {
 		return "", false
 	}
@@ -439,13 +438,13 @@ func parseStreamARN(s string) (string, bool) {
 
 // validPartition accepts aws and aws-<suffix>... (aws-cn, aws-us-gov, aws-iso-b).
 func validPartition(p string) bool {
-	rest, ok := strings.CutPrefix(p, "aws")
+	rest, ok := cutPrefix(p, "aws")
 	if !ok {
 		return false
 	}
 	for rest != "" {
 		var word string
-		word, ok = strings.CutPrefix(rest, "-")
+		word, ok = cutPrefix(rest, "-")
 		if !ok {
 			return false
 		}
@@ -465,7 +464,7 @@ func validPartition(p string) bool {
 // (us-east-1, us-gov-west-1, eusc-de-east-1), up to 64 characters (the
 // longest regions are under 20).
 func validRegion(r string) bool {
-	words := strings.Split(r, "-")
+	words := split(r, "-")
 	if len(words) < 2 || len(r) > 64 {
 		return false
 	}
@@ -560,7 +559,7 @@ func (l *loader) port(name string) int {
 }
 
 func parseBool(v string) (val, ok bool) {
-	switch strings.ToLower(v) {
+	switch toLower(v) {
 	case "true", "1", "on":
 		return true, true
 	case "false", "0", "off":
@@ -590,17 +589,17 @@ func (l *loader) okBool(name string) bool {
 // spaces around items ignored). With allowNone, "none" means an empty list.
 func (l *loader) list(name string, allowed []string, allowNone bool) []string {
 	v, _ := l.raw(name)
-	want := "a comma list of " + strings.Join(allowed, ", ") + " without duplicates"
+	want := "a comma list of " + join(allowed, ", ") + " without duplicates"
 	if allowNone {
 		want += `, or "none"`
 	}
-	if allowNone && strings.EqualFold(strings.TrimSpace(v), "none") {
+	if allowNone && equalFold(trimSpace(v), "none") {
 		return []string{}
 	}
-	items := strings.Split(v, ",")
+	items := split(v, ",")
 	out := make([]string, 0, len(items))
 	for _, it := range items {
-		it = strings.ToLower(strings.TrimSpace(it))
+		it = toLower(trimSpace(it))
 		found := ""
 		for _, a := range allowed {
 			if it == a {
@@ -640,17 +639,17 @@ func (l *loader) partitionKey(name string) PartitionKey {
 	for _, kw := range keywords {
 		// A keyword in other case is almost certainly meant as the keyword;
 		// refuse rather than silently use it as a fixed key.
-		if strings.EqualFold(v, kw) {
+		if equalFold(v, kw) {
 			l.fail(name, v, want+` (keywords are lower-case: did you mean "`+kw+`"?)`)
 			return PartitionKey{}
 		}
 	}
-	if trimmed := strings.TrimSpace(v); trimmed != v {
+	if trimmed := trimSpace(v); trimmed != v {
 		// Likewise white space at either end: "random " (a stray space in
 		// a template) would put every record on one shard.
 		hint := ""
 		for _, kw := range keywords {
-			if strings.EqualFold(trimmed, kw) {
+			if equalFold(trimmed, kw) {
 				hint = ` (did you mean "` + kw + `"?)`
 			}
 		}
@@ -674,7 +673,7 @@ func (l *loader) flush(name string) Flush {
 	case "auto":
 		return Flush{Mode: FlushAuto}
 	}
-	if p, ok := strings.CutPrefix(v, "periodic:"); ok {
+	if p, ok := cutPrefix(v, "periodic:"); ok {
 		d, err := time.ParseDuration(p)
 		if err == nil && d >= time.Second && d <= time.Hour {
 			return Flush{Mode: FlushPeriodic, Period: d}
@@ -692,10 +691,10 @@ func (l *loader) flush(name string) Flush {
 // reserved; read 2026-11).
 func (l *loader) namespace(name string) string {
 	v, _ := l.raw(name)
-	ok := len(v) >= 1 && len(v) <= 255 && v[0] != ':' && strings.TrimSpace(v) != "" && !strings.HasPrefix(v, "AWS/")
+	ok := len(v) >= 1 && len(v) <= 255 && v[0] != ':' && trimSpace(v) != "" && !hasPrefix(v, "AWS/")
 	for i := 0; ok && i < len(v); i++ {
 		c := v[i]
-		ok = c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte(".-_/#: ", c) >= 0
+		ok = c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || indexByte(".-_/#: ", c) >= 0
 	}
 	if !ok {
 		l.fail(name, v, `1–255 characters of A-Z a-z 0-9 . - _ / # : and space, not starting with ":" or "AWS/"`)
@@ -706,7 +705,7 @@ func (l *loader) namespace(name string) string {
 
 func (l *loader) logLevel(name string) slog.Level {
 	v, _ := l.raw(name)
-	switch strings.ToLower(v) {
+	switch toLower(v) {
 	case "error":
 		return slog.LevelError
 	case "warn":
@@ -858,7 +857,7 @@ func (l *loader) clientSettings() {
 	if name, v := l.firstNonEmpty("AWS_REGION", "AWS_DEFAULT_REGION"); name != "" && !validClientRegion(v) {
 		l.fail(name, v, "a region such as us-east-1: up to 64 characters, labels of letters, digits and '-' (not at either end) joined by '.', as the AWS SDK accepts")
 	}
-	if ignore, _ := l.lookup("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS"); strings.EqualFold(ignore, "true") {
+	if ignore, _ := l.lookup("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS"); equalFold(ignore, "true") {
 		return
 	}
 	if name, v := l.firstNonEmpty("AWS_ENDPOINT_URL_KINESIS", "AWS_ENDPOINT_URL"); name != "" && !ValidEndpoint(v) {
@@ -885,7 +884,7 @@ func validClientRegion(r string) bool {
 	if len(r) > 64 {
 		return false
 	}
-	for label := range strings.SplitSeq(r, ".") {
+	for _, label := range split(r, ".") {
 		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
 			return false
 		}

@@ -1,8 +1,6 @@
 package config
 
-import (
-	"strings"
-)
+import "bytes"
 
 // VarDoc documents one environment variable that Load reads. Vars is the
 // single source of the README configuration table (see MarkdownTable).
@@ -155,7 +153,7 @@ func lookupDoc(name string) *VarDoc {
 
 // MarkdownTable renders Vars as the README configuration table.
 func MarkdownTable() string {
-	var b strings.Builder
+	var b bytes.Buffer
 	b.WriteString("| Variable | Default | Accepted values | Meaning |\n|---|---|---|---|\n")
 	// Ranges and meanings are written with code spans around anything in
 	// angle brackets, which Markdown would otherwise take for HTML.
@@ -165,4 +163,4 @@ func MarkdownTable() string {
 	return b.String()
 }
 
-func esc(s string) string { return strings.ReplaceAll(s, "|", `\|`) }
+func esc(s string) string { return replaceAll(s, "|", `\|`) }
