@@ -149,7 +149,7 @@ func run(ctx context.Context, e env) int {
 	x.cfg, cfgErr = config.Load(e.lookup)
 	early := e.early.Socket
 	if cfgErr == nil {
-		x.log = slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: x.cfg.LogLevel}))
+		x.log = slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.Level(x.cfg.LogLevel)}))
 		bound = make(chan boundSocket, 1)
 		if early != nil && e.early.Port == x.cfg.ListenPort {
 			ln, err := net.FileListener(early) // bound during package initialisation

@@ -9,7 +9,6 @@ package config
 
 import (
 	"errors"
-	"log/slog"
 	"math/bits"
 	"net"
 	"net/url"
@@ -190,10 +189,24 @@ type Config struct {
 	MetricsNamespace  string
 	MetricsDimensions []string // subset of Dimension*, in the order given; empty for "none"
 
-	LogLevel slog.Level
+	LogLevel Level
 
 	Lambda
 }
+
+// Level is the level of KTE_LOG_LEVEL. Its values are log/slog's, so
+// slog.Level(cfg.LogLevel) is the slog level; this package does not import
+// log/slog, which is initialised late (see text.go for why that matters).
+type Level int
+
+// The levels KTE_LOG_LEVEL names, with the values of slog.LevelDebug,
+// slog.LevelInfo, slog.LevelWarn and slog.LevelError.
+const (
+	LevelDebug Level = -4
+	LevelInfo  Level = 0
+	LevelWarn  Level = 4
+	LevelError Level = 8
+)
 
 // Lambda is what the extension reads from the Lambda environment. LoadLambda
 // returns it alone, so that the lifecycle can register (and then report a
@@ -703,20 +716,20 @@ func (l *loader) namespace(name string) string {
 	return v
 }
 
-func (l *loader) logLevel(name string) slog.Level {
+func (l *loader) logLevel(name string) Level {
 	v, _ := l.raw(name)
 	switch toLower(v) {
 	case "error":
-		return slog.LevelError
+		return LevelError
 	case "warn":
-		return slog.LevelWarn
+		return LevelWarn
 	case "info":
-		return slog.LevelInfo
+		return LevelInfo
 	case "debug":
-		return slog.LevelDebug
+		return LevelDebug
 	}
 	l.fail(name, v, "one of error, warn, info, debug")
-	return slog.LevelInfo
+	return LevelInfo
 }
 
 // ring validates KTE_RING_BYTES against the reservation that the buffer

@@ -76,7 +76,7 @@ func TestLoadDefaults(t *testing.T) {
 		Metrics:           true,
 		MetricsNamespace:  "KTE",
 		MetricsDimensions: []string{"function"},
-		LogLevel:          slog.LevelInfo,
+		LogLevel:          LevelInfo,
 		Lambda:            Lambda{RuntimeAPI: "127.0.0.1:9001", SchemaVersion: "2022-12-13"},
 	}
 	if !reflect.DeepEqual(c, want) {
@@ -196,15 +196,30 @@ func TestLoadValid(t *testing.T) {
 	f("KTE_METRICS_DIMENSIONS", "none", dims, []string{})
 
 	level := func(c Config) any { return c.LogLevel }
-	f("KTE_LOG_LEVEL", "error", level, slog.LevelError)
-	f("KTE_LOG_LEVEL", "warn", level, slog.LevelWarn)
-	f("KTE_LOG_LEVEL", "INFO", level, slog.LevelInfo)
-	f("KTE_LOG_LEVEL", "debug", level, slog.LevelDebug)
+	f("KTE_LOG_LEVEL", "error", level, LevelError)
+	f("KTE_LOG_LEVEL", "warn", level, LevelWarn)
+	f("KTE_LOG_LEVEL", "INFO", level, LevelInfo)
+	f("KTE_LOG_LEVEL", "debug", level, LevelDebug)
 
 	ring := func(c Config) any { return c.RingBytes }
 	f("KTE_RING_BYTES", "8MiB", ring, 8<<20)
 	f("KTE_RING_BYTES", "8388608", ring, 8<<20)
 	f("KTE_RING_BYTES", "1GiB", ring, 1<<30)
+}
+
+// TestLevelIsSlogLevel checks that each Level converts to the slog level
+// of the same name, as main and earlysub convert them.
+func TestLevelIsSlogLevel(t *testing.T) {
+	f := func(l Level, want slog.Level) {
+		t.Helper()
+		if got := slog.Level(l); got != want {
+			t.Fatalf("unexpected slog level of %d; got %v; want %v", l, got, want)
+		}
+	}
+	f(LevelDebug, slog.LevelDebug)
+	f(LevelInfo, slog.LevelInfo)
+	f(LevelWarn, slog.LevelWarn)
+	f(LevelError, slog.LevelError)
 }
 
 // TestLoadInvalid checks that each invalid value is reported with the
