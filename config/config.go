@@ -10,8 +10,6 @@ package config
 import (
 	"errors"
 	"math/bits"
-	"net"
-	"net/url"
 	"strconv"
 	"time"
 	"unicode/utf16"
@@ -911,13 +909,6 @@ func validClientRegion(r string) bool {
 	return true
 }
 
-// ValidEndpoint accepts an absolute http or https URL with a host name, as
-// the SDK's HTTP client needs its endpoint.
-func ValidEndpoint(s string) bool {
-	u, err := url.Parse(s)
-	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Hostname() != ""
-}
-
 // lambda reads the Lambda environment.
 func (l *loader) lambda(c *Lambda) {
 	api, ok := l.lookup(EnvRuntimeAPI)
@@ -942,13 +933,4 @@ func (l *loader) lambda(c *Lambda) {
 	if c.LMI {
 		c.SchemaVersion = SchemaVersionLMI
 	}
-}
-
-func validHostPort(s string) bool {
-	host, port, err := net.SplitHostPort(s)
-	if err != nil || host == "" {
-		return false
-	}
-	p, ok := parseUint(port)
-	return ok && p >= 1 && p <= 65535
 }
