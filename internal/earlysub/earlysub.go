@@ -28,11 +28,22 @@
 // socket bound before the listener serves is safe: the Telemetry API's
 // connections wait in its backlog meanwhile.
 //
-// It needs neither net nor log/slog: it binds the socket itself, with
-// syscall, where /etc/hosts names Host, as Lambda's does
-// (hostFiles.lookup), and hands it on as a file; elsewhere it stops before
-// binding, and main binds through net. It initialises after package config,
-// which it needs.
+// It initialises right after package earlyreg/atstart, ahead of the
+// dependencies' packages. Go initialises the ready package with the lowest
+// import path first, so a package waits behind every ready package that
+// sorts before it: this package, and config, wire and earlyreg, which it
+// imports, import only packages initialised by then (bytes rather than
+// strings; not fmt, net or log/slog), as TestInitialisedRightAfterAtstart
+// checks. For that it binds the socket itself, with syscall, where
+// /etc/hosts names Host, as Lambda's does (hostFiles.lookup), and hands it
+// on as a file; elsewhere it stops before binding, and main binds through
+// net. When it imported net and config imported fmt, strings and net/url,
+// it initialised after about 80% of the dependencies' initialisation:
+// measured with go run ./bench/coldstart -n 100 -also on a 2-vCPU machine
+// where a minimal Go extension's first /event/next comes 13.5 ms after
+// process start, the first /event/next is now 8.8 ms earlier (96.5%
+// interval 7.7 to 9.8), 0.9 ms after the minimal extension's (0.3 to 1.8)
+// instead of 10.0.
 package earlysub
 
 import (
