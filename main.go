@@ -67,6 +67,7 @@ import (
 	"github.com/kte-dev/kinesis-telemetry-extension/extapi"
 	"github.com/kte-dev/kinesis-telemetry-extension/internal/earlyreg"
 	"github.com/kte-dev/kinesis-telemetry-extension/internal/earlysub"
+	_ "github.com/kte-dev/kinesis-telemetry-extension/internal/earlysub/vianet" // earlysub binds through net where /etc/hosts does not name sandbox.localdomain
 	"github.com/kte-dev/kinesis-telemetry-extension/listener/socket"
 )
 

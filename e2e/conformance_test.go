@@ -7,14 +7,12 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/kte-dev/kinesis-telemetry-extension/internal/kinesalite"
-	"github.com/kte-dev/kinesis-telemetry-extension/internal/lambdahosts"
 	"github.com/kte-dev/kinesis-telemetry-extension/internal/rie"
 	"github.com/kte-dev/kinesis-telemetry-extension/lambdasim"
 )
@@ -244,11 +242,9 @@ func TestConformanceClassic(t *testing.T) {
 	r.mustOne(`level=WARN msg="kte: the Telemetry API is not supported here.*status 202`, "log line for the 202 on subscribe")
 	started := r.mustOne(`msg="kte: started"`, "start-up line")
 	// The emulator answers the subscription 202: /event/next is main's.
-	// The subscription is sent during initialisation where /etc/hosts
-	// names sandbox.localdomain, as in Lambda (TestMain).
-	if !strings.Contains(started, "lmi=false") || !strings.Contains(started, "registered_early=true") || !strings.Contains(started, subscribedEarly()) ||
+	if !strings.Contains(started, "lmi=false") || !strings.Contains(started, "registered_early=true") || !strings.Contains(started, "subscribed_early=true") ||
 		!strings.Contains(started, "next_early=false") {
-		t.Fatalf("unexpected start-up line; got %q; want lmi=false, registered during initialisation, %s, /event/next after", started, subscribedEarly())
+		t.Fatalf("unexpected start-up line; got %q; want lmi=false, registered and subscribed during initialisation, /event/next after", started)
 	}
 	if got, want := len(r.grep(`API request - GET /2020-01-01/extension/event/next`)), conformanceInvokes+1; got != want {
 		t.Fatalf("unexpected /event/next calls; got %d; want %d (after init and after each INVOKE)", got, want)
@@ -308,10 +304,9 @@ func TestConformanceManaged(t *testing.T) {
 	r.mustOne(`msg="External agent registered" agentName=kinesis-telemetry-extension .*events=\[SHUTDOWN\]`, "SHUTDOWN-only registration")
 	r.mustOne(`msg="Telemetry subscription created" agentName=kinesis-telemetry-extension`, "subscription with schema 2025-01-29")
 	started := r.mustOne(`msg="kte: started"`, "start-up line")
-	mapped := strconv.FormatBool(lambdahosts.Mapped())
-	if !strings.Contains(started, "lmi=true") || !strings.Contains(started, "registered_early=true") || !strings.Contains(started, subscribedEarly()) ||
-		!strings.Contains(started, "next_early="+mapped) {
-		t.Fatalf("unexpected start-up line; got %q; want lmi=true, registered during initialisation, %s, next_early=%s", started, subscribedEarly(), mapped)
+	if !strings.Contains(started, "lmi=true") || !strings.Contains(started, "registered_early=true") || !strings.Contains(started, "subscribed_early=true") ||
+		!strings.Contains(started, "next_early=true") {
+		t.Fatalf("unexpected start-up line; got %q; want lmi=true, registered, subscribed and the first /event/next during initialisation", started)
 	}
 	r.mustNone(`could not send batch to telemetry api Subscriber`, "failed telemetry deliveries")
 	r.mustOne(`Name:extension-kinesis-telemetry-extension Cause:exited Signo:<nil> ExitStatus:0 `, "exit status 0")
@@ -337,9 +332,3 @@ func TestConformanceManaged(t *testing.T) {
 }
 
 func firstN(s []string, n int) []string { return s[:min(n, len(s))] }
-
-// subscribedEarly is the start-up line's subscribed_early: true where
-// /etc/hosts names sandbox.localdomain (package earlysub).
-func subscribedEarly() string {
-	return "subscribed_early=" + strconv.FormatBool(lambdahosts.Mapped())
-}

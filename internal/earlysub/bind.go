@@ -5,7 +5,46 @@ import (
 	"os"
 	"strconv"
 	"syscall"
+
+	"github.com/kte-dev/kinesis-telemetry-extension/config"
 )
+
+// NetBind binds the telemetry socket for port through net, as main would
+// (listener/socket: Go's resolver, the loopback address when Host does not
+// resolve, logged at info level when level lets it), and returns it and
+// the port bound.
+type NetBind func(port int, level config.Level) (*os.File, int, error)
+
+// netBinding is how start binds the socket where /etc/hosts does not name
+// Host: through net, once package earlysub/vianet, which imports it, has
+// been initialised and has set bind (SetNetBind). main imports vianet, so
+// that is during package initialisation, later than this package (with
+// net), as this package did before it bound sockets itself. gone is closed
+// when main takes the Result (Take): by then any bind there is to be is
+// set.
+type netBinding struct {
+	ready, gone chan struct{}
+	bind        NetBind
+}
+
+var viaNet = &netBinding{ready: make(chan struct{}), gone: make(chan struct{})}
+
+// SetNetBind sets how the socket is bound through net; package
+// earlysub/vianet calls it once, from its init.
+func SetNetBind(bind NetBind) {
+	viaNet.bind = bind
+	close(viaNet.ready)
+}
+
+// wait returns the NetBind once it is set, or nil if main took the Result
+// without one.
+func (n *netBinding) wait() NetBind {
+	select {
+	case <-n.ready:
+	case <-n.gone:
+	}
+	return n.bind
+}
 
 // hostFiles names the files Go's resolver reads to resolve Host.
 type hostFiles struct {

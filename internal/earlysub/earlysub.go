@@ -23,8 +23,8 @@
 // configured port, and extapi.Client.Subscribe uses the answer only for the
 // same request (extapi.WithSubscription), which, from the same environment,
 // it is. When any step cannot be done here (an answer that is not 200, a
-// configuration error, Host not named by /etc/hosts, a socket that cannot
-// be bound, no answer within a second), it stops, and main does that step and the rest the usual way. A
+// configuration error, a socket that cannot be bound, no answer within a
+// second), it stops, and main does that step and the rest the usual way. A
 // socket bound before the listener serves is safe: the Telemetry API's
 // connections wait in its backlog meanwhile.
 //
@@ -36,8 +36,11 @@
 // strings; not fmt, net or log/slog), as TestInitialisedRightAfterAtstart
 // checks. For that it binds the socket itself, with syscall, where
 // /etc/hosts names Host, as Lambda's does (hostFiles.lookup), and hands it
-// on as a file; elsewhere it stops before binding, and main binds through
-// net. When it imported net and config imported fmt, strings and net/url,
+// on as a file. Elsewhere (a development machine, the AWS emulator in
+// Docker) it waits for package earlysub/vianet, which main imports and Go
+// initialises after net, and binds through net (socket.Listen, with its
+// fallback to the loopback address), as it did when it imported net; main
+// takes the Result only after that (netBinding). When it imported net and config imported fmt, strings and net/url,
 // it initialised after about 80% of the dependencies' initialisation:
 // measured with go run ./bench/coldstart -n 100 -also on a 2-vCPU machine
 // where a minimal Go extension's first /event/next comes 13.5 ms after
@@ -182,7 +185,7 @@ func init() {
 	if reg := atstart.Take(); reg != nil {
 		results = make(chan Result, 1)
 		go func() {
-			r, subscribe := start(reg, os.LookupEnv, systemFiles)
+			r, subscribe := start(reg, os.LookupEnv, systemFiles, viaNet)
 			results <- r
 			subscribe()
 		}()
@@ -198,6 +201,7 @@ func Take() Result {
 	if results == nil {
 		return Result{}
 	}
+	close(viaNet.gone)
 	r := <-results
 	results = nil
 	return r
@@ -205,9 +209,10 @@ func Take() Result {
 
 // start reads reg's answer and, if it is a registration, loads the
 // configuration from lookup and binds the socket where files say Host is
-// (hostFiles.lookup). It returns what it did and what sends the
-// subscription, to be called once the Result is handed on.
-func start(reg *earlyreg.Registration, lookup func(string) (string, bool), files hostFiles) (Result, func()) {
+// (hostFiles.lookup), else through late once it can. It returns what it
+// did and what sends the subscription, to be called once the Result is
+// handed on.
+func start(reg *earlyreg.Registration, lookup func(string) (string, bool), files hostFiles, late *netBinding) (Result, func()) {
 	r := Result{Registration: reg}
 	nothing := func() {}
 	status, id, ok := reg.ReadAnswer()
@@ -218,11 +223,15 @@ func start(reg *earlyreg.Registration, lookup func(string) (string, bool), files
 	if err != nil {
 		return r, nothing
 	}
-	ip, ok := files.lookup(Host)
-	if !ok {
+	var sock *os.File
+	var port int
+	if ip, ok := files.lookup(Host); ok {
+		sock, port, err = bind(ip, cfg.ListenPort)
+	} else if b := late.wait(); b != nil {
+		sock, port, err = b(cfg.ListenPort, cfg.LogLevel)
+	} else {
 		return r, nothing
 	}
-	sock, port, err := bind(ip, cfg.ListenPort)
 	if err != nil {
 		return r, nothing
 	}

@@ -128,17 +128,25 @@ func listening(t *testing.T, sock *os.File) int {
 // runs, in an environment with Lambda's host files.
 func initialise(t *testing.T, env map[string]string) Result {
 	t.Helper()
-	return initialiseWith(t, env, lambdaHosts(t))
+	return initialiseWith(t, env, lambdaHosts(t), noNet())
 }
 
-// initialiseWith is initialise with the host files given.
-func initialiseWith(t *testing.T, env map[string]string, files hostFiles) Result {
+// noNet is a netBinding that never binds: main took the Result.
+func noNet() *netBinding {
+	n := &netBinding{ready: make(chan struct{}), gone: make(chan struct{})}
+	close(n.gone)
+	return n
+}
+
+// initialiseWith is initialise with the host files and the binding through
+// net given.
+func initialiseWith(t *testing.T, env map[string]string, files hostFiles, late *netBinding) Result {
 	t.Helper()
 	reg := earlyreg.Send(lookup(env), "/opt/extensions/kte")
 	if reg == nil {
 		t.Fatal("unexpected: no registration written")
 	}
-	r, subscribe := start(reg, lookup(env), files)
+	r, subscribe := start(reg, lookup(env), files, late)
 	go subscribe()
 	t.Cleanup(func() {
 		if r.Socket != nil {
@@ -251,11 +259,11 @@ func TestStops(t *testing.T) {
 		{"registration refused", 403, strconv.Itoa(freePort(t)), lambda},
 		{"invalid configuration", 200, "http", lambda},
 		{"port in use", 200, busyPort, lambda},
-		{"host not in /etc/hosts", 200, strconv.Itoa(freePort(t)), writeHostFiles(t, "127.0.0.1 localhost\n", "-")},
+		{"host not in /etc/hosts, no binding through net", 200, strconv.Itoa(freePort(t)), writeHostFiles(t, "127.0.0.1 localhost\n", "-")},
 		{"DNS first", 200, strconv.Itoa(freePort(t)), writeHostFiles(t, "127.0.0.1 "+Host+"\n", "hosts: dns files\n")},
 	} {
 		api := newRuntimeAPI(t, c.register, 200)
-		r := initialiseWith(t, api.env(c.port), c.files)
+		r := initialiseWith(t, api.env(c.port), c.files, noNet())
 		if !r.Registration.Complete {
 			t.Fatalf("%s: unexpected: the registration's answer was not read", c.name)
 		}
@@ -274,5 +282,58 @@ func TestStops(t *testing.T) {
 func TestTakeWithoutRegistration(t *testing.T) {
 	if r := Take(); r.Registration != nil || r.Socket != nil || r.Body != nil {
 		t.Fatalf("unexpected %+v", r)
+	}
+}
+
+// TestSubscribesThroughNet: where /etc/hosts does not name Host, the
+// subscription waits until the binding through net is set (package
+// vianet's init, after net's), binds through it with the configured port
+// and log level, and goes on as with a socket bound here.
+func TestSubscribesThroughNet(t *testing.T) {
+	api := newRuntimeAPI(t, 200, 200)
+	port := freePort(t)
+	env := api.env(strconv.Itoa(port))
+	env["KTE_LOG_LEVEL"] = "debug"
+	late := &netBinding{ready: make(chan struct{}), gone: make(chan struct{})}
+	type call struct {
+		port  int
+		level config.Level
+	}
+	calls := make(chan call, 1)
+	set := make(chan struct{})
+	go func() {
+		<-set
+		late.bind = func(port int, level config.Level) (*os.File, int, error) {
+			calls <- call{port, level}
+			ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
+			if err != nil {
+				return nil, 0, err
+			}
+			defer ln.Close()
+			f, err := ln.(*net.TCPListener).File()
+			return f, port, err
+		}
+		close(late.ready)
+	}()
+	done := make(chan Result, 1)
+	go func() { done <- initialiseWith(t, env, writeHostFiles(t, "127.0.0.1 localhost\n", "-"), late) }()
+	select {
+	case r := <-done:
+		t.Fatalf("unexpected result before the binding through net was set: %+v", r)
+	case <-time.After(50 * time.Millisecond):
+	}
+	close(set)
+	r := <-done
+	if c := <-calls; c.port != port || c.level != config.LevelDebug {
+		t.Fatalf("unexpected bind through net for port %d, level %d; want %d, %d", c.port, c.level, port, config.LevelDebug)
+	}
+	if r.Socket == nil || r.Port != port || listening(t, r.Socket) != port {
+		t.Fatalf("unexpected socket %v for port %d", r.Socket, r.Port)
+	}
+	if a, complete := r.Answer(); !complete || !bytes.HasPrefix(a, []byte("HTTP/1.1 200 ")) {
+		t.Fatalf("unexpected answer %q (complete %v)", a, complete)
+	}
+	if _, sent := r.NextSent(); !sent {
+		t.Fatal("unexpected: no /event/next after the subscription's 200")
 	}
 }

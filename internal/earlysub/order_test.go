@@ -18,7 +18,8 @@ import (
 // package that sorts late (strings, fmt, net, log/slog), here or in
 // package config, puts this one behind every ready github.com/aws,
 // github.com/goccy and github.com/klauspost package, 5-10 ms later on a
-// 2-core machine.
+// 2-core machine. Package earlysub/vianet, which binds through net where
+// /etc/hosts does not name Host, initialises after net.
 func TestInitialisedRightAfterAtstart(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the extension")
@@ -39,14 +40,23 @@ func TestInitialisedRightAfterAtstart(t *testing.T) {
 		}
 	}
 	const module = "github.com/kte-dev/kinesis-telemetry-extension/"
-	at, sub := -1, -1
+	at, sub, nt, via := -1, -1, -1, -1
 	for i, p := range pkgs {
 		switch p {
 		case module + "internal/earlyreg/atstart":
 			at = i
 		case module + "internal/earlysub":
 			sub = i
+		case "net":
+			nt = i
+		case module + "internal/earlysub/vianet":
+			via = i
 		}
+	}
+	// The binding through net, for where /etc/hosts does not name Host, is
+	// linked and set once net is initialised.
+	if nt < 0 || via < nt {
+		t.Fatalf("unexpected init trace: net at %d, earlysub/vianet at %d; want vianet after net:\n%s", nt, via, out)
 	}
 	if at < 0 || sub < 0 {
 		t.Fatalf("unexpected init trace without atstart or earlysub:\n%s", out)

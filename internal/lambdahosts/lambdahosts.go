@@ -1,10 +1,11 @@
 // Package lambdahosts runs a program again with /etc/hosts as Lambda's
 // execution environment has it: sandbox.localdomain and sandbox name
 // 127.0.0.1. The extension resolves sandbox.localdomain for its telemetry
-// listener, and does so during package initialisation (package earlysub)
-// only where /etc/hosts names it; elsewhere, as on a development machine,
-// main resolves it later through net. The cold-start harness and the tests
-// of processes run this way so that they see what Lambda sees.
+// listener: right at the start of package initialisation (package
+// earlysub) where /etc/hosts names it, elsewhere, as on a development
+// machine, through net once net is initialised. The cold-start harness and
+// the tests of processes run this way so that they take the path Lambda
+// takes.
 //
 // It needs unshare(1) and root or user namespaces: the program runs again
 // in a private mount namespace, over whose /etc/hosts a copy with the two
@@ -99,9 +100,9 @@ func Rerun() (int, error) {
 
 // RunTests runs a test binary's tests with the mapping: unless it has it
 // already, the binary runs again with it and RunTests returns its code.
-// When the mapping cannot be made, the tests run without it (what is
-// checked depends on Mapped), said on stderr under the name given; under
-// CI=true that is a failure, as a missing tool is there.
+// When the mapping cannot be made, the tests run without it (the
+// extension then takes the path through net), said on stderr under the
+// name given; under CI=true that is a failure, as a missing tool is there.
 func RunTests(name string, run func() int) int {
 	if Mapped() {
 		return run()
@@ -115,6 +116,6 @@ func RunTests(name string, run func() int) int {
 		fmt.Fprintln(os.Stderr, "; failing, as CI=true")
 		return 1
 	}
-	fmt.Fprintln(os.Stderr, "; running with this machine's, where the extension does not subscribe during package initialisation")
+	fmt.Fprintln(os.Stderr, "; running with this machine's, where the extension binds its socket through net (package earlysub/vianet)")
 	return run()
 }

@@ -24,9 +24,10 @@ func TestTakeOnce(t *testing.T) {
 
 // TestOnlyMainImports: registering is a side effect of importing this
 // package, and subscribing of importing package earlysub, so only earlysub
-// may import this one and only the extension's main package earlysub (a
-// tool or a library importing either would register with any Runtime API
-// its environment names).
+// may import this one and only the extension's main package earlysub and
+// earlysub/vianet (which only main may import), as a tool or a library
+// importing any of them would register with any Runtime API its
+// environment names.
 func TestOnlyMainImports(t *testing.T) {
 	cmd := exec.Command("go", "list", "-f", `{{.ImportPath}}{{range .Imports}} {{.}}{{end}}{{range .TestImports}} {{.}}{{end}}`, "./...")
 	cmd.Dir = "../../.."
@@ -38,6 +39,7 @@ func TestOnlyMainImports(t *testing.T) {
 		module   = "github.com/kte-dev/kinesis-telemetry-extension"
 		self     = module + "/internal/earlyreg/atstart"
 		earlysub = module + "/internal/earlysub"
+		vianet   = earlysub + "/vianet"
 	)
 	importers := func(pkg string) []string {
 		var got []string
@@ -52,7 +54,10 @@ func TestOnlyMainImports(t *testing.T) {
 	if got := importers(self); !slices.Equal(got, []string{earlysub}) {
 		t.Fatalf("unexpected importers of atstart %v; want earlysub only", got)
 	}
-	if got := importers(earlysub); !slices.Equal(got, []string{module}) {
-		t.Fatalf("unexpected importers of earlysub %v; want the extension's main package only", got)
+	if got := importers(earlysub); !slices.Equal(got, []string{module, vianet}) {
+		t.Fatalf("unexpected importers of earlysub %v; want the extension's main package and earlysub/vianet only", got)
+	}
+	if got := importers(vianet); !slices.Equal(got, []string{module}) {
+		t.Fatalf("unexpected importers of earlysub/vianet %v; want the extension's main package only", got)
 	}
 }
