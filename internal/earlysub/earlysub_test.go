@@ -336,4 +336,7 @@ func TestSubscribesThroughNet(t *testing.T) {
 	if _, sent := r.NextSent(); !sent {
 		t.Fatal("unexpected: no /event/next after the subscription's 200")
 	}
+	// Answered before the connection is closed, which Await reads.
+	api.event <- `{"eventType":"INVOKE","requestId":"r1"}`
+	<-r.NextDone()
 }
