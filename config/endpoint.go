@@ -1,5 +1,7 @@
 package config
 
+import "github.com/kte-dev/kinesis-telemetry-extension/internal/ipv4"
+
 // The checks of the two addresses Load reads: the Runtime API's host:port
 // and the Kinesis endpoint URL. They give the answers of net.SplitHostPort
 // and url.Parse (with netip.ParseAddr behind it) without importing net,
@@ -217,7 +219,7 @@ func validIPv6(s string) bool {
 			return false
 		}
 		if n < len(s) && s[n] == '.' {
-			if !ellipsis && groups != 6 || groups > 6 || !validIPv4(s) {
+			if !ellipsis && groups != 6 || groups > 6 || !isIPv4(s) {
 				return false
 			}
 			groups += 2
@@ -250,33 +252,6 @@ func validIPv6(s string) bool {
 		return groups < 8 // "::" stands for at least one zero group
 	}
 	return groups == 8
-}
-
-// validIPv4 accepts a dotted IPv4 address as netip.ParseAddr does: four
-// decimal fields in 0–255, without leading zeros.
-func validIPv4(s string) bool {
-	fields := 0
-	for {
-		n := 0
-		for n < len(s) && '0' <= s[n] && s[n] <= '9' {
-			n++
-		}
-		if n == 0 || n > 3 || n > 1 && s[0] == '0' {
-			return false
-		}
-		if v, _ := parseUint(s[:n]); v > 255 {
-			return false
-		}
-		fields++
-		s = s[n:]
-		if s == "" {
-			return fields == 4
-		}
-		if s[0] != '.' || fields == 4 {
-			return false
-		}
-		s = s[1:]
-	}
 }
 
 // validEscapes reports whether every '%' in s starts a %-escape of two hex
@@ -336,4 +311,11 @@ func allDigits(s string) bool {
 		}
 	}
 	return true
+}
+
+// isIPv4 reports whether s is a dotted IPv4 address as netip.ParseAddr
+// reads one.
+func isIPv4(s string) bool {
+	_, ok := ipv4.Parse(s)
+	return ok
 }

@@ -7,6 +7,7 @@ import (
 	"syscall"
 
 	"github.com/kte-dev/kinesis-telemetry-extension/config"
+	"github.com/kte-dev/kinesis-telemetry-extension/internal/ipv4"
 )
 
 // NetBind binds the telemetry socket for port through net, as main would
@@ -93,7 +94,7 @@ func (f hostFiles) lookup(name string) (ip [4]byte, ok bool) {
 		}
 		found++
 		var valid bool
-		ip, valid = parseIPv4(fields[0])
+		ip, valid = ipv4.Parse(string(fields[0]))
 		if !valid {
 			// Go skips what it cannot parse, but may parse what this
 			// does not (IPv6): let it decide.
@@ -148,32 +149,6 @@ func filesFirst(ns []byte) bool {
 		return string(first) == "files" && !bytes.HasPrefix(bytes.TrimSpace(rest), []byte("["))
 	}
 	return true
-}
-
-// parseIPv4 parses a dotted-decimal IPv4 address as Go does: four decimal
-// parts of 0-255, without leading zeros.
-func parseIPv4(s []byte) (ip [4]byte, ok bool) {
-	parts := bytes.Split(s, []byte("."))
-	if len(parts) != 4 {
-		return ip, false
-	}
-	for i, p := range parts {
-		if len(p) == 0 || len(p) > 3 || len(p) > 1 && p[0] == '0' {
-			return ip, false
-		}
-		n := 0
-		for _, c := range p {
-			if c < '0' || c > '9' {
-				return ip, false
-			}
-			n = n*10 + int(c-'0')
-		}
-		if n > 255 {
-			return ip, false
-		}
-		ip[i] = byte(n)
-	}
-	return ip, true
 }
 
 // bind binds a listening TCP socket on ip:port as net.Listen does

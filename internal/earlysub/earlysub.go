@@ -40,8 +40,9 @@
 // Docker) it waits for package earlysub/vianet, which main imports and Go
 // initialises after net, and binds through net (socket.Listen, with its
 // fallback to the loopback address), as it did when it imported net; main
-// takes the Result only after that (netBinding). When it imported net and config imported fmt, strings and net/url,
-// it initialised after about 80% of the dependencies' initialisation:
+// takes the Result only after that (netBinding). When it imported net and
+// config imported fmt, strings and net/url, it initialised after about 80%
+// of the dependencies' initialisation:
 // measured with go run ./bench/coldstart -n 100 -also on a 2-vCPU machine
 // where a minimal Go extension's first /event/next comes 13.5 ms after
 // process start, the first /event/next is now 8.8 ms earlier (96.5%
