@@ -3,20 +3,16 @@ package batch
 import (
 	"bytes"
 	"context"
-	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
-	"slices"
 
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	smithy "github.com/aws/smithy-go"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
-
-	"github.com/kte-dev/kinesis-telemetry-extension/internal/jsonesc"
 )
 
 // The packer's PutRecords calls go through the SDK as any call does
@@ -30,9 +26,9 @@ import (
 // a buffer that doubles up to twice the request), and its decoder allocates
 // four objects for every record of the answer. Together that was a third of
 // KTE's CPU end to end (bench/results/profile-kte-endtoend.txt) and the
-// largest share of its garbage. Here the body is written once, base64
-// straight from ring memory into a buffer the packer reuses, and the answer
-// is scanned for what the packer needs: the per-record error codes.
+// largest share of its garbage. Here the body is written as it is read,
+// base64 straight from ring memory (putRecordsBody, wirebody.go), and the
+// answer is scanned for what the packer needs: the per-record error codes.
 
 // Names of the Kinesis JSON protocol (awsJson 1.1, service
 // Kinesis_20131202); protocol.md, section 4.
@@ -42,13 +38,14 @@ const (
 )
 
 // wireBuffers is what one PutRecords call borrows from its caller: the
-// request body and the answer's entries. The caller (the packer, one call
-// at a time) owns it and reuses it for the next call once PutRecords has
-// returned: by then the SDK's transport has closed the request body under a
-// lock (smithyhttp.Request.Build), so nothing reads body any more.
+// request body's generator and the answer's bytes and entries. The caller
+// (the packer, one call at a time) owns it and reuses it for the next call
+// once PutRecords has returned: by then the SDK's transport has closed the
+// request body under a lock (smithyhttp.Request.Build), so nothing reads
+// body any more.
 type wireBuffers struct {
-	body    []byte
-	reader  bytes.Reader
+	body    putRecordsBody
+	answer  []byte
 	records []types.PutRecordsResultEntry
 }
 
@@ -76,19 +73,16 @@ func (w wireProtocol) SerializeRequest(ctx context.Context, schema *smithy.Opera
 	if b == nil {
 		b = new(wireBuffers) // a call without the packer's buffers (tests, other callers)
 	}
-	body, err := appendPutRecords(b.body[:0], pr)
-	if err != nil {
+	if err := b.body.reset(pr, heldMax); err != nil {
 		return err
 	}
-	b.body = body
 	req.Method = http.MethodPost
 	if req.URL.Path == "" {
 		req.URL.Path = "/"
 	}
 	req.Header.Set("X-Amz-Target", wireTarget)
 	req.Header.Set("Content-Type", wireContentType)
-	b.reader.Reset(body)
-	sreq, err := req.SetStream(&b.reader)
+	sreq, err := req.SetStream(&b.body)
 	if err != nil {
 		return fmt.Errorf("batch: cannot set the PutRecords body: %w", err)
 	}
@@ -107,16 +101,15 @@ func (w wireProtocol) DeserializeResponse(ctx context.Context, schema *smithy.Op
 	if b == nil {
 		b = new(wireBuffers)
 	}
-	// The answer is about 100 bytes a record; read it into the request
-	// body's buffer, which is free now (see wireBuffers).
-	buf := bytes.NewBuffer(b.body[:0])
+	// The answer is about 100 bytes a record.
+	buf := bytes.NewBuffer(b.answer[:0])
 	if _, err := buf.ReadFrom(resp.Body); err != nil {
 		return &smithy.DeserializationError{Err: fmt.Errorf("reading the PutRecords answer: %w", err)}
 	}
-	b.body = buf.Bytes()
-	recs, failed, err := parsePutRecordsAnswer(b.body, b.records[:0])
+	b.answer = buf.Bytes()
+	recs, failed, err := parsePutRecordsAnswer(b.answer, b.records[:0])
 	if err != nil {
-		return &smithy.DeserializationError{Err: err, Snapshot: truncateSnapshot(b.body)}
+		return &smithy.DeserializationError{Err: err, Snapshot: truncateSnapshot(b.answer)}
 	}
 	b.records = recs
 	po.Records = recs
@@ -130,65 +123,6 @@ func truncateSnapshot(b []byte) []byte {
 		b = b[:n]
 	}
 	return bytes.Clone(b)
-}
-
-// appendPutRecords appends the JSON body of a PutRecords request:
-// {"Records":[{"Data":"<base64>","PartitionKey":"…"},…],"StreamName":"…"}
-// (plus ExplicitHashKey and StreamARN when set). It writes every byte once
-// and, when dst has room, allocates nothing.
-func appendPutRecords(dst []byte, in *kinesis.PutRecordsInput) ([]byte, error) {
-	n := 64
-	for i := range in.Records {
-		e := &in.Records[i]
-		if e.PartitionKey == nil || e.Data == nil {
-			return dst, fmt.Errorf("batch: PutRecords entry %d has no data or partition key", i)
-		}
-		n += 40 + base64.StdEncoding.EncodedLen(len(e.Data)) + 2*len(*e.PartitionKey)
-		if e.ExplicitHashKey != nil {
-			n += 24 + 2*len(*e.ExplicitHashKey)
-		}
-	}
-	if in.StreamName != nil {
-		n += 2 * len(*in.StreamName)
-	}
-	if in.StreamARN != nil {
-		n += 2 * len(*in.StreamARN)
-	}
-	dst = slices.Grow(dst, n)
-	dst = append(dst, '{')
-	if in.Records != nil { // as the SDK: a nil list is left out, an empty one is not
-		dst = append(dst, `"Records":[`...)
-		for i := range in.Records {
-			e := &in.Records[i]
-			if i > 0 {
-				dst = append(dst, ',')
-			}
-			dst = append(dst, `{"Data":"`...)
-			dst = base64.StdEncoding.AppendEncode(dst, e.Data)
-			dst = append(dst, `","PartitionKey":`...)
-			dst = jsonesc.AppendString(dst, *e.PartitionKey)
-			if e.ExplicitHashKey != nil {
-				dst = append(dst, `,"ExplicitHashKey":`...)
-				dst = jsonesc.AppendString(dst, *e.ExplicitHashKey)
-			}
-			dst = append(dst, '}')
-		}
-		dst = append(dst, ']', ',')
-	}
-	if in.StreamARN != nil {
-		dst = append(dst, `"StreamARN":`...)
-		dst = jsonesc.AppendString(dst, *in.StreamARN)
-		dst = append(dst, ',')
-	}
-	if in.StreamName != nil {
-		dst = append(dst, `"StreamName":`...)
-		dst = jsonesc.AppendString(dst, *in.StreamName)
-		dst = append(dst, ',')
-	}
-	if dst[len(dst)-1] == ',' {
-		dst = dst[:len(dst)-1]
-	}
-	return append(dst, '}'), nil
 }
 
 // Error codes the packer tells apart, shared so that decoding an answer

@@ -193,30 +193,54 @@ func TestWireAnswerMatchesSDK(t *testing.T) {
 	}
 }
 
-// TestWireBuffersReused: with the packer's buffers, writing a request and
-// reading its answer allocate nothing per record once the buffers have
-// grown.
+// TestWireBuffersReused: with the packer's buffers, writing a request
+// (both passes of it: SigV4's hash, then the send) and reading its answer
+// allocate nothing once the buffers have grown.
 func TestWireBuffersReused(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))
 	in := randomInput(rng, 500)
 	for i := range in.Records {
 		in.Records[i].PartitionKey = aws.String("0123456789abcdef0123456789abcdef")
 	}
-	body := answer500()
+	answer := answer500()
 	b := &wireBuffers{}
+	send := make([]byte, 32<<10) // net/http's copy buffer
+	holdUpTo := int64(heldMax)
 	run := func() {
-		var err error
-		if b.body, err = appendPutRecords(b.body[:0], in); err != nil {
+		if err := b.body.reset(in, holdUpTo); err != nil {
 			t.Fatal(err)
 		}
+		if n, err := io.Copy(io.Discard, &b.body); err != nil || n != b.body.size {
+			t.Fatalf("unexpected hash pass: %d of %d bytes, %v", n, b.body.size, err)
+		}
+		if _, err := b.body.Seek(0, io.SeekStart); err != nil {
+			t.Fatal(err)
+		}
+		var sent int64
+		for {
+			n, err := b.body.Read(send)
+			sent += int64(n)
+			if err == io.EOF {
+				break
+			}
+		}
+		if sent != b.body.size {
+			t.Fatalf("unexpected send pass: %d of %d bytes", sent, b.body.size)
+		}
 		var failed int32
-		if b.records, failed, err = parsePutRecordsAnswer(body, b.records[:0]); err != nil || failed != 1 || len(b.records) != 500 {
+		var err error
+		if b.records, failed, err = parsePutRecordsAnswer(answer, b.records[:0]); err != nil || failed != 1 || len(b.records) != 500 {
 			t.Fatalf("unexpected answer: %d records, %d failed, %v", len(b.records), failed, err)
 		}
 	}
-	run()
-	if allocs := testing.AllocsPerRun(20, run); allocs != 0 {
-		t.Fatalf("unexpected %.1f allocations per 500-record request; want 0", allocs)
+	for _, holdUpTo = range []int64{heldMax, 0} {
+		run()
+		if b.body.held != (holdUpTo > 0) {
+			t.Fatalf("unexpected held=%t for a body of %d bytes held up to %d", b.body.held, b.body.size, holdUpTo)
+		}
+		if allocs := testing.AllocsPerRun(20, run); allocs != 0 {
+			t.Fatalf("unexpected %.1f allocations per 500-record request (held=%t); want 0", allocs, b.body.held)
+		}
 	}
 }
 
