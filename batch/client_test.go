@@ -113,8 +113,14 @@ func TestClientKeepsItsConnection(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	in := &kinesis.PutRecordsInput{StreamName: aws.String("test"), Records: []types.PutRecordsRequestEntry{{Data: make([]byte, 64<<10), PartitionKey: aws.String("k")}}}
-	for i := range 200 {
+	// 200 calls with a held body, then 20 with a streamed one.
+	held := &kinesis.PutRecordsInput{StreamName: aws.String("test"), Records: []types.PutRecordsRequestEntry{{Data: make([]byte, 64<<10), PartitionKey: aws.String("k")}}}
+	streamed := &kinesis.PutRecordsInput{StreamName: aws.String("test"), Records: []types.PutRecordsRequestEntry{{Data: make([]byte, heldMax), PartitionKey: aws.String("k")}}}
+	for i := range 220 {
+		in := held
+		if i >= 200 {
+			in = streamed
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		_, err := c.PutRecords(ctx, in)
 		cancel()
@@ -123,7 +129,7 @@ func TestClientKeepsItsConnection(t *testing.T) {
 		}
 	}
 	if n := conns.Load(); n > 2 {
-		t.Fatalf("unexpected connections for 200 sequential calls; got %d; want 1", n)
+		t.Fatalf("unexpected connections for 220 sequential calls; got %d; want 1", n)
 	}
 }
 

@@ -9,7 +9,9 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"net/http/httptest"
 	"reflect"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -270,5 +272,43 @@ func TestWireBodyHashedIsSent(t *testing.T) {
 		if !bytes.Equal(stored[i], want[i]) {
 			t.Fatalf("unexpected data of record %d", i)
 		}
+	}
+}
+
+// TestSenderStreamsLargeBodies: the packer's requests of several MiB are
+// streamed from ring memory, also when Kinesis answers before it has read
+// the body (the HTTP client is still sending it when the call returns and
+// the events go back to wait for a retry); every event is stored once, as
+// written. Under -race this also checks that nothing reads the ring after
+// the call has returned.
+func TestSenderStreamsLargeBodies(t *testing.T) {
+	const n, size = 400, 20 << 10
+	fk := newFakeKinesis(t, nil)
+	var calls atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if calls.Add(1)%3 == 1 {
+			w.Header().Set("Content-Type", "application/x-amz-json-1.1")
+			w.Header().Set("X-Amzn-ErrorType", "InternalFailure")
+			w.WriteHeader(http.StatusInternalServerError)
+			_, _ = io.WriteString(w, `{"__type":"InternalFailure","message":"answered early"}`)
+			return
+		}
+		fk.serve(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	fk.URL = srv.URL
+	r := newRing(t, 16*MiB)
+	p := newPacker(t, r, testConfig(500, 5*MiB, MiB, "k"), Options{Client: fk.client(), BackoffBase: time.Millisecond, BackoffMax: 5 * time.Millisecond})
+	runPacker(t, p)
+	writeEvents(t, r, 0, n, size)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if res := p.Flush(ctx); !res.Complete || res.Err != nil || res.Delivered != n {
+		t.Fatalf("unexpected flush result; got %+v; want complete with %d delivered", res, n)
+	}
+	_, stored, _ := fk.snapshot()
+	checkExactlyOnce(t, stored, 0, n, size)
+	if st := p.Stats(); st.CallServer == 0 || st.CallBytes/st.Calls < heldMax {
+		t.Fatalf("unexpected stats %+v; want calls of over %d bytes on average, some answered early", st, heldMax)
 	}
 }
