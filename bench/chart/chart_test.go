@@ -182,3 +182,97 @@ func TestNum(t *testing.T) {
 	f(44506, "44,506")
 	f(1907368, "1,907,368")
 }
+
+func TestLoadSections(t *testing.T) {
+	dir := t.TempDir()
+	small := filepath.Join(dir, "load.json")
+	large := filepath.Join(dir, "load-large.json")
+	err := results.Write(small, results.Load{Runs: []results.LoadRate{{Rate: 1000, Seconds: 10, InvokeMs: 100,
+		LineBytes: []int{150, 250}, RingBytes: 8 << 20, Generated: 1002, Acked: 1000, Received: 1000, Records: 1000, Calls: 10,
+		PeakRSSMiB: 16.2, MedianRSSMiB: 15.9, Pending: 2, Summary: "KTE_SUMMARY small"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = results.Write(large, results.Load{Runs: []results.LoadRate{
+		{Rate: 1000, Seconds: 10, InvokeMs: 100, LineBytes: []int{20000}, RingBytes: 8 << 20, Invokes: 99, Generated: 9902,
+			Acked: 9900, Received: 9900, Records: 9900, Calls: 99, PeakRSSMiB: 21.1, MedianRSSMiB: 19.8, Pending: 2,
+			PendingTypes: map[string]int{"extension": 2}, Summary: "KTE_SUMMARY large 1000"},
+		{Rate: 2500, Seconds: 10, InvokeMs: 100, LineBytes: []int{20000}, RingBytes: 8 << 20, Invokes: 98, Generated: 24502,
+			Acked: 24500, Received: 24500, Records: 24500, Calls: 175, PeakRSSMiB: 26.4, MedianRSSMiB: 24.3, Pending: 2,
+			Summary: "KTE_SUMMARY large 2500"},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const (
+		heading      = "\n## Sustained load\n"
+		largeHeading = "\n## Sustained load, large events\n"
+		columns      = "Peak RSS: the process's high-water mark (VmHWM)"
+	)
+	report := func(o options) string {
+		t.Helper()
+		o.out = dir
+		if err := run(o); err != nil {
+			t.Fatal(err)
+		}
+		md, err := os.ReadFile(filepath.Join(dir, "README.md"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(md)
+	}
+	contains := func(md string, want ...string) {
+		t.Helper()
+		for _, s := range want {
+			if !strings.Contains(md, s) {
+				t.Fatalf("unexpected report: no %q in\n%s", s, md)
+			}
+		}
+	}
+
+	// Without -load-large: the sustained-load section only.
+	md := report(options{load: small})
+	contains(md, heading, "`go run ./bench/load`: the release binary", "function log lines of 150, 250 bytes in turn",
+		columns, "- 1000/s: 2 pending (); `KTE_SUMMARY small`")
+	if strings.Contains(md, "large events") || strings.Contains(md, "-lines 20000") {
+		t.Fatalf("unexpected large-events section without -load-large:\n%s", md)
+	}
+
+	// With both: the large-events section right after the sustained-load
+	// one, described from its own data, with the same table.
+	md = report(options{load: small, loadLarge: large, layers: func() string {
+		zip := filepath.Join(dir, "layer.zip")
+		if err := os.WriteFile(zip, make([]byte, 10), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return zip
+	}()})
+	i, j, k := strings.Index(md, heading), strings.Index(md, largeHeading), strings.Index(md, "\n## Layer sizes\n")
+	if i < 0 || j < i || k < j {
+		t.Fatalf("unexpected section order; sustained load at %d, large events at %d, layer sizes at %d in\n%s", i, j, k, md)
+	}
+	largePart := md[j:k]
+	contains(largePart,
+		"`go run ./bench/load -rates 1000,2500 -lines 20000`: the release binary",
+		"invocations of 100 ms back to back for about 10 s per rate, function log lines of 20000 bytes each,",
+		"Records per PutRecords request, on average: 100 at 1000/s (at least 1.9 MiB of log lines), 140 at 2500/s (at least 2.7 MiB of log lines).",
+		"| log lines/s | invokes |",
+		"| 1000 | 99 |", "| 21.1 MiB | 19.8 MiB |", "| 9902 | 9900 | 9900 | 0 | 0 | 0 | 99 | 0 |",
+		"| 2500 | 98 |", "| 26.4 MiB | 24.3 MiB |", "| 24502 | 24500 | 24500 | 0 | 0 | 0 | 175 | 0 |",
+		"Columns as in the sustained-load table above.",
+		"- 1000/s: 2 pending (extension: 2); `KTE_SUMMARY large 1000`",
+		"- 2500/s: 2 pending (); `KTE_SUMMARY large 2500`")
+	if strings.Contains(largePart, columns) || strings.Contains(largePart, "KTE_SUMMARY small") {
+		t.Fatalf("unexpected large-events section:\n%s", largePart)
+	}
+	if strings.Contains(md[i:j], "KTE_SUMMARY large") {
+		t.Fatalf("unexpected large-events runs in the sustained-load section:\n%s", md[i:j])
+	}
+
+	// -load-large alone: the section says what the columns mean itself.
+	md = report(options{loadLarge: large})
+	contains(md, largeHeading, columns, "- 2500/s: 2 pending (); `KTE_SUMMARY large 2500`")
+	if strings.Contains(md, heading) || strings.Contains(md, "Columns as in") {
+		t.Fatalf("unexpected report with -load-large alone:\n%s", md)
+	}
+}

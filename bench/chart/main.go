@@ -1,11 +1,13 @@
 // Command chart turns the bench outputs into the committed results: an SVG
 // chart of the ingest benchmarks (throughput, CPU and allocations per event
 // against the body, both implementations) and a Markdown report with every
-// table (ingest benchmarks with KTE/baseline ratios, cold start, load, layer
-// sizes). Inputs that are not given are left out of the report.
+// table (ingest benchmarks with KTE/baseline ratios, cold start, load, load
+// with large events, layer sizes). Inputs that are not given are left out of
+// the report.
 //
 //	go run ./bench/chart -bench bench/results/latest.txt \
 //	    -coldstart bench/results/coldstart.json -load bench/results/load.json \
+//	    -load-large bench/results/load-large.json \
 //	    -layers build/kinesis-telemetry-extension-amd64.zip,build/kinesis-telemetry-extension-arm64.zip \
 //	    -out bench/results
 package main
@@ -27,6 +29,7 @@ func main() {
 	flag.StringVar(&o.bench, "bench", "", "`go test -bench` output holding the ingest benchmarks")
 	flag.StringVar(&o.coldstart, "coldstart", "", "JSON written by bench/coldstart")
 	flag.StringVar(&o.load, "load", "", "JSON written by bench/load")
+	flag.StringVar(&o.loadLarge, "load-large", "", "JSON written by bench/load with large log lines (-lines 20000)")
 	flag.StringVar(&o.layers, "layers", "", "comma list of layer zips whose sizes to report")
 	flag.StringVar(&o.note, "note", "", "conditions of the run, printed under the title")
 	flag.StringVar(&o.out, "out", "bench/results", "folder for ingest.svg and README.md")
@@ -41,7 +44,7 @@ func main() {
 const bodyCaption = "x: Telemetry API body per POST: events_N = N events of a busy function's mix (~370 B each); 256KiB, 1MiB = full bodies of ~1 KiB log lines. Log scales."
 
 type options struct {
-	bench, coldstart, load, layers, note, out string
+	bench, coldstart, load, loadLarge, layers, note, out string
 }
 
 func run(o options) error {
@@ -81,6 +84,12 @@ func run(o options) error {
 			return err
 		}
 	}
+	if o.loadLarge != "" {
+		r.loadLarge = new(results.Load)
+		if err := results.Read(o.loadLarge, r.loadLarge); err != nil {
+			return err
+		}
+	}
 	for p := range strings.SplitSeq(o.layers, ",") {
 		if p == "" {
 			continue
@@ -91,8 +100,8 @@ func run(o options) error {
 		}
 		r.layers = append(r.layers, layer{name: filepath.Base(p), bytes: st.Size()})
 	}
-	if r.bench == nil && r.coldstart == nil && r.load == nil && r.layers == nil {
-		return errors.New("nothing to report: give -bench, -coldstart, -load or -layers")
+	if r.bench == nil && r.coldstart == nil && r.load == nil && r.loadLarge == nil && r.layers == nil {
+		return errors.New("nothing to report: give -bench, -coldstart, -load, -load-large or -layers")
 	}
 	var md bytes.Buffer
 	r.write(&md)

@@ -17,6 +17,7 @@ type report struct {
 	chart     string
 	coldstart *results.ColdStart
 	load      *results.Load
+	loadLarge *results.Load // bench/load with large log lines
 	layers    []layer
 }
 
@@ -82,6 +83,9 @@ func (r *report) write(w io.Writer) {
 	}
 	if r.load != nil {
 		writeLoad(w, r.load)
+	}
+	if r.loadLarge != nil {
+		writeLoadLarge(w, r.loadLarge, r.load != nil && len(r.load.Runs) > 0)
 	}
 	if len(r.layers) > 0 {
 		fmt.Fprintln(w)
@@ -239,26 +243,76 @@ func writeColdStart(w io.Writer, c *results.ColdStart) {
 }
 
 func writeLoad(w io.Writer, l *results.Load) {
+	writeLoadSection(w, "Sustained load", "`go run ./bench/load`", "", l, true)
+}
+
+// writeLoadLarge writes the run with large log lines (bench/run.sh: 20 KB),
+// where PutRecords bodies grow past the 1 MiB that KTE holds in one buffer.
+// explained says the sustained-load section above already explained the
+// columns.
+func writeLoadLarge(w io.Writer, l *results.Load, explained bool) {
+	rates := make([]int, len(l.Runs))
+	var calls []string
+	for i, r := range l.Runs {
+		rates[i] = r.Rate
+		if r.Calls == 0 || len(r.LineBytes) == 0 {
+			continue
+		}
+		line := 0
+		for _, b := range r.LineBytes {
+			line += b
+		}
+		perCall := float64(r.Records) / float64(r.Calls)
+		// The log lines alone: a lower bound on the request's size.
+		mib := perCall * float64(line) / float64(len(r.LineBytes)) / (1 << 20)
+		calls = append(calls, fmt.Sprintf("%.0f at %d/s (at least %.1f MiB of log lines)", perCall, r.Rate, mib))
+	}
+	command := "`go run ./bench/load -rates " + joinInts(rates, ",")
+	var extra string
+	if len(l.Runs) > 0 {
+		command += " -lines " + joinInts(l.Runs[0].LineBytes, ",")
+	}
+	command += "`"
+	if len(calls) > 0 {
+		extra = " Records per PutRecords request, on average: " + strings.Join(calls, ", ") + ". A request over 1 MiB is " +
+			"not held in one buffer: KTE writes it as it reads the records, once for the signature and once for the send."
+	}
+	writeLoadSection(w, "Sustained load, large events", command, extra, l, !explained)
+}
+
+// writeLoadSection writes one bench/load run as a section: what ran (command,
+// then the setup read from the data, then extra), the table and the events
+// each rate left pending. explain adds what the columns mean, which the
+// report says once.
+func writeLoadSection(w io.Writer, heading, command, extra string, l *results.Load, explain bool) {
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, "## Sustained load")
+	fmt.Fprintf(w, "## %s\n", heading)
 	fmt.Fprintln(w)
 	if len(l.Runs) == 0 {
 		return
 	}
 	r0 := l.Runs[0]
-	fmt.Fprintf(w, "`go run ./bench/load`: the release binary in the local Lambda simulator with its defaults "+
+	lines := "of " + joinInts(r0.LineBytes, ", ") + " bytes in turn"
+	if len(r0.LineBytes) == 1 {
+		lines = fmt.Sprintf("of %d bytes each", r0.LineBytes[0])
+	}
+	fmt.Fprintf(w, "%s: the release binary in the local Lambda simulator with its defaults "+
 		"(KTE_FLUSH=invoke, enrichment on, ring %d MiB), invocations of %.0f ms back to back for about %.0f s per rate, "+
-		"function log lines of %s bytes in turn, an in-process fake Kinesis endpoint that decodes every record; each "+
+		"function log lines %s, an in-process fake Kinesis endpoint that decodes every record; each "+
 		"record is matched byte for byte (after removing the enrichment) with the event the simulator generated. "+
-		"On %s.\n\n", r0.RingBytes>>20, r0.InvokeMs, r0.Seconds, joinInts(r0.LineBytes), l.Machine)
+		"On %s.%s\n\n", command, r0.RingBytes>>20, r0.InvokeMs, r0.Seconds, lines, l.Machine, extra)
 	l.WriteTable(w)
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, "Peak RSS: the process's high-water mark (VmHWM); median RSS: the middle of its resident set sampled every "+
-		"20 ms over the run, what it holds most of the time; anon / file: the largest sample's anonymous and file-backed parts.")
-	fmt.Fprintln(w)
-	fmt.Fprintln(w, "Overhead: from the function's end (platform.runtimeDone) to the extension's next `/event/next`. "+
-		"Generated minus acked: events still queued for the extension when it exited (its own last log lines, "+
-		"written after it stopped listening):")
+	if explain {
+		fmt.Fprintln(w, "Peak RSS: the process's high-water mark (VmHWM); median RSS: the middle of its resident set sampled every "+
+			"20 ms over the run, what it holds most of the time; anon / file: the largest sample's anonymous and file-backed parts.")
+		fmt.Fprintln(w)
+		fmt.Fprintln(w, "Overhead: from the function's end (platform.runtimeDone) to the extension's next `/event/next`. "+
+			"Generated minus acked: events still queued for the extension when it exited (its own last log lines, "+
+			"written after it stopped listening):")
+	} else {
+		fmt.Fprintln(w, "Columns as in the sustained-load table above. Events still queued for the extension when it exited, and its summary line, per rate:")
+	}
 	fmt.Fprintln(w)
 	for _, r := range l.Runs {
 		types := make([]string, 0, len(r.PendingTypes))
@@ -305,10 +359,10 @@ func ratio(a, b float64) string {
 	return fmt.Sprintf("%.2f×", a/b)
 }
 
-func joinInts(xs []int) string {
+func joinInts(xs []int, sep string) string {
 	s := make([]string, len(xs))
 	for i, x := range xs {
 		s[i] = fmt.Sprint(x)
 	}
-	return strings.Join(s, ", ")
+	return strings.Join(s, sep)
 }
