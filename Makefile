@@ -88,7 +88,7 @@ bench:
 	go tool benchstat bench/results/latest.txt > bench/results/latest-benchstat.txt
 	@cat bench/results/latest-benchstat.txt
 
-## bench-report: ingest benchmarks, cold start, load, layer sizes and the chart into bench/results/README.md.
+## bench-report: ingest benchmarks, cold start, load (default and 20 KB log lines), layer sizes and the chart into bench/results/README.md.
 bench-report:
 	BENCHCOUNT=$(BENCHCOUNT) bench/run.sh
 

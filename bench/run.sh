@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # bench/run.sh: run the ingest benchmarks, the cold-start and load harnesses
-# and the layer build, then regenerate the committed results in bench/results/
+# (the load harness twice: with its default log lines, then with 20 KB lines
+# at 1,000 and 2,500 lines/s, where PutRecords bodies pass 1 MiB) and the
+# layer build, then regenerate the committed results in bench/results/
 # (README.md with every table, ingest.svg, and the raw outputs).
 #
 # Environment:
@@ -9,7 +11,7 @@
 #                   ingest benchmarks (e.g. bench/results/latest.txt from make bench)
 #   COLDSTART_RUNS  runs of each extension in the cold-start harness (default 100:
 #                   enough rounds for a 96.5% interval of the paired difference)
-#   LOAD_DURATION   time per rate in the load harness (default 10s)
+#   LOAD_DURATION   time per rate in both load runs (default 10s)
 #   SKIP_LAYER      set to skip `make layer` (sizes of existing zips are used)
 #   BENCH_NOTE      conditions of the run, printed in the report
 set -euo pipefail
@@ -39,6 +41,7 @@ go test -run='^$' -bench='EndToEnd/body=(events_1000|1MiB)/impl=kte' -benchtime=
 
 go run ./bench/coldstart -n "${COLDSTART_RUNS:-100}" -out "$out/coldstart.json"
 go run ./bench/load -duration "${LOAD_DURATION:-10s}" -out "$out/load.json"
+go run ./bench/load -rates 1000,2500 -lines 20000 -duration "${LOAD_DURATION:-10s}" -out "$out/load-large.json"
 
 if [[ -z ${SKIP_LAYER:-} ]]; then
 	make layer
@@ -46,5 +49,5 @@ fi
 
 note=${BENCH_NOTE:-"Machine: $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg) when the report was generated ($(date -u +%Y-%m-%dT%H:%MZ))."}
 go run ./bench/chart -bench "$bench" -coldstart "$out/coldstart.json" -load "$out/load.json" \
-	-layers "build/$name-amd64.zip,build/$name-arm64.zip" -note "$note" -out "$out"
+	-load-large "$out/load-large.json" -layers "build/$name-amd64.zip,build/$name-arm64.zip" -note "$note" -out "$out"
 echo "bench/run.sh: wrote $out/README.md and $out/ingest.svg"
