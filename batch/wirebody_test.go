@@ -241,7 +241,7 @@ func TestWireBodyHashedIsSent(t *testing.T) {
 	}, WireOptions)
 	rng := rand.New(rand.NewPCG(11, 12))
 	var want [][]byte
-	// Held bodies (0.7 and 670 KB), then streamed ones (6.7 MB and the
+	// Held bodies (about 18 and 690 KB), then streamed ones (6.7 MB and the
 	// largest a 5 MiB request makes).
 	for _, size := range []int{1, 1000, 10000 + 1, 5<<20/500 - 64} {
 		in := &kinesis.PutRecordsInput{StreamName: aws.String("s")}
