@@ -38,13 +38,15 @@ const (
 )
 
 // wireBuffers is what one PutRecords call borrows from its caller: the
-// request body's generator and the answer's bytes and entries. The caller
+// request body (see body) and the answer's bytes and entries. The caller
 // (the packer, one call at a time) owns it and reuses it for the next call
 // once PutRecords has returned: by then the SDK's transport has closed the
 // request body under a lock (smithyhttp.Request.Build), so nothing reads
-// body any more.
+// it any more.
 type wireBuffers struct {
-	body    putRecordsBody
+	stream  putRecordsBody // a body written as it is read
+	held    []byte         // a body written once; grows to heldMax at most
+	reader  bytes.Reader   // reads held
 	answer  []byte
 	records []types.PutRecordsResultEntry
 }
@@ -73,7 +75,8 @@ func (w wireProtocol) SerializeRequest(ctx context.Context, schema *smithy.Opera
 	if b == nil {
 		b = new(wireBuffers) // a call without the packer's buffers (tests, other callers)
 	}
-	if err := b.body.reset(pr, heldMax); err != nil {
+	body, err := b.body(pr, heldMax)
+	if err != nil {
 		return err
 	}
 	req.Method = http.MethodPost
@@ -82,7 +85,7 @@ func (w wireProtocol) SerializeRequest(ctx context.Context, schema *smithy.Opera
 	}
 	req.Header.Set("X-Amz-Target", wireTarget)
 	req.Header.Set("Content-Type", wireContentType)
-	sreq, err := req.SetStream(&b.body)
+	sreq, err := req.SetStream(body)
 	if err != nil {
 		return fmt.Errorf("batch: cannot set the PutRecords body: %w", err)
 	}

@@ -16,19 +16,11 @@ import (
 //
 //	{"Records":[{"Data":"<base64>","PartitionKey":"…"},…],"StreamName":"…"}
 //
-// (plus ExplicitHashKey and StreamARN when set). A call reads it twice:
-// SigV4 hashes it, then the HTTP client sends it (the SDK rewinds it in
-// between with Seek).
-//
-// A body of up to heldMax bytes is written once, base64 straight from ring
-// memory into a buffer reused from call to call (held), and both passes
-// read that. A larger body is written as it is read, into the reader's
-// buffer, once for each pass: held, it would stay on the heap at the size
-// of the largest request (6.7 MB for a 5 MiB one, plus the half again the
-// garbage collector's goal adds), which large events reach in a few
-// requests. Streaming costs a second base64 pass over the data: 15-20%
-// more CPU end to end (go test -bench 'EndToEnd/.*impl=kte' ./bench/ingest),
-// paid only by requests over heldMax.
+// (plus ExplicitHashKey and StreamARN when set), written as it is read,
+// base64 straight from ring memory into the reader's buffer. A call reads
+// it twice: SigV4 hashes it, then the HTTP client sends it (the SDK rewinds
+// it in between with Seek). wireBuffers.body decides whether it is read as
+// it is written or written once into a held buffer.
 //
 // The records' Data must not change while the call may read the body: the
 // packer releases their frames only after PutRecords has returned, and by
@@ -52,10 +44,7 @@ type putRecordsBody struct {
 
 	pending []byte // bytes of the last piece not yet returned (in scratch)
 	scratch []byte // reused; grows to the largest piece other than data
-	chunk   []byte // WriteTo's buffer when streaming, reused
-
-	held bool   // the whole body is in buf
-	buf  []byte // reused; grows to heldMax at most
+	chunk   []byte // WriteTo's buffer, reused
 }
 
 type bodyStep uint8
@@ -73,16 +62,45 @@ const (
 // is hashed, large enough that a call costs little per byte.
 const chunkSize = 32 << 10
 
-// heldMax is the largest body written once and held (see putRecordsBody):
-// 500 records of up to about 1.5 KB. At 50,000 events/s of 150-1,200
-// bytes a body is about 0.5 MB, so it is held.
+// heldMax is the largest body written once and held (see
+// wireBuffers.body): 500 records of up to about 1.5 KB. At 50,000 events/s
+// of 150-1,200 bytes a body is about 0.5 MB, so it is held.
 const heldMax = 1 << 20
 
-// reset makes b the body of in, at its beginning, held if it has at most
-// holdUpTo bytes (heldMax; the tests also pass 0). It checks every entry
-// and computes the length first. It allocates nothing once its buffers
-// have grown.
-func (b *putRecordsBody) reset(in *kinesis.PutRecordsInput, holdUpTo int64) error {
+// body returns the body of in for the SDK. A body of up to holdUpTo bytes
+// (heldMax; the tests also pass 0) is written once into b.held, a buffer
+// reused from call to call, and both passes read it through b.reader. A
+// larger body is b.body, written as it is read, once for each pass: held,
+// it would stay on the heap at the size of the largest request (6.7 MB for
+// a 5 MiB one, plus the half again the garbage collector's goal adds),
+// which large events reach in a few requests. Streaming costs a second
+// base64 pass over the data: 15-20% more CPU end to end (go test -bench
+// 'EndToEnd/.*impl=kte' ./bench/ingest), paid only by bodies over heldMax.
+// It allocates nothing once the buffers have grown.
+func (b *wireBuffers) body(in *kinesis.PutRecordsInput, holdUpTo int64) (io.ReadSeeker, error) {
+	if err := b.stream.reset(in); err != nil {
+		return nil, err
+	}
+	n := b.stream.size
+	if n > holdUpTo {
+		return &b.stream, nil
+	}
+	if int64(cap(b.held)) < n {
+		// A little room over the largest body so far, no more: the
+		// buffer stays at that size.
+		b.held = make([]byte, min(n+n/8, holdUpTo))
+	}
+	b.held = b.held[:n]
+	if m, _ := io.ReadFull(&b.stream, b.held); int64(m) != n {
+		panic("BUG: batch: PutRecords body of " + strconv.FormatInt(n, 10) + " bytes written as " + strconv.Itoa(m))
+	}
+	b.reader.Reset(b.held)
+	return &b.reader, nil
+}
+
+// reset makes b the body of in, at its beginning. It checks every entry
+// and computes the length without encoding any data.
+func (b *putRecordsBody) reset(in *kinesis.PutRecordsInput) error {
 	for i := range in.Records {
 		if e := &in.Records[i]; e.PartitionKey == nil || e.Data == nil {
 			return fmt.Errorf("batch: PutRecords entry %d has no data or partition key", i)
@@ -101,19 +119,6 @@ func (b *putRecordsBody) reset(in *kinesis.PutRecordsInput, holdUpTo int64) erro
 	}
 	b.size = n
 	b.rewind()
-	b.held = false
-	if n <= holdUpTo {
-		if int64(cap(b.buf)) < n {
-			// A little room over the largest body so far, no more: the
-			// buffer stays at that size.
-			b.buf = make([]byte, min(n+n/8, holdUpTo))
-		}
-		b.buf = b.buf[:n]
-		if m, _ := io.ReadFull(b, b.buf); int64(m) != n {
-			panic("BUG: batch: PutRecords body of " + strconv.FormatInt(n, 10) + " bytes written as " + strconv.Itoa(m))
-		}
-		b.pos, b.held = 0, true
-	}
 	return nil
 }
 
@@ -188,14 +193,6 @@ func (b *putRecordsBody) piece() []byte {
 
 // Read writes the next bytes of the body into p.
 func (b *putRecordsBody) Read(p []byte) (int, error) {
-	if b.held {
-		if b.pos >= b.size {
-			return 0, io.EOF
-		}
-		n := copy(p, b.buf[b.pos:])
-		b.pos += int64(n)
-		return n, nil
-	}
 	n := 0
 	for n < len(p) {
 		if len(b.pending) > 0 {
@@ -242,18 +239,6 @@ func (b *putRecordsBody) Read(p []byte) (int, error) {
 // WriteTo writes the rest of the body to w through a reused buffer (the
 // SDK hashes the body with io.Copy, which uses WriteTo).
 func (b *putRecordsBody) WriteTo(w io.Writer) (int64, error) {
-	if b.held {
-		if b.pos >= b.size {
-			return 0, nil
-		}
-		rest := b.buf[b.pos:]
-		n, err := w.Write(rest)
-		b.pos += int64(n)
-		if err == nil && n < len(rest) {
-			err = io.ErrShortWrite
-		}
-		return int64(n), err
-	}
 	if b.chunk == nil {
 		b.chunk = make([]byte, chunkSize)
 	}
@@ -302,10 +287,6 @@ func (b *putRecordsBody) Seek(offset int64, whence int) (int64, error) {
 	}
 	if to < 0 {
 		return b.pos, errBodySeek
-	}
-	if b.held {
-		b.pos = to
-		return to, nil
 	}
 	if to < b.pos {
 		b.rewind()

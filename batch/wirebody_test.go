@@ -46,9 +46,28 @@ func bodyInputs() []*kinesis.PutRecordsInput {
 	)
 }
 
+// bodyReader is what wireBuffers.body returns, held or streamed.
+type bodyReader interface {
+	io.ReadSeeker
+	io.WriterTo
+	Len() int
+}
+
+// bodyFor returns the body of in as the SDK gets it, and whether it is
+// held.
+func bodyFor(t *testing.T, b *wireBuffers, in *kinesis.PutRecordsInput, holdUpTo int64) (bodyReader, bool) {
+	t.Helper()
+	r, err := b.body(in, holdUpTo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, held := r.(*bytes.Reader)
+	return r.(bodyReader), held
+}
+
 // readIn reads b from where it stands to its end, size bytes at a time
 // (each Read asks for size, or a random size in [1, 100] if size is 0).
-func readIn(t *testing.T, b *putRecordsBody, size int, rng *rand.Rand) []byte {
+func readIn(t *testing.T, b io.Reader, size int, rng *rand.Rand) []byte {
 	t.Helper()
 	var out []byte
 	for i := 0; ; i++ {
@@ -82,23 +101,22 @@ func TestWireBodyReadsAlike(t *testing.T) {
 	sdk := sdkProtocol()
 	rng := rand.New(rand.NewPCG(7, 8))
 	for j, in := range append(bodyInputs(), bodyInputs()...) {
-		var b putRecordsBody
+		var w wireBuffers
 		holdUpTo, i := int64(heldMax), j
 		if j >= len(bodyInputs()) {
 			holdUpTo, i = 0, j-len(bodyInputs()) // streamed
 		}
-		if err := b.reset(in, holdUpTo); err != nil {
-			t.Fatal(err)
+		b, held := bodyFor(t, &w, in, holdUpTo)
+		if held != (holdUpTo > 0) {
+			t.Fatalf("input %d: unexpected held=%t", i, held)
 		}
-		if b.held != (holdUpTo > 0) {
-			t.Fatalf("input %d: unexpected held=%t", i, b.held)
-		}
-		if b.Len() != int(b.size) {
-			t.Fatalf("input %d: unexpected Len %d before reading; want %d", i, b.Len(), b.size)
+		size := w.stream.size
+		if b.Len() != int(size) {
+			t.Fatalf("input %d: unexpected Len %d before reading; want %d", i, b.Len(), size)
 		}
 		var whole bytes.Buffer
-		if n, err := b.WriteTo(&whole); err != nil || n != b.size || int64(whole.Len()) != b.size {
-			t.Fatalf("input %d: unexpected WriteTo: %d bytes (%d written), %v; want %d", i, n, whole.Len(), err, b.size)
+		if n, err := b.WriteTo(&whole); err != nil || n != size || int64(whole.Len()) != size {
+			t.Fatalf("input %d: unexpected WriteTo: %d bytes (%d written), %v; want %d", i, n, whole.Len(), err, size)
 		}
 		if b.Len() != 0 {
 			t.Fatalf("input %d: unexpected Len %d at the end", i, b.Len())
@@ -107,7 +125,7 @@ func TestWireBodyReadsAlike(t *testing.T) {
 			if _, err := b.Seek(0, io.SeekStart); err != nil {
 				t.Fatal(err)
 			}
-			if got := readIn(t, &b, size, rng); !bytes.Equal(got, whole.Bytes()) {
+			if got := readIn(t, b, size, rng); !bytes.Equal(got, whole.Bytes()) {
 				t.Fatalf("input %d: reads of %d bytes give another body\ngot  %s\nwant %s", i, size, got, whole.Bytes())
 			}
 		}
@@ -134,10 +152,8 @@ func TestWireBodySeek(t *testing.T) {
 
 func testBodySeek(t *testing.T, holdUpTo int64) {
 	in := bodyInputs()[20]
-	var b putRecordsBody
-	if err := b.reset(in, holdUpTo); err != nil {
-		t.Fatal(err)
-	}
+	var w wireBuffers
+	b, _ := bodyFor(t, &w, in, holdUpTo)
 	var whole bytes.Buffer
 	if _, err := b.WriteTo(&whole); err != nil {
 		t.Fatal(err)
@@ -169,7 +185,7 @@ func testBodySeek(t *testing.T, holdUpTo int64) {
 		}
 		n := rng.IntN(50)
 		p := make([]byte, n)
-		m, _ := io.ReadFull(&b, p)
+		m, _ := io.ReadFull(b, p)
 		if want := full[to:min(int(to)+n, len(full))]; !bytes.Equal(p[:m], want) {
 			t.Fatalf("unexpected bytes after Seek to %d; got %q; want %q", to, p[:m], want)
 		}
@@ -194,8 +210,8 @@ func testBodySeek(t *testing.T, holdUpTo int64) {
 func TestWireBodyRefusesIncompleteEntries(t *testing.T) {
 	for _, e := range []types.PutRecordsRequestEntry{{Data: []byte("x")}, {PartitionKey: aws.String("k")}} {
 		in := &kinesis.PutRecordsInput{StreamName: aws.String("s"), Records: []types.PutRecordsRequestEntry{{Data: []byte("ok"), PartitionKey: aws.String("k")}, e}}
-		var b putRecordsBody
-		if err := b.reset(in, heldMax); err == nil || !bytes.Contains([]byte(err.Error()), []byte("entry 1")) {
+		var b wireBuffers
+		if _, err := b.body(in, heldMax); err == nil || !bytes.Contains([]byte(err.Error()), []byte("entry 1")) {
 			t.Fatalf("unexpected error %v; want one naming entry 1", err)
 		}
 	}
@@ -257,8 +273,8 @@ func TestWireBodyHashedIsSent(t *testing.T) {
 		if _, err := client.PutRecords(withWireBuffers(context.Background(), &b), in); err != nil {
 			t.Fatal(err)
 		}
-		if b.body.held != (size <= 1000) {
-			t.Fatalf("unexpected held=%t for a body of %d bytes", b.body.held, b.body.size)
+		if held := b.reader.Size() == b.stream.size; held != (size <= 1000) {
+			t.Fatalf("unexpected held=%t for a body of %d bytes", held, b.stream.size)
 		}
 	}
 	if h.checks != 4 {
