@@ -37,6 +37,16 @@ import (
 // going on, an attempt with lost responses fails about one time in two, and
 // an unlucky event could fail every attempt the deadline leaves time for;
 // an outage at SHUTDOWN is the outage tests' subject.
+//
+// Requests carry at most 256 KiB of records. A call goes through the watch
+// and the proxy, which run in the test binary and each decode its body, so
+// its time grows with its size, and the send timeout (400 ms, so that hung
+// calls end soon) must stay well above it. Uncapped, a call that timed out
+// left a backlog, the next call carried it all (1-2 MB), and under -race on
+// a busy machine such calls took 1-8 s: every call timed out, nothing more
+// was delivered, and at SHUTDOWN the extension had about 2 MB to write to
+// stderr, more than the simulator (in this binary too) could read before
+// the deadline. Capped, calls take 20-200 ms there.
 func TestFaultProxy(t *testing.T) {
 	n := 30
 	if testing.Short() {
@@ -65,7 +75,8 @@ func TestFaultProxy(t *testing.T) {
 					w = newCallWatch(t, k, f, sendTimeout+300*time.Millisecond, 40)
 					return w.front.URL
 				},
-				env: []string{"KTE_SEND_TIMEOUT_MS=" + strconv.Itoa(int(sendTimeout/time.Millisecond)), "KTE_PARTITION_KEY=random"},
+				env: []string{"KTE_SEND_TIMEOUT_MS=" + strconv.Itoa(int(sendTimeout/time.Millisecond)), "KTE_PARTITION_KEY=random",
+					"KTE_BATCH_MAX_BYTES=256KiB", "KTE_RECORD_MAX_BYTES=256KiB"},
 			})
 			r.invoke(Workload(n, 30, 10*time.Millisecond, 200<<10))
 			w.calm()
