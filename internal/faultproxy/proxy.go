@@ -59,8 +59,11 @@ const (
 // Throttle + ServerError + Hang + Delay must not exceed 1 (one draw per call
 // picks at most one of them). Zero values inject nothing.
 type Faults struct {
-	// Seed makes the sequence of decisions reproducible (for a given order of
-	// calls).
+	// Seed makes the decisions reproducible. What happens to a call (its
+	// fault, whether its response is lost) depends only on its place in the
+	// order of calls: the failed records are drawn from a stream of their
+	// own, so the number of records a call carries, which depends on timing,
+	// does not shift the faults of the calls after it.
 	Seed uint64
 
 	Throttle    float64 // answer HTTP 400 ProvisionedThroughputExceededException, not forwarded
@@ -111,9 +114,10 @@ type Proxy struct {
 	target *url.URL
 	client *http.Client
 
-	mu     sync.Mutex // guards faults and rng
-	faults Faults
-	rng    *rand.Rand
+	mu      sync.Mutex // guards faults, callRNG and recRNG
+	faults  Faults
+	callRNG *rand.Rand // one call's fault and lost response, two draws per call
+	recRNG  *rand.Rand // the failed records
 
 	calls, forwarded, throttled, serverErrors, hung, delayed, abandoned atomic.Uint64
 	recordFailures, lostResponses, lostRecords, other                   atomic.Uint64
@@ -129,12 +133,20 @@ func New(target string, f Faults) (*Proxy, error) {
 	if err := f.validate(); err != nil {
 		return nil, err
 	}
-	return &Proxy{
+	p := &Proxy{
 		target: u,
 		client: &http.Client{Transport: &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 16, IdleConnTimeout: 30 * time.Second}},
-		faults: f,
-		rng:    rand.New(rand.NewPCG(f.Seed, f.Seed^0x9e3779b97f4a7c15)),
-	}, nil
+	}
+	p.seed(f)
+	return p, nil
+}
+
+// seed sets the faults and restarts both streams of decisions. Called with
+// mu held, or before the proxy is shared.
+func (p *Proxy) seed(f Faults) {
+	p.faults = f
+	p.callRNG = rand.New(rand.NewPCG(f.Seed, f.Seed^0x9e3779b97f4a7c15))
+	p.recRNG = rand.New(rand.NewPCG(f.Seed^0x2545f4914f6cdd1d, f.Seed))
 }
 
 // SetFaults replaces the faults (and reseeds) for the calls that follow.
@@ -143,8 +155,7 @@ func (p *Proxy) SetFaults(f Faults) error {
 		return err
 	}
 	p.mu.Lock()
-	p.faults = f
-	p.rng = rand.New(rand.NewPCG(f.Seed, f.Seed^0x9e3779b97f4a7c15))
+	p.seed(f)
 	p.mu.Unlock()
 	return nil
 }
@@ -183,7 +194,8 @@ func (p *Proxy) plan(records int) plan {
 	defer p.mu.Unlock()
 	f := p.faults
 	var pl plan
-	switch x := p.rng.Float64(); {
+	x, lost := p.callRNG.Float64(), p.callRNG.Float64()
+	switch {
 	case x < f.Throttle:
 		pl.call = faultThrottle
 	case x < f.Throttle+f.ServerError:
@@ -197,7 +209,7 @@ func (p *Proxy) plan(records int) plan {
 		pl.fail = make([]string, records)
 		n := 0
 		for i := range pl.fail {
-			if p.rng.Float64() < f.RecordFailure {
+			if p.recRNG.Float64() < f.RecordFailure {
 				pl.fail[i] = CodeThroughput
 				if n%2 == 1 {
 					pl.fail[i] = CodeInternal
@@ -206,7 +218,7 @@ func (p *Proxy) plan(records int) plan {
 			}
 		}
 	}
-	pl.lost = f.LostResponse > 0 && p.rng.Float64() < f.LostResponse
+	pl.lost = lost < f.LostResponse
 	return pl
 }
 

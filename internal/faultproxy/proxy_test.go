@@ -253,6 +253,87 @@ func TestSeedIsReproducible(t *testing.T) {
 	}
 }
 
+// What happens to the nth call must not depend on how many records the
+// calls before it carried: in the end-to-end tests that is a matter of
+// timing, and with one stream of draws a run could take a path without
+// some kind of fault (one in 12 loaded runs of TestFaultProxy had no hung
+// call in 102).
+func TestCallFaultsFollowCallOrderOnly(t *testing.T) {
+	f := Faults{Seed: 7, RecordFailure: 0.15, Throttle: 0.1, ServerError: 0.1, Hang: 0.08, Delay: 0.1, LostResponse: 0.25}
+	calls := func(records func(i int) int) string {
+		p, err := New("http://127.0.0.1:1", f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var b strings.Builder
+		for i := range 200 {
+			pl := p.plan(records(i))
+			fmt.Fprintf(&b, "%d/%t ", pl.call, pl.lost)
+		}
+		return b.String()
+	}
+	a := calls(func(int) int { return 1 })
+	b := calls(func(i int) int { return 1 + i*37%500 })
+	if a != b {
+		t.Fatalf("unexpected call faults that depend on the records per call; got\n%s\nand\n%s", a, b)
+	}
+	// The failed records differ with the counts, and are drawn at the rate.
+	p, _ := New("http://127.0.0.1:1", f)
+	failed, records := 0, 0
+	for i := range 200 {
+		for _, c := range p.plan(1 + i*37%500).fail {
+			if c != "" {
+				failed++
+			}
+			records++
+		}
+	}
+	if r := float64(failed) / float64(records); r < 0.13 || r > 0.17 {
+		t.Fatalf("unexpected share of failed records; got %d of %d; want about 0.15", failed, records)
+	}
+}
+
+// The tests that inject faults through a proxy check that every kind they
+// need happened. With a call's fault fixed by its place in the order of
+// calls, their seeds are chosen so that each kind comes within the first 20
+// calls, which any of their runs makes, whatever the records per call:
+// TestFaultProxy (e2e), TestKinesaliteThroughFaultProxy and
+// TestKinesaliteLostResponsesAtLeastOnce (batch).
+func TestSeedsInjectEveryKindEarly(t *testing.T) {
+	for _, tc := range []struct {
+		test string
+		f    Faults
+		want []string
+	}{
+		{"TestFaultProxy", Faults{Seed: 7, RecordFailure: 0.15, Throttle: 0.1, ServerError: 0.1, Hang: 0.08, Delay: 0.1, LostResponse: 0.25},
+			[]string{"throttle", "server error", "hang", "delay", "lost response"}},
+		{"TestKinesaliteThroughFaultProxy", Faults{Seed: 8, RecordFailure: 0.1, Throttle: 0.1, ServerError: 0.1, Hang: 0.03, Delay: 0.1},
+			[]string{"throttle", "server error", "hang", "delay"}},
+		{"TestKinesaliteLostResponsesAtLeastOnce", Faults{Seed: 5, LostResponse: 0.2}, []string{"lost response"}},
+	} {
+		p, err := New("http://127.0.0.1:1", tc.f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		first := map[string]int{}
+		for i := range 20 {
+			pl := p.plan(20)
+			for k, ok := range map[string]bool{"throttle": pl.call == faultThrottle, "server error": pl.call == faultServer,
+				"hang": pl.call == faultHang, "delay": pl.call == faultDelay, "lost response": pl.lost} {
+				if _, seen := first[k]; ok && !seen {
+					first[k] = i
+				}
+			}
+		}
+		for _, k := range tc.want {
+			if _, ok := first[k]; !ok {
+				t.Errorf("%s: unexpected faults in seed %d's first 20 calls; got the first of each at %v; want a %s", tc.test, tc.f.Seed, first, k)
+			}
+		}
+		t.Logf("%s: first call of each kind: %v", tc.test, first)
+	}
+}
+
 func TestRejectsBadFaults(t *testing.T) {
 	f := func(faults Faults) {
 		t.Helper()
