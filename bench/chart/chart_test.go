@@ -276,3 +276,11 @@ func TestLoadSections(t *testing.T) {
 		t.Fatalf("unexpected report with -load-large alone:\n%s", md)
 	}
 }
+
+func TestApart(t *testing.T) {
+	for gap, want := range map[float64]string{0: "back to back", 300: "300 ms apart", 12.4: "12 ms apart"} {
+		if got := apart(gap); got != want {
+			t.Errorf("apart(%v): unexpected %q; want %q", gap, got, want)
+		}
+	}
+}

@@ -297,10 +297,10 @@ func writeLoadSection(w io.Writer, heading, command, extra string, l *results.Lo
 		lines = fmt.Sprintf("of %d bytes each", r0.LineBytes[0])
 	}
 	fmt.Fprintf(w, "%s: the release binary in the local Lambda simulator with its defaults "+
-		"(KTE_FLUSH=invoke, enrichment on, ring %d MiB), invocations of %.0f ms back to back for about %.0f s per rate, "+
+		"(KTE_FLUSH=invoke, enrichment on, ring %d MiB), invocations of %.0f ms %s for about %.0f s per rate, "+
 		"function log lines %s, an in-process fake Kinesis endpoint that decodes every record; each "+
 		"record is matched byte for byte (after removing the enrichment) with the event the simulator generated. "+
-		"On %s.%s\n\n", command, r0.RingBytes>>20, r0.InvokeMs, r0.Seconds, lines, l.Machine, extra)
+		"On %s.%s\n\n", command, r0.RingBytes>>20, r0.InvokeMs, apart(r0.GapMs), r0.Seconds, lines, l.Machine, extra)
 	l.WriteTable(w)
 	fmt.Fprintln(w)
 	if explain {
@@ -365,4 +365,13 @@ func joinInts(xs []int, sep string) string {
 		s[i] = fmt.Sprint(x)
 	}
 	return strings.Join(s, sep)
+}
+
+// apart says how invocations followed each other: back to back, or gapMs
+// apart (bench/load -gap).
+func apart(gapMs float64) string {
+	if gapMs <= 0 {
+		return "back to back"
+	}
+	return fmt.Sprintf("%.0f ms apart", gapMs)
 }

@@ -3,9 +3,10 @@
 // that keeps every record, and reports what the extension costs and whether
 // anything was lost.
 //
-// For each rate, invocations of -invoke duration run back to back for
-// -duration, each logging rate×invoke function lines (sizes cycled from
-// -lines); the extension runs with its defaults (KTE_FLUSH=invoke,
+// For each rate, invocations of -invoke duration run for -duration, back to
+// back or -gap apart (the environment idle in between, as between a
+// function's requests), each logging rate×invoke function lines (sizes
+// cycled from -lines); the extension runs with its defaults (KTE_FLUSH=invoke,
 // enrichment on, an 8 MiB ring). It reports the per-invoke overhead (from the
 // function's end, platform.runtimeDone, to the extension's /event/next) p50
 // and p99, the extension's CPU time over its life as a percentage of one CPU
@@ -14,7 +15,7 @@
 // its enrichment and matched byte for byte with the event the simulator
 // generated, so lost, duplicated and unknown events are counted exactly.
 //
-//	go run ./bench/load [-rates 1000,10000,50000] [-duration 10s] [-out bench/results/load.json]
+//	go run ./bench/load [-rates 1000,10000,50000] [-duration 10s] [-gap 0] [-out bench/results/load.json]
 package main
 
 import (
@@ -44,6 +45,7 @@ func main() {
 	rates := flag.String("rates", "1000,10000,50000", "comma list of function log lines per second")
 	duration := flag.Duration("duration", 10*time.Second, "how long invocations run at each rate")
 	invoke := flag.Duration("invoke", 100*time.Millisecond, "simulated function duration of each invocation")
+	gap := flag.Duration("gap", 0, "idle time between invocations (0: back to back)")
 	lines := flag.String("lines", "150,250,400,1200", "comma list of log line sizes in bytes, cycled")
 	out := flag.String("out", "", "write the results as JSON to this file")
 	verbose := flag.Bool("v", false, "copy the extension's output to stderr")
@@ -58,7 +60,7 @@ func main() {
 			if *verbose {
 				extOutput = os.Stderr
 			}
-			err = run(rs, ls, *duration, *invoke, env, *out, os.Stdout)
+			err = run(rs, ls, *duration, *invoke, *gap, env, *out, os.Stdout)
 		}
 	}
 	if err != nil {
@@ -98,9 +100,12 @@ func ints(s string) ([]int, error) {
 	return out, nil
 }
 
-func run(rates, lines []int, duration, invoke time.Duration, env []string, outPath string, w io.Writer) error {
+func run(rates, lines []int, duration, invoke, gap time.Duration, env []string, outPath string, w io.Writer) error {
 	if invoke <= 0 || duration < invoke {
 		return errors.New("-invoke must be positive and at most -duration")
+	}
+	if gap < 0 || gap > duration {
+		return fmt.Errorf("-gap %s must be between 0 and -duration (%s)", gap, duration)
 	}
 	ctx := context.Background()
 	res := results.Load{Machine: results.ThisMachine()}
@@ -116,7 +121,7 @@ func run(rates, lines []int, duration, invoke time.Duration, env []string, outPa
 		}
 	}
 	for _, rate := range rates {
-		r, err := once(ctx, kte, rate, lines, duration, invoke, env)
+		r, err := once(ctx, kte, rate, lines, duration, invoke, gap, env)
 		if err != nil {
 			return fmt.Errorf("rate %d: %w", rate, err)
 		}
@@ -129,7 +134,7 @@ func run(rates, lines []int, duration, invoke time.Duration, env []string, outPa
 	return nil
 }
 
-func once(ctx context.Context, kte string, rate int, lines []int, duration, invoke time.Duration, env []string) (results.LoadRate, error) {
+func once(ctx context.Context, kte string, rate int, lines []int, duration, invoke, gap time.Duration, env []string) (results.LoadRate, error) {
 	fake := fakekinesis.New(fakekinesis.Options{Keep: true})
 	defer fake.Close()
 	port, err := lambdasim.FreePort()
@@ -154,7 +159,8 @@ func once(ctx context.Context, kte string, rate int, lines []int, duration, invo
 		return results.LoadRate{}, fmt.Errorf("%w\n%s", err, strings.Join(out.Lines(), "\n"))
 	}
 	perInvoke := max(1, int(int64(rate)*int64(invoke)/int64(time.Second)))
-	r := results.LoadRate{Rate: rate, InvokeMs: float64(invoke) / float64(time.Millisecond), LineBytes: lines}
+	r := results.LoadRate{Rate: rate, InvokeMs: float64(invoke) / float64(time.Millisecond),
+		GapMs: float64(gap) / float64(time.Millisecond), LineBytes: lines}
 	ps := s.Processes()
 	if len(ps) != 1 {
 		return r, fmt.Errorf("unexpected processes: %d", len(ps))
@@ -164,6 +170,9 @@ func once(ctx context.Context, kte string, rate int, lines []int, duration, invo
 	var overheads []time.Duration
 	t0 := time.Now()
 	for time.Since(t0) < duration {
+		if len(overheads) > 0 && gap > 0 {
+			time.Sleep(gap)
+		}
 		ir, err := s.Invoke(ctx, lambdasim.Invocation{Duration: invoke, LogLines: perInvoke, LineSizes: lines})
 		if err != nil {
 			return r, err

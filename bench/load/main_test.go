@@ -1,6 +1,7 @@
 package main
 
 import (
+	"io"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -37,7 +38,7 @@ func TestRun(t *testing.T) {
 	shutdownDeadline = 10 * time.Second // a loaded CI machine must not turn into a kill
 	path := filepath.Join(t.TempDir(), "load.json")
 	var out strings.Builder
-	if err := run([]int{500}, []int{150, 400}, 500*time.Millisecond, 50*time.Millisecond, nil, path, &out); err != nil {
+	if err := run([]int{500}, []int{150, 400}, 500*time.Millisecond, 50*time.Millisecond, 30*time.Millisecond, nil, path, &out); err != nil {
 		t.Fatal(err)
 	}
 	var l results.Load
@@ -48,7 +49,7 @@ func TestRun(t *testing.T) {
 		t.Fatalf("unexpected runs: %d", len(l.Runs))
 	}
 	r := l.Runs[0]
-	if r.Invokes < 2 || r.Received == 0 || r.Received != r.Acked || r.Lost != 0 || r.Unknown != 0 || r.Dropped != 0 {
+	if r.GapMs != 30 || r.Invokes < 2 || r.Invokes > 7 || r.Received == 0 || r.Received != r.Acked || r.Lost != 0 || r.Unknown != 0 || r.Dropped != 0 {
 		t.Fatalf("unexpected books: %+v", r)
 	}
 	if r.Generated != r.Acked+r.Pending || r.PendingTypes["extension"] != r.Pending {
@@ -56,5 +57,22 @@ func TestRun(t *testing.T) {
 	}
 	if r.PeakRSSMiB <= 0 || r.MedianRSSMiB <= 0 || r.MedianRSSMiB > r.PeakRSSMiB || r.CPUPercent <= 0 || r.OverheadMs.N != r.Invokes || !strings.Contains(r.Summary, "KTE_SUMMARY") {
 		t.Fatalf("unexpected figures: %+v", r)
+	}
+}
+
+func TestRunRefusesBadTimes(t *testing.T) {
+	for _, tc := range []struct {
+		invoke, gap time.Duration
+		want        string
+	}{
+		{0, 0, "-invoke must be positive and at most -duration"},
+		{2 * time.Second, 0, "-invoke must be positive and at most -duration"},
+		{100 * time.Millisecond, -time.Millisecond, "-gap -1ms must be between 0 and -duration (1s)"},
+		{100 * time.Millisecond, 2 * time.Second, "-gap 2s must be between 0 and -duration (1s)"},
+	} {
+		err := run([]int{1000}, []int{100}, time.Second, tc.invoke, tc.gap, nil, "", io.Discard)
+		if err == nil || err.Error() != tc.want {
+			t.Errorf("invoke %s, gap %s: unexpected error %v; want %q", tc.invoke, tc.gap, err, tc.want)
+		}
 	}
 }

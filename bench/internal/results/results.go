@@ -230,10 +230,12 @@ func (l Load) WriteTable(w io.Writer) {
 // LoadRate is one sustained rate.
 type LoadRate struct {
 	// Rate is the function log lines per second of function run time.
-	Rate       int     `json:"rate"`
-	Seconds    float64 `json:"seconds"` // wall time of the invocations
-	Invokes    int     `json:"invokes"`
-	InvokeMs   float64 `json:"invoke_ms"` // simulated function duration
+	Rate     int     `json:"rate"`
+	Seconds  float64 `json:"seconds"` // wall time of the invocations
+	Invokes  int     `json:"invokes"`
+	InvokeMs float64 `json:"invoke_ms"` // simulated function duration
+	// GapMs is the idle time between invocations; 0 runs them back to back.
+	GapMs      float64 `json:"gap_ms,omitempty"`
 	LineBytes  []int   `json:"line_bytes"`
 	OverheadMs Summary `json:"overhead_ms"` // runtimeDone to the extension's /event/next
 	// CPUPercent is the extension process's CPU time over its life (from
