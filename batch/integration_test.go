@@ -357,15 +357,7 @@ func TestKinesaliteThroughFaultProxy(t *testing.T) {
 	stream := ks.StreamT(t, "faults", 2)
 	const sendTimeout = 500 * time.Millisecond // hung calls time out after this
 	slow, target := startSlowTarget(t, ks.Endpoint, sendTimeout+300*time.Millisecond, 30)
-	fp, err := faultproxy.Start(target, faultproxy.Faults{
-		Seed:          8, // each kind of fault within the first 20 calls (faultproxy.TestSeedsInjectEveryKindEarly)
-		RecordFailure: 0.1,
-		Throttle:      0.1,
-		ServerError:   0.1,
-		Hang:          0.03,
-		Delay:         0.1,
-		DelayTime:     20 * time.Millisecond,
-	})
+	fp, err := faultproxy.Start(target, faultproxy.PackerFaults)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -419,7 +411,7 @@ func TestKinesaliteThroughFaultProxy(t *testing.T) {
 func TestKinesaliteLostResponsesAtLeastOnce(t *testing.T) {
 	ks := kinesalite.StartT(t)
 	stream := ks.StreamT(t, "at-least-once", 2)
-	fp, err := faultproxy.Start(ks.Endpoint, faultproxy.Faults{Seed: 5, LostResponse: 0.2})
+	fp, err := faultproxy.Start(ks.Endpoint, faultproxy.LostAnswerFaults)
 	if err != nil {
 		t.Fatal(err)
 	}

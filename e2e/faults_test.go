@@ -52,23 +52,14 @@ func TestFaultProxy(t *testing.T) {
 	if testing.Short() {
 		n = 10
 	}
-	f := faultproxy.Faults{
-		Seed:          7,
-		RecordFailure: 0.15,
-		Throttle:      0.1,
-		ServerError:   0.1,
-		Hang:          0.08,
-		Delay:         0.1,
-		DelayTime:     30 * time.Millisecond,
-	}
 	const sendTimeout = 400 * time.Millisecond
 	for _, tc := range []struct {
 		name string
 		lost float64
-	}{{"exactly-once", 0}, {"lost-responses", 0.25}} {
+	}{{"exactly-once", 0}, {"lost-responses", faultproxy.EndToEndFaults.LostResponse}} {
 		t.Run(tc.name, func(t *testing.T) {
 			var w *callWatch
-			f := f
+			f := faultproxy.EndToEndFaults
 			f.LostResponse = tc.lost
 			r := newRun(t, runOptions{
 				endpoint: func(k string) string {

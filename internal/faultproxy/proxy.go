@@ -81,6 +81,22 @@ type Faults struct {
 	LostResponse float64
 }
 
+// The fault sets of the tests that check every kind of fault they inject
+// happened. A call's fault depends only on its place in the order of
+// calls, so their seeds are chosen to give each kind within the first 20
+// calls, which any of their runs makes (TestSeedsInjectEveryKindEarly).
+var (
+	// EndToEndFaults is e2e's TestFaultProxy's, whose subtests set
+	// LostResponse to 0 and to this.
+	EndToEndFaults = Faults{Seed: 7, RecordFailure: 0.15, Throttle: 0.1, ServerError: 0.1, Hang: 0.08,
+		Delay: 0.1, DelayTime: 30 * time.Millisecond, LostResponse: 0.25}
+	// PackerFaults is batch's TestKinesaliteThroughFaultProxy's.
+	PackerFaults = Faults{Seed: 8, RecordFailure: 0.1, Throttle: 0.1, ServerError: 0.1, Hang: 0.03,
+		Delay: 0.1, DelayTime: 20 * time.Millisecond}
+	// LostAnswerFaults is batch's TestKinesaliteLostResponsesAtLeastOnce's.
+	LostAnswerFaults = Faults{Seed: 5, LostResponse: 0.2}
+)
+
 func (f Faults) validate() error {
 	for _, p := range []float64{f.Throttle, f.ServerError, f.Hang, f.Delay, f.RecordFailure, f.LostResponse} {
 		if p < 0 || p > 1 {

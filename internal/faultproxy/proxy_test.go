@@ -259,7 +259,7 @@ func TestSeedIsReproducible(t *testing.T) {
 // some kind of fault (one in 12 loaded runs of TestFaultProxy had no hung
 // call in 102).
 func TestCallFaultsFollowCallOrderOnly(t *testing.T) {
-	f := Faults{Seed: 7, RecordFailure: 0.15, Throttle: 0.1, ServerError: 0.1, Hang: 0.08, Delay: 0.1, LostResponse: 0.25}
+	f := EndToEndFaults
 	calls := func(records func(i int) int) string {
 		p, err := New("http://127.0.0.1:1", f)
 		if err != nil {
@@ -293,23 +293,17 @@ func TestCallFaultsFollowCallOrderOnly(t *testing.T) {
 	}
 }
 
-// The tests that inject faults through a proxy check that every kind they
-// need happened. With a call's fault fixed by its place in the order of
-// calls, their seeds are chosen so that each kind comes within the first 20
-// calls, which any of their runs makes, whatever the records per call:
-// TestFaultProxy (e2e), TestKinesaliteThroughFaultProxy and
-// TestKinesaliteLostResponsesAtLeastOnce (batch).
+// The fault sets of the tests that check every kind they inject happened
+// give each kind within the first 20 calls, whatever the records per call.
 func TestSeedsInjectEveryKindEarly(t *testing.T) {
 	for _, tc := range []struct {
 		test string
 		f    Faults
 		want []string
 	}{
-		{"TestFaultProxy", Faults{Seed: 7, RecordFailure: 0.15, Throttle: 0.1, ServerError: 0.1, Hang: 0.08, Delay: 0.1, LostResponse: 0.25},
-			[]string{"throttle", "server error", "hang", "delay", "lost response"}},
-		{"TestKinesaliteThroughFaultProxy", Faults{Seed: 8, RecordFailure: 0.1, Throttle: 0.1, ServerError: 0.1, Hang: 0.03, Delay: 0.1},
-			[]string{"throttle", "server error", "hang", "delay"}},
-		{"TestKinesaliteLostResponsesAtLeastOnce", Faults{Seed: 5, LostResponse: 0.2}, []string{"lost response"}},
+		{"EndToEndFaults", EndToEndFaults, []string{"throttle", "server error", "hang", "delay", "lost response"}},
+		{"PackerFaults", PackerFaults, []string{"throttle", "server error", "hang", "delay"}},
+		{"LostAnswerFaults", LostAnswerFaults, []string{"lost response"}},
 	} {
 		p, err := New("http://127.0.0.1:1", tc.f)
 		if err != nil {
