@@ -26,9 +26,10 @@ import (
 // a buffer that doubles up to twice the request), and its decoder allocates
 // four objects for every record of the answer. Together that was a third of
 // KTE's CPU end to end (bench/results/profile-kte-endtoend.txt) and the
-// largest share of its garbage. Here the body is written as it is read,
-// base64 straight from ring memory (putRecordsBody, wirebody.go), and the
-// answer is scanned for what the packer needs: the per-record error codes.
+// largest share of its garbage. Here the body is written base64 straight
+// from ring memory (putRecordsBody, wirebody.go): once, into a buffer reused
+// from call to call, or, past heldMax, as it is read. The answer is scanned
+// for what the packer needs: the per-record error codes.
 
 // Names of the Kinesis JSON protocol (awsJson 1.1, service
 // Kinesis_20131202); protocol.md, section 4.
